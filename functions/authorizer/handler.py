@@ -1,0 +1,13 @@
+"""Authorizer function: API Gateway REQUEST authorizer events -> llm_router.authorizer."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from llm_router.authorizer import authorize
+from llm_router.observability import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return authorize(event)

@@ -1,0 +1,13 @@
+"""Router function: API Gateway proxy events -> llm_router.api."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from llm_router.api import handle
+from llm_router.observability import logger
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

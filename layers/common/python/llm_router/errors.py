@@ -1,0 +1,69 @@
+"""Errors the API turns into OpenAI-style error bodies, mapped to HTTP in one place (`api.py`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RouterError(Exception):
+    """Base of every error a caller may see; carries its HTTP status and OpenAI error `type`/`code`."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+        self.extra = extra or {}
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def body(self) -> dict[str, Any]:
+        """The OpenAI error envelope: `{"error": {"message", "type", "param", "code", ...}}`."""
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code, **self.extra}}
+
+
+class InvalidRequestError(RouterError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(RouterError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class NotFoundError(RouterError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class RequestRejectedError(RouterError):
+    """A routing rule refused the request (its status and message come from the rule)."""
+
+    type = "invalid_request_error"
+    code = "rejected_by_rule"
+
+
+class AllModelsFailedError(RouterError):
+    """Every candidate model failed; the error trail is in `extra`."""
+
+    status = 503
+    type = "server_error"
+    code = "all_models_failed"

@@ -1,0 +1,339 @@
+"""One request end to end: decide -> call with fallbacks -> account -> answer.
+
+The gateway holds no HTTP knowledge: the API turns its results and errors into responses.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError, RouterError
+from llm_router.metrics import COUNT, MS, NONE, MetricsRecorder
+from llm_router.observability import logger
+from llm_router.pricing import cost_usd
+from llm_router.providers.base import (
+    ContentFiltered,
+    ContextWindowExceeded,
+    Deadline,
+    InvalidRequest,
+    ProviderAuthError,
+    ProviderError,
+    ProviderResponse,
+    RetryableError,
+    Usage,
+)
+from llm_router.providers.registry import ProviderRegistry
+from llm_router.routing.engine import Decision, Plan, decide, plan
+from llm_router.routing.features import Features, estimate_tokens
+from llm_router.schemas.catalog import ModelSpec
+from llm_router.schemas.openai import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    CompletionUsage,
+    PromptTokensDetails,
+    ToolCall,
+)
+from llm_router.stores.config_store import ConfigSnapshot, ConfigStore
+
+# Below this much time left, a retry or another candidate cannot answer in time.
+MIN_ATTEMPT_SECONDS = 0.25
+
+
+@dataclass
+class RequestContext:
+    tenant: str
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    model: str
+    ok: bool
+    error: str | None = None
+    kind: str | None = None
+    ms: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.model, "ok": self.ok, "ms": round(self.ms, 2)}
+        if self.error:
+            out["error"] = self.error
+            out["kind"] = self.kind
+        return out
+
+
+@dataclass
+class Answer:
+    completion: ChatCompletion
+    model: ModelSpec
+    decision: Decision
+    attempts: list[Attempt]
+    cost_usd: float
+    baseline_cost_usd: float | None
+    usage: Usage
+    simulated: bool
+
+    @property
+    def saved_usd(self) -> float | None:
+        return None if self.baseline_cost_usd is None else self.baseline_cost_usd - self.cost_usd
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        headers = {
+            "x-router-model": self.model.id,
+            "x-router-rule": self.decision.rule,
+            "x-router-cost-usd": f"{self.cost_usd:.8f}",
+            "x-router-request-id": request_id,
+            "x-router-attempts": str(len(self.attempts)),
+        }
+        if self.saved_usd is not None:
+            headers["x-router-saved-usd"] = f"{self.saved_usd:.8f}"
+        if self.usage.estimated:
+            headers["x-router-cost-estimated"] = "true"
+        if self.simulated:
+            headers["x-router-simulated"] = "true"
+        return headers
+
+
+class CircuitBreaker:
+    """Per model, per process: after `threshold` consecutive retryable failures the model rests for `cooldown`
+    seconds; then one trial request decides whether it closes again."""
+
+    def __init__(self, threshold: int = 5, cooldown: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._failures: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+        self._trial: set[str] = set()
+        self._lock = threading.Lock()
+
+    def allow(self, model_id: str) -> bool:
+        with self._lock:
+            until = self._open_until.get(model_id)
+            if until is None:
+                return True
+            if self._clock() < until or model_id in self._trial:
+                return False
+            self._trial.add(model_id)  # half-open: exactly one trial request
+            return True
+
+    def success(self, model_id: str) -> None:
+        with self._lock:
+            self._failures.pop(model_id, None)
+            self._open_until.pop(model_id, None)
+            self._trial.discard(model_id)
+
+    def failure(self, model_id: str) -> None:
+        with self._lock:
+            count = self._failures.get(model_id, 0) + 1
+            self._failures[model_id] = count
+            if model_id in self._trial or count >= self.threshold:
+                self._open_until[model_id] = self._clock() + self.cooldown
+                self._trial.discard(model_id)
+
+
+class Gateway:
+    """Routes and answers chat completions; shared by the router function, the replay worker and local mode."""
+
+    def __init__(
+        self,
+        config: ConfigStore,
+        providers: ProviderRegistry,
+        metrics: MetricsRecorder,
+        *,
+        deadline_seconds: float = 27.5,
+        breaker: CircuitBreaker | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.providers = providers
+        self.metrics = metrics
+        self.deadline_seconds = deadline_seconds
+        self.breaker = breaker or CircuitBreaker()
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+
+    # -- dry run -------------------------------------------------------------------------------------------
+    def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
+        """The decision, the candidates that would be tried, and the trace; no model is called."""
+        snapshot = self.config.snapshot()
+        features = Features(request, ctx.tenant)
+        decision = decide(request.model, features, snapshot)
+        result: dict[str, Any] = {"request_id": ctx.request_id, **decision.as_dict()}
+        if decision.reject is None:
+            try:
+                chain = plan(decision, features, snapshot)
+                result["would_try"] = [m.id for m in chain.models]
+                result["skipped"] = [{"model": m, "why": why} for m, why in chain.skipped]
+            except InvalidRequestError as exc:
+                result["would_try"] = []
+                result["error"] = exc.message
+        result["features"] = {
+            "chars": features.chars,
+            "estimated_tokens": features.tokens,
+            "has_tools": features.has_tools,
+            "has_images": features.has_images,
+        }
+        result["scores"] = features.scores()
+        return result
+
+    # -- the request path ----------------------------------------------------------------------------------
+    def complete(self, request: ChatCompletionRequest, ctx: RequestContext) -> Answer:
+        snapshot = self.config.snapshot()
+        features = Features(request, ctx.tenant)
+        decision = decide(request.model, features, snapshot)
+        if decision.reject is not None:
+            raise RequestRejectedError(decision.reject.message, status=decision.reject.status, extra={"rule": decision.rule})
+        chain = plan(decision, features, snapshot)
+        deadline = Deadline(self.deadline_seconds)
+        attempts: list[Attempt] = []
+        provider_ms = 0.0
+
+        for model in chain.models:
+            if not self.breaker.allow(model.id):
+                attempts.append(Attempt(model.id, False, "circuit open: resting after repeated failures", "circuit_open"))
+                continue
+            for try_number in (1, 2):
+                if deadline.remaining() < MIN_ATTEMPT_SECONDS:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    response = self.providers.for_model(model).complete(request, model, deadline)
+                except RetryableError as exc:
+                    ms = (time.perf_counter() - t0) * 1000
+                    provider_ms += ms
+                    attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
+                    self._provider_error(model, exc)
+                    self.breaker.failure(model.id)
+                    backoff = self._backoff(exc, deadline)
+                    if try_number == 1 and backoff is not None and self.breaker.allow(model.id):
+                        self._sleep(backoff)
+                        continue
+                    break
+                except (ContextWindowExceeded, ProviderAuthError) as exc:
+                    ms = (time.perf_counter() - t0) * 1000
+                    provider_ms += ms
+                    attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
+                    self._provider_error(model, exc)
+                    break
+                except (InvalidRequest, ContentFiltered) as exc:
+                    self._provider_error(model, exc)
+                    raise InvalidRequestError(
+                        f"{model.id} refused the request: {exc.message}",
+                        code=exc.kind,
+                        headers={"x-router-model": model.id, "x-router-request-id": ctx.request_id},
+                    ) from exc
+                ms = (time.perf_counter() - t0) * 1000
+                provider_ms += ms
+                attempts.append(Attempt(model.id, True, ms=ms))
+                self.breaker.success(model.id)
+                return self._answer(request, ctx, snapshot, decision, chain, model, response, attempts, provider_ms)
+
+        logger.warning("all_models_failed", request_id=ctx.request_id, attempts=[a.as_dict() for a in attempts])
+        raise AllModelsFailedError(
+            "Every candidate model failed; try again shortly.",
+            headers={"Retry-After": "5", "x-router-request-id": ctx.request_id, "x-router-attempts": str(len(attempts))},
+            extra={"request_id": ctx.request_id, "attempts": [a.as_dict() for a in attempts], "queued": False},
+        )
+
+    def _backoff(self, exc: RetryableError, deadline: Deadline) -> float | None:
+        """Jittered wait before retrying the same model once; None when it would not fit the deadline."""
+        wait = exc.retry_after if exc.retry_after is not None else self._rng.uniform(0.05, 0.25)
+        if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
+            return None
+        return wait
+
+    def _provider_error(self, model: ModelSpec, exc: ProviderError) -> None:
+        logger.warning("provider_error", model=model.id, provider=model.provider, kind=exc.kind, status=exc.status)
+        self.metrics.record(
+            [("ProviderErrors", 1, COUNT)],
+            dimensions={"Provider": model.provider, "Model": model.id, "ErrorKind": exc.kind},
+        )
+
+    def _answer(
+        self,
+        request: ChatCompletionRequest,
+        ctx: RequestContext,
+        snapshot: ConfigSnapshot,
+        decision: Decision,
+        chain: Plan,
+        model: ModelSpec,
+        response: ProviderResponse,
+        attempts: list[Attempt],
+        provider_ms: float,
+    ) -> Answer:
+        usage = response.usage or Usage(
+            input_tokens=estimate_tokens("\n".join(m.text() for m in request.messages)),
+            output_tokens=estimate_tokens(response.content or ""),
+            estimated=True,
+        )
+        cost = cost_usd(usage, model.price)
+        baseline_model = snapshot.models.get(decision.baseline) if decision.baseline else None
+        baseline_cost = cost_usd(usage, baseline_model.price) if baseline_model is not None else None
+        prompt_tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+        completion = ChatCompletion(
+            id=f"chatcmpl-{ctx.request_id}",
+            created=int(time.time()),
+            model=model.id,
+            choices=[
+                Choice(
+                    message=AssistantMessage(
+                        content=response.content,
+                        tool_calls=[ToolCall.model_validate(c) for c in response.tool_calls] if response.tool_calls else None,
+                    ),
+                    finish_reason=response.finish_reason,  # type: ignore[arg-type]
+                )
+            ],
+            usage=CompletionUsage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=usage.output_tokens,
+                total_tokens=prompt_tokens + usage.output_tokens,
+                prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cache_read_tokens)
+                if usage.cache_read_tokens
+                else None,
+            ),
+        )
+        answer = Answer(completion, model, decision, attempts, cost, baseline_cost, usage, response.simulated)
+        total_ms = (time.perf_counter() - ctx.started) * 1000
+        values = [
+            ("Requests", 1, COUNT),
+            ("InputTokens", prompt_tokens, COUNT),
+            ("OutputTokens", usage.output_tokens, COUNT),
+            ("CostUSD", cost, NONE),
+            ("LatencyMs", total_ms, MS),
+            ("RouterOverheadMs", max(0.0, total_ms - provider_ms), MS),
+            ("Fallbacks", len(attempts) - 1, COUNT),
+        ]
+        if baseline_cost is not None:
+            values += [("BaselineCostUSD", baseline_cost, NONE), ("SavedUSD", baseline_cost - cost, NONE)]
+        self.metrics.record(
+            values,
+            dimensions={"Model": model.id, "Route": decision.route or "pinned", "Provider": model.provider},
+            metadata={
+                "tenant": ctx.tenant,
+                "request_id": ctx.request_id,
+                "rule": decision.rule,
+                "cost_estimated": usage.estimated,
+            },
+        )
+        logger.info(
+            "routed",
+            request_id=ctx.request_id,
+            tenant=ctx.tenant,
+            rule=decision.rule,
+            model=model.id,
+            attempts=len(attempts),
+            cost_usd=cost,
+            skipped=chain.skipped or None,
+        )
+        return answer
+

@@ -1,0 +1,114 @@
+"""The provider port: one adapter per API turns an OpenAI-format request into its API's format and back.
+
+Adapters raise only the typed errors below; the gateway decides from the type alone (never from message text)
+whether to retry, fall back, or answer the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from llm_router.schemas.catalog import ModelSpec
+from llm_router.schemas.openai import ChatCompletionRequest
+
+
+class Deadline:
+    """The time left for one request; every attempt gets what remains."""
+
+    def __init__(self, seconds: float, *, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the provider reported (or, with `estimated`, as the router estimated) them."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderResponse:
+    """A provider's answer in the router's terms; `tool_calls` are OpenAI-shaped dicts."""
+
+    content: str | None
+    finish_reason: str
+    usage: Usage | None
+    tool_calls: list[dict[str, Any]] | None = None
+    # The model that actually answered, when the provider says (prompt routers, inference profiles).
+    answered_by: str | None = None
+    simulated: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """Calls one kind of API. Implementations must be safe to share across threads."""
+
+    name: str
+
+    def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
+        """Answer `request` with `model` before `deadline`, or raise a ProviderError subclass."""
+        ...
+
+
+class ProviderError(Exception):
+    """Base of the typed provider errors. `kind` is a short metric-friendly name."""
+
+    kind = "error"
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class RetryableError(ProviderError):
+    """Throttling, 5xx, timeouts, connection errors: try again or fall back."""
+
+    kind = "retryable"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None, kind: str | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+        if kind:
+            self.kind = kind
+
+
+class ContextWindowExceeded(ProviderError):
+    """The prompt does not fit the model: fall back to a candidate with a larger window."""
+
+    kind = "context_overflow"
+
+
+class ContentFiltered(ProviderError):
+    """The provider refused the content; returned to the caller as-is."""
+
+    kind = "content_filtered"
+
+
+class InvalidRequest(ProviderError):
+    """A 4xx caused by the request itself: returned to the caller, not retried."""
+
+    kind = "invalid_request"
+
+
+class ProviderAuthError(ProviderError):
+    """Credentials or permissions are wrong (a configuration error): fall back and count it."""
+
+    kind = "auth"

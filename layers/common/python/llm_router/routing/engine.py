@@ -1,0 +1,183 @@
+"""The routing decision: pure, deterministic, no I/O.
+
+`decide` picks the candidate chain for a request (rules by priority, then the route's strategy, then its
+default); `plan` drops candidates that cannot serve it (capabilities, context window, residency) and says why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from llm_router.errors import InvalidRequestError, NotFoundError
+from llm_router.routing.conditions import evaluate
+from llm_router.routing.features import Features
+from llm_router.schemas.catalog import ModelSpec, RouteSpec
+from llm_router.schemas.rules import Reject, Rule, SplitArm
+from llm_router.stores.config_store import ConfigSnapshot
+
+DEFAULT_RULE = "default"
+PINNED_RULE = "pinned"
+THRESHOLD_RULE = "threshold"
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    rule: str
+    matched: bool
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "matched": self.matched, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Which models to try, in order, and why."""
+
+    requested: str
+    route: str | None
+    rule: str
+    candidates: tuple[str, ...]
+    reject: Reject | None = None
+    regions: tuple[str, ...] | None = None
+    trace: tuple[TraceStep, ...] = ()
+    arm: int | None = None
+    baseline: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "requested": self.requested,
+            "route": self.route,
+            "rule": self.rule,
+            "candidates": list(self.candidates),
+            "trace": [s.as_dict() for s in self.trace],
+        }
+        if self.reject is not None:
+            out["reject"] = self.reject.model_dump()
+        if self.regions is not None:
+            out["regions"] = list(self.regions)
+        if self.arm is not None:
+            out["split_arm"] = self.arm
+        return out
+
+
+@dataclass
+class Plan:
+    """The candidates left after filtering, and those skipped with the reason."""
+
+    models: list[ModelSpec]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def split_arm(arms: tuple[SplitArm, ...], rule_id: str, tenant: str, user: str) -> int:
+    """Sticky weighted choice: the same tenant and user always land in the same arm of a rule."""
+    digest = hashlib.sha256(f"{rule_id}\x00{tenant}\x00{user}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(a.weight for a in arms)
+    for index, arm in enumerate(arms):
+        point -= arm.weight
+        if point < 0:
+            return index
+    return len(arms) - 1
+
+
+def _apply(rule: Rule, route: RouteSpec | None, requested: str, features: Features, trace: list[TraceStep]) -> Decision:
+    then = rule.then
+    common: dict[str, Any] = {
+        "requested": requested,
+        "route": route.id if route else None,
+        "rule": rule.id,
+        "regions": rule.regions,
+        "trace": tuple(trace),
+        "baseline": route.baseline if route else None,
+    }
+    if then.reject is not None:
+        return Decision(candidates=(), reject=then.reject, **common)
+    if then.split is not None:
+        arm = split_arm(then.split, rule.id, features.tenant, features.user)
+        return Decision(candidates=then.split[arm].targets, arm=arm, **common)
+    return Decision(candidates=then.targets or (), **common)
+
+
+def decide(requested: str, features: Features, config: ConfigSnapshot) -> Decision:
+    """The decision for a request whose `model` field is `requested` (a route or a catalog model id)."""
+    route = config.routes.get(requested)
+    if route is None:
+        model = config.models.get(requested)
+        if model is None:
+            raise NotFoundError(
+                f"The model or route {requested!r} does not exist. GET /v1/models lists what is available.",
+                param="model",
+            )
+        step = TraceStep(PINNED_RULE, True, f"model {requested!r} named directly: no rules evaluated")
+        return Decision(requested, None, PINNED_RULE, (model.id, *model.fallbacks), trace=(step,))
+
+    trace: list[TraceStep] = []
+    for rule in config.rules_for(route.id):
+        if not rule.enabled:
+            trace.append(TraceStep(rule.id, False, "disabled"))
+            continue
+        matched, why = evaluate(rule.when, features)
+        trace.append(TraceStep(rule.id, matched, why))
+        if matched:
+            return _apply(rule, route, requested, features, trace)
+
+    strategy = route.strategy
+    if strategy is not None:
+        score = features.difficulty
+        if score is not None:
+            strong = score >= strategy.threshold
+            chain = (strategy.strong, strategy.weak) if strong else (strategy.weak, strategy.strong)
+            why = f"difficulty={score:.2f} {'>=' if strong else '<'} threshold {strategy.threshold}"
+            trace.append(TraceStep(THRESHOLD_RULE, True, why))
+            tail = tuple(m for m in route.default if m not in chain)
+            return Decision(requested, route.id, THRESHOLD_RULE, chain + tail, trace=tuple(trace), baseline=route.baseline)
+        trace.append(TraceStep(THRESHOLD_RULE, False, "no difficulty classifier installed"))
+
+    trace.append(TraceStep(DEFAULT_RULE, True, f"no rule matched: route {route.id!r} default"))
+    return Decision(requested, route.id, DEFAULT_RULE, route.default, trace=tuple(trace), baseline=route.baseline)
+
+
+def _region_allowed(model: ModelSpec, patterns: tuple[str, ...]) -> bool:
+    return model.region is not None and any(fnmatch.fnmatchcase(model.region, p) for p in patterns)
+
+
+def plan(decision: Decision, features: Features, config: ConfigSnapshot) -> Plan:
+    """Candidates that can serve this request, in order; raises 400 when none can and says why."""
+    request = features.request
+    needs = [
+        cap
+        for cap, needed in (("tools", features.has_tools), ("images", features.has_images), ("json", request.needs_json()))
+        if needed
+    ]
+    result = Plan(models=[])
+    seen: set[str] = set()
+    for model_id in decision.candidates:
+        if model_id in seen:
+            continue
+        seen.add(model_id)
+        model = config.models.get(model_id)
+        if model is None:
+            result.skipped.append((model_id, "not in the model catalog"))
+            continue
+        missing = [cap for cap in needs if cap not in model.capabilities]
+        if missing:
+            result.skipped.append((model_id, f"lacks capability {', '.join(missing)}"))
+            continue
+        if features.tokens > model.context_window:
+            result.skipped.append((model_id, f"context window {model.context_window} < ~{features.tokens} tokens"))
+            continue
+        if decision.regions is not None and not _region_allowed(model, decision.regions):
+            result.skipped.append((model_id, f"region {model.region} outside {list(decision.regions)}"))
+            continue
+        result.models.append(model)
+    if not result.models:
+        reasons = "; ".join(f"{m}: {why}" for m, why in result.skipped) or "the chain is empty"
+        raise InvalidRequestError(
+            f"No model can serve this request ({reasons}).",
+            code="no_capable_model",
+            extra={"decision": decision.as_dict()},
+        )
+    return result

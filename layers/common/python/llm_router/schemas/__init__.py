@@ -1,0 +1,1 @@
+"""Pydantic models: the OpenAI wire format, rules, the model catalog, and DynamoDB items."""

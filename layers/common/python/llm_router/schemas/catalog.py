@@ -1,0 +1,90 @@
+"""The model catalog and routes: what `models` and `routes` entries of the config file (and table items) hold."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Capability = Literal["tools", "images", "json"]
+ProviderName = Literal["openai", "anthropic", "bedrock", "simulated"]
+FailureMode = Literal["none", "timeout", "throttle", "server_error", "connection_error", "context_overflow"]
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
+
+
+class Price(BaseModel):
+    """USD per million tokens. Cached-token prices apply only where the provider bills them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cache_read_per_mtok: float | None = Field(None, ge=0)
+    cache_write_per_mtok: float | None = Field(None, ge=0)
+    source: str | None = None
+    as_of: str | None = None
+
+
+class Simulation(BaseModel):
+    """How the simulated provider behaves for this model: latency and an injected failure mode."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_ms: float = Field(0, ge=0)
+    failure: FailureMode = "none"
+    # Share of calls that fail with `failure` (deterministic per request id and model).
+    failure_rate: float = Field(1.0, ge=0, le=1)
+
+
+class ModelSpec(BaseModel):
+    """A model callers and rules can name, and how to reach it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN)
+    provider: ProviderName
+    model_id: str = Field(min_length=1)
+    description: str = ""
+    base_url: str | None = None
+    api_key_ref: str | None = None
+    api_version: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    region: str | None = None
+    price: Price = Price(input_per_mtok=0, output_per_mtok=0)
+    context_window: int = Field(128_000, gt=0)
+    max_output_tokens: int | None = Field(None, gt=0)
+    capabilities: frozenset[Capability] = frozenset()
+    # Models to try after this one when it is named directly (`model: "<id>"`).
+    fallbacks: tuple[str, ...] = ()
+    simulate: Simulation | None = None
+
+    @model_validator(mode="after")
+    def _endpoint_for_http_providers(self) -> ModelSpec:
+        if self.provider in ("openai", "anthropic") and not self.base_url:
+            raise ValueError(f"provider {self.provider} needs base_url")
+        return self
+
+
+class ThresholdStrategy(BaseModel):
+    """Send a request to `strong` when its difficulty score is at least `threshold`, else to `weak`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: Literal["threshold"] = "threshold"
+    weak: str
+    strong: str
+    threshold: float = Field(ge=0, le=1)
+
+
+class RouteSpec(BaseModel):
+    """A name callers put in `model` (e.g. `auto`): rules for it run first, then its strategy, then `default`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN)
+    description: str = ""
+    default: tuple[str, ...] = Field(min_length=1)
+    # What the caller would have paid without routing; SavedUSD is measured against it.
+    baseline: str | None = None
+    strategy: ThresholdStrategy | None = None

@@ -1,0 +1,45 @@
+"""One settings model per process, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_CONFIG_TABLE = "llm-router-config"
+DEFAULT_STATE_TABLE = "llm-router-state"
+METRICS_NAMESPACE = "LlmRouter"
+
+
+class RouterSettings(BaseModel):
+    """What the router function reads from its environment (names are the upper-case field names)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    config_table_name: str = Field(DEFAULT_CONFIG_TABLE, alias="CONFIG_TABLE_NAME")
+    state_table_name: str = Field(DEFAULT_STATE_TABLE, alias="STATE_TABLE_NAME")
+    # How long rules and the model catalog are cached in memory before they are read again.
+    rules_ttl_seconds: float = Field(30.0, ge=0, alias="RULES_TTL_SECONDS")
+    # Request bodies above this many bytes are refused with 400 before any parsing.
+    max_body_bytes: int = Field(1_048_576, gt=0, alias="MAX_BODY_BYTES")
+    # The API Gateway integration timeout; each request's overall deadline is this minus the margin.
+    request_timeout_seconds: float = Field(29.0, gt=0, alias="REQUEST_TIMEOUT_SECONDS")
+    deadline_margin_seconds: float = Field(1.5, ge=0, alias="DEADLINE_MARGIN_SECONDS")
+    # Answer every model with the simulated provider (local mode, demos, benchmarks).
+    simulate_all: bool = Field(False, alias="LLM_ROUTER_SIMULATE")
+    # Where EMF metric lines go: "stdout" (Lambda, CloudWatch picks them up), "off", or a file path.
+    metrics_sink: str = Field("stdout", alias="LLM_ROUTER_METRICS_SINK")
+    tracing_enabled: bool = Field(False, alias="POWERTOOLS_TRACE_ENABLED")
+    service_name: str = Field("llm-router", alias="POWERTOOLS_SERVICE_NAME")
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The overall time budget of one request, leaving room to answer before API Gateway gives up."""
+        return max(1.0, self.request_timeout_seconds - self.deadline_margin_seconds)
+
+
+@cache
+def get_settings() -> RouterSettings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()` after changing the environment)."""
+    return RouterSettings.model_validate(dict(os.environ))

@@ -1,0 +1,76 @@
+"""API keys in the Config table (partition `apikey`), stored only as SHA-256 hashes with their tenant."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from llm_router.schemas.records import KEY_PARTITION, ApiKeyItem, hash_key
+from llm_router.stores.aws import client
+
+_ser, _de = TypeSerializer(), TypeDeserializer()
+KEY_PREFIX = "sk-"
+PREFIX_SHOWN = 10
+
+
+def new_key() -> str:
+    """`sk-` and 40 URL-safe random characters (240 bits)."""
+    return KEY_PREFIX + secrets.token_urlsafe(30)
+
+
+class KeyStore:
+    def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
+        self._table = table_name
+        self._dynamodb = dynamodb
+
+    @property
+    def _ddb(self) -> Any:
+        return self._dynamodb or client("dynamodb")
+
+    def lookup(self, key: str) -> ApiKeyItem | None:
+        """The enabled key record for `key`, or None."""
+        item = self._ddb.get_item(
+            TableName=self._table, Key={"pk": {"S": KEY_PARTITION}, "sk": {"S": hash_key(key)}}
+        ).get("Item")
+        if item is None:
+            return None
+        record = ApiKeyItem.model_validate({k: _de.deserialize(v) for k, v in item.items()})
+        return record if record.enabled else None
+
+    def create(self, tenant: str, key: str | None = None) -> tuple[str, ApiKeyItem]:
+        """Store a new key for `tenant`; returns the key itself (shown once) and its record."""
+        key = key or new_key()
+        record = ApiKeyItem(
+            sk=hash_key(key),
+            tenant=tenant,
+            prefix=key[:PREFIX_SHOWN],
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        self._ddb.put_item(
+            TableName=self._table, Item={k: _ser.serialize(v) for k, v in record.model_dump().items()}
+        )
+        return key, record
+
+    def list(self) -> list[ApiKeyItem]:
+        items: list[ApiKeyItem] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": KEY_PARTITION}},
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            items += [ApiKeyItem.model_validate({k: _de.deserialize(v) for k, v in i.items()}) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda r: (r.tenant, r.created_at))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def revoke(self, hash_or_prefix: str) -> list[ApiKeyItem]:
+        """Delete the keys whose hash or shown prefix equals `hash_or_prefix`; returns what was revoked."""
+        revoked = [r for r in self.list() if hash_or_prefix in (r.sk, r.prefix)]
+        for record in revoked:
+            self._ddb.delete_item(TableName=self._table, Key={"pk": {"S": KEY_PARTITION}, "sk": {"S": record.sk}})
+        return revoked
