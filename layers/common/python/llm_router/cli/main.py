@@ -1,0 +1,46 @@
+"""`llm-router`: serve locally, edit rules/models/keys in DynamoDB, dry-run routing, train and evaluate routers.
+
+Each command group lives in its own module exposing `register(subparsers)`; handlers return a process exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from llm_router.cli.common import CliError
+
+# Modules under llm_router.cli that add commands, in help order.
+COMMAND_MODULES = ("serve", "config", "items", "route", "keys", "ml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-router", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"llm_router.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"llm_router.cli.{name}":
+                continue  # an optional command group that is not installed
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
