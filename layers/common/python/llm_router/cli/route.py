@@ -1,0 +1,44 @@
+"""`llm-router route "prompt"`: the routing decision and its trace, without calling a model."""
+
+from __future__ import annotations
+
+import argparse
+
+from llm_router.cli.common import CliError, add_target_options, apply_target, print_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("route", help="dry-run routing for a prompt and print the trace")
+    p.add_argument("prompt")
+    p.add_argument("--route", default="auto", help="route or model id to request (default: auto)")
+    p.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE", help="request metadata (repeatable)")
+    p.add_argument("--tenant", default="cli", help="tenant to evaluate tenant conditions against")
+    p.add_argument("--user", help="the request's `user` (split rules are sticky per tenant and user)")
+    add_target_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    apply_target(args)
+    from llm_router.api import get_gateway
+    from llm_router.errors import RouterError
+    from llm_router.gateway import RequestContext
+    from llm_router.schemas.openai import ChatCompletionRequest
+
+    metadata = {}
+    for pair in args.metadata:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"--metadata wants KEY=VALUE, got {pair!r}")
+        metadata[key] = value
+    request = ChatCompletionRequest(
+        model=args.route,
+        messages=[{"role": "user", "content": args.prompt}],  # type: ignore[list-item]
+        metadata=metadata or None,
+        user=args.user,
+    )
+    try:
+        print_json(get_gateway().explain(request, RequestContext(tenant=args.tenant)))
+    except RouterError as exc:
+        raise CliError(exc.message) from None
+    return 0

@@ -1,0 +1,63 @@
+"""`llm-router serve`: the router on 127.0.0.1 with emulated AWS services (what `make run` calls)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from pathlib import Path
+
+from llm_router.cli.common import CliError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("serve", help="serve the router locally with emulated AWS services")
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="HTTP port (default 8080)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--config", type=Path, help="config file to seed (default: the example config, all simulated)")
+    p.add_argument("--simulate", action="store_true", help="answer every model with the simulated provider")
+    p.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from llm_router.local.runtime import LocalStack
+    from llm_router.local.server import LocalServer
+
+    if args.config is not None and not args.config.exists():
+        raise CliError(f"config file not found: {args.config}")
+    try:
+        server = LocalServer(args.host, args.port, verbose=args.verbose)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror} (set PORT=... to pick another)") from None
+    stack = LocalStack(config_path=args.config, simulate=True if args.simulate else None)
+    try:
+        stack.start()
+    except ValueError as exc:
+        server.stop()
+        raise CliError(str(exc)) from None
+    server.start()
+    base = server.base_url
+    mode = "every model simulated" if stack.simulate else "models called through their providers"
+    print(
+        f"llm-router is serving on {base}  ({mode})\n"
+        f"  OpenAI base URL : {base}/v1\n"
+        f"  API key         : {stack.api_key}\n"
+        f"  Emulated AWS    : {stack.endpoint}  (CLI: add --local, e.g. `llm-router rules list --local`)\n"
+        f"  Try:\n"
+        f"    curl -s {base}/v1/chat/completions -H 'Authorization: Bearer {stack.api_key}' "
+        f"-H 'Content-Type: application/json' "
+        f'-d \'{{"model": "auto", "messages": [{{"role": "user", "content": "Hello!"}}]}}\'\n'
+        f"  Ctrl-C stops everything.",
+        flush=True,
+    )
+    stop = threading.Event()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+    finally:
+        server.stop()
+        stack.stop()
+    return 0

@@ -1,0 +1,175 @@
+"""The write side of the Config table: validate a whole config document, import it, export it, edit items.
+
+Used by the CLI and local mode; the router itself only reads (stores/config_store.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from pydantic import BaseModel, ValidationError
+
+from llm_router.schemas.catalog import ModelSpec, RouteSpec
+from llm_router.schemas.records import (
+    CONFIG_KINDS,
+    ConfigKind,
+    dump_entry,
+    entry_from_item,
+    error_summary,
+    from_dynamo,
+    item_from_entry,
+    to_dynamo,
+    validate_entry,
+)
+from llm_router.schemas.rules import Rule
+from llm_router.stores.aws import client
+
+_ser, _de = TypeSerializer(), TypeDeserializer()
+SECTION = {"model": "models", "route": "routes", "rule": "rules"}
+
+
+@dataclass
+class ValidatedConfig:
+    """A config document split by kind; `errors` lists every problem as `kind id: reason`."""
+
+    entries: dict[str, dict[str, BaseModel]] = field(default_factory=lambda: {k: {} for k in CONFIG_KINDS})
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def validate_document(doc: Any, *, known_models: set[str] | None = None) -> ValidatedConfig:
+    """Validate every entry and the references between them (targets, defaults, baselines, fallbacks)."""
+    result = ValidatedConfig()
+    if not isinstance(doc, dict):
+        result.errors.append("the config must be a mapping with models, routes and rules")
+        return result
+    unknown = set(doc) - set(SECTION.values())
+    if unknown:
+        result.errors.append(f"unknown top-level keys: {sorted(unknown)} (expected models, routes, rules)")
+    for kind in CONFIG_KINDS:
+        section = doc.get(SECTION[kind]) or []
+        if not isinstance(section, list):
+            result.errors.append(f"{SECTION[kind]} must be a list")
+            continue
+        for position, entry in enumerate(section):
+            label = entry.get("id", f"#{position}") if isinstance(entry, dict) else f"#{position}"
+            try:
+                obj = validate_entry(kind, entry if isinstance(entry, dict) else {})
+            except ValidationError as exc:
+                result.errors.append(f"{kind} {label}: {error_summary(exc)}")
+                continue
+            if obj.id in result.entries[kind]:  # type: ignore[attr-defined]
+                result.errors.append(f"{kind} {label}: duplicate id")
+            result.entries[kind][obj.id] = obj  # type: ignore[attr-defined]
+    models = set(result.entries["model"]) | (known_models or set())
+    result.errors += reference_errors(result.entries, models)
+    return result
+
+
+def reference_errors(entries: dict[str, dict[str, BaseModel]], models: set[str]) -> list[str]:
+    """Model ids named by routes, rules and fallbacks that the catalog does not have."""
+    errors = []
+    for route in entries.get("route", {}).values():
+        assert isinstance(route, RouteSpec)
+        named = set(route.default) | ({route.baseline} if route.baseline else set())
+        if route.strategy is not None:
+            named |= {route.strategy.weak, route.strategy.strong}
+        errors += [f"route {route.id}: unknown model {m!r}" for m in sorted(named - models)]
+    for rule in entries.get("rule", {}).values():
+        assert isinstance(rule, Rule)
+        errors += [f"rule {rule.id}: unknown model {m!r}" for m in sorted(rule.then.model_ids() - models)]
+    for model in entries.get("model", {}).values():
+        assert isinstance(model, ModelSpec)
+        errors += [f"model {model.id}: unknown fallback {m!r}" for m in sorted(set(model.fallbacks) - models)]
+    return errors
+
+
+class ConfigAdmin:
+    """Reads and writes Config table items as plain attributes (maps, lists), never JSON strings."""
+
+    def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
+        self._table = table_name
+        self._dynamodb = dynamodb
+
+    @property
+    def _ddb(self) -> Any:
+        return self._dynamodb or client("dynamodb")
+
+    def items(self, kind: str) -> list[dict[str, Any]]:
+        """Every raw item of a partition, as plain Python (valid or not)."""
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": kind}},
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            out += [from_dynamo({k: _de.deserialize(v) for k, v in i.items()}) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def entries(self, kind: str) -> list[dict[str, Any]]:
+        return [entry_from_item(item) for item in self.items(kind)]
+
+    def get(self, kind: str, item_id: str) -> dict[str, Any] | None:
+        item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": kind}, "sk": {"S": item_id}}).get("Item")
+        return entry_from_item(from_dynamo({k: _de.deserialize(v) for k, v in item.items()})) if item else None
+
+    def put(self, kind: ConfigKind, obj: BaseModel) -> None:
+        item = to_dynamo(item_from_entry(kind, dump_entry(obj)))
+        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in item.items()})
+
+    def put_raw(self, kind: str, entry: dict[str, Any]) -> None:
+        """Write an entry without validation (tests and repairs only)."""
+        item = to_dynamo(item_from_entry(kind, entry))  # type: ignore[arg-type]
+        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in item.items()})
+
+    def delete(self, kind: str, item_id: str) -> bool:
+        old = self._ddb.delete_item(
+            TableName=self._table, Key={"pk": {"S": kind}, "sk": {"S": item_id}}, ReturnValues="ALL_OLD"
+        )
+        return "Attributes" in old
+
+    def known_models(self) -> set[str]:
+        return {str(item["sk"]) for item in self.items("model")}
+
+    def export(self) -> dict[str, list[dict[str, Any]]]:
+        return {SECTION[kind]: sorted(self.entries(kind), key=lambda e: str(e["id"])) for kind in CONFIG_KINDS}
+
+    def diff(self, config: ValidatedConfig) -> list[str]:
+        """What `apply` would change: `+ kind id` (new), `~ kind id` (changed), `= kind id` (unchanged)."""
+        lines = []
+        for kind in CONFIG_KINDS:
+            current = {str(e["id"]): e for e in self.entries(kind)}
+            for item_id, obj in sorted(config.entries[kind].items()):
+                old = current.get(item_id)
+                if old is None:
+                    lines.append(f"+ {kind} {item_id}")
+                else:
+                    same = validate_entry(kind, old) == obj if _valid(kind, old) else False
+                    lines.append(f"{'=' if same else '~'} {kind} {item_id}")
+        return lines
+
+    def apply(self, config: ValidatedConfig) -> int:
+        """Write every entry (the document was validated as a whole first); returns the number written."""
+        written = 0
+        for kind in CONFIG_KINDS:
+            for obj in config.entries[kind].values():
+                self.put(kind, obj)
+                written += 1
+        return written
+
+
+def _valid(kind: ConfigKind, entry: dict[str, Any]) -> bool:
+    try:
+        validate_entry(kind, entry)
+    except ValidationError:
+        return False
+    return True
