@@ -30,6 +30,9 @@ class RouterSettings(BaseModel):
     simulate_all: bool = Field(False, alias="LLM_ROUTER_SIMULATE")
     # Where EMF metric lines go: "stdout" (Lambda, CloudWatch picks them up), "off", or a file path.
     metrics_sink: str = Field("stdout", alias="LLM_ROUTER_METRICS_SINK")
+    # Vendor API keys: one Secrets Manager secret holding a JSON map of key name -> key (see stores/secrets.py).
+    provider_keys_secret_id: str | None = Field(None, alias="PROVIDER_KEYS_SECRET_ID")
+    provider_keys_max_age_seconds: float = Field(300.0, ge=0, alias="PROVIDER_KEYS_MAX_AGE_SECONDS")
     tracing_enabled: bool = Field(False, alias="POWERTOOLS_TRACE_ENABLED")
     service_name: str = Field("llm-router", alias="POWERTOOLS_SERVICE_NAME")
 
