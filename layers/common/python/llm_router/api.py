@@ -6,6 +6,7 @@ authorizer has already checked the key, so the router does not check it again.
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 import uuid
@@ -47,12 +48,11 @@ def get_gateway() -> Gateway:
 
 def _real_providers() -> dict[str, Any]:
     """Adapters for real APIs, when installed (imported lazily so a cold start pays only for what it uses)."""
-    factories: dict[str, Any] = {}
     try:
-        from llm_router.providers import factories as real
+        real = importlib.import_module("llm_router.providers.factories")
     except ImportError:
-        return factories
-    return {**factories, **real.FACTORIES}
+        return {}
+    return dict(real.FACTORIES)
 
 
 def _context() -> RequestContext:
@@ -67,11 +67,12 @@ def _context() -> RequestContext:
 
 def _body_bytes() -> bytes:
     event = app.current_event
-    body = event.body or ""
-    raw = event.decoded_body.encode() if event.is_base64_encoded else body.encode()
+    raw = ((event.decoded_body if event.is_base64_encoded else event.body) or "").encode()
     limit = get_settings().max_body_bytes
     if len(raw) > limit:
-        raise InvalidRequestError(f"The request body is {len(raw)} bytes; the limit is {limit}.", code="request_too_large")
+        raise InvalidRequestError(
+            f"The request body is {len(raw)} bytes; the limit is {limit}.", code="request_too_large"
+        )
     if not raw.strip():
         raise InvalidRequestError("The request body is empty; send a JSON object.", code="invalid_json")
     return raw
@@ -168,14 +169,23 @@ def handle_not_found(exc: Exception) -> Response:
 def _not_found_body() -> Response:
     event = app.current_event
     message = f"Unknown endpoint: {event.http_method} {event.path}. Try POST /v1/chat/completions."
-    return _json(404, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "unknown_url"}})
+    return _json(
+        404, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "unknown_url"}}
+    )
 
 
 @app.exception_handler(Exception)
 def handle_unexpected(exc: Exception) -> Response:
     # Logged with its stack trace for operators; the caller sees a plain message and nothing internal.
     logger.exception("unhandled_error")
-    body = {"error": {"message": "The router hit an internal error.", "type": "server_error", "param": None, "code": "internal_error"}}
+    body = {
+        "error": {
+            "message": "The router hit an internal error.",
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
     return _json(500, body)
 
 

@@ -34,7 +34,9 @@ class RouterError(Exception):
 
     def body(self) -> dict[str, Any]:
         """The OpenAI error envelope: `{"error": {"message", "type", "param", "code", ...}}`."""
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code, **self.extra}}
+        return {
+            "error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code, **self.extra}
+        }
 
 
 class InvalidRequestError(RouterError):

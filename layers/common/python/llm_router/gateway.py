@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError, RouterError
+from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError
 from llm_router.metrics import COUNT, MS, NONE, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.pricing import cost_usd
@@ -160,7 +160,7 @@ class Gateway:
         self.deadline_seconds = deadline_seconds
         self.breaker = breaker or CircuitBreaker()
         self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._rng = rng or random.Random()
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
@@ -192,7 +192,9 @@ class Gateway:
         features = Features(request, ctx.tenant)
         decision = decide(request.model, features, snapshot)
         if decision.reject is not None:
-            raise RequestRejectedError(decision.reject.message, status=decision.reject.status, extra={"rule": decision.rule})
+            raise RequestRejectedError(
+                decision.reject.message, status=decision.reject.status, extra={"rule": decision.rule}
+            )
         chain = plan(decision, features, snapshot)
         deadline = Deadline(self.deadline_seconds)
         attempts: list[Attempt] = []
@@ -200,7 +202,9 @@ class Gateway:
 
         for model in chain.models:
             if not self.breaker.allow(model.id):
-                attempts.append(Attempt(model.id, False, "circuit open: resting after repeated failures", "circuit_open"))
+                attempts.append(
+                    Attempt(model.id, False, "circuit open: resting after repeated failures", "circuit_open")
+                )
                 continue
             for try_number in (1, 2):
                 if deadline.remaining() < MIN_ATTEMPT_SECONDS:
@@ -241,7 +245,11 @@ class Gateway:
         logger.warning("all_models_failed", request_id=ctx.request_id, attempts=[a.as_dict() for a in attempts])
         raise AllModelsFailedError(
             "Every candidate model failed; try again shortly.",
-            headers={"Retry-After": "5", "x-router-request-id": ctx.request_id, "x-router-attempts": str(len(attempts))},
+            headers={
+                "Retry-After": "5",
+                "x-router-request-id": ctx.request_id,
+                "x-router-attempts": str(len(attempts)),
+            },
             extra={"request_id": ctx.request_id, "attempts": [a.as_dict() for a in attempts], "queued": False},
         )
 
@@ -288,9 +296,11 @@ class Gateway:
                 Choice(
                     message=AssistantMessage(
                         content=response.content,
-                        tool_calls=[ToolCall.model_validate(c) for c in response.tool_calls] if response.tool_calls else None,
+                        tool_calls=[ToolCall.model_validate(c) for c in response.tool_calls]
+                        if response.tool_calls
+                        else None,
                     ),
-                    finish_reason=response.finish_reason,  # type: ignore[arg-type]
+                    finish_reason=response.finish_reason,
                 )
             ],
             usage=CompletionUsage(
@@ -336,4 +346,3 @@ class Gateway:
             skipped=chain.skipped or None,
         )
         return answer
-

@@ -72,8 +72,8 @@ class MetricsRecorder:
         metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=self._service)
         for name, value in dimensions.items():
             metrics.add_dimensions(**{name: value})
-        for name, value, unit in values:
-            metrics.add_metric(name=name, unit=unit, value=value)
+        for metric_name, metric_value, unit in values:
+            metrics.add_metric(name=metric_name, unit=unit, value=metric_value)
         for key, item in (metadata or {}).items():
             metrics.add_metadata(key=key, value=item)
-        self._emit(metrics.serialize_metric_set())
+        self._emit(dict(metrics.serialize_metric_set()))

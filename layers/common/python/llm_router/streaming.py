@@ -24,7 +24,12 @@ def _pieces(text: str) -> list[str]:
 
 def sse_body(completion: ChatCompletion, include_usage: bool = False) -> str:
     """`text/event-stream` body: a role chunk, content (or tool-call) chunks, a finish chunk, usage, [DONE]."""
-    base = {"id": completion.id, "object": "chat.completion.chunk", "created": completion.created, "model": completion.model}
+    base = {
+        "id": completion.id,
+        "object": "chat.completion.chunk",
+        "created": completion.created,
+        "model": completion.model,
+    }
     choice = completion.choices[0]
     message = choice.message
 

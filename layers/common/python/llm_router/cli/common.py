@@ -41,7 +41,9 @@ def apply_target(args: argparse.Namespace) -> None:
     if getattr(args, "local", False):
         path = endpoint_file()
         if not path.exists():
-            raise CliError(f"no local server found ({path} is missing): start one with `make run` or `llm-router serve`")
+            raise CliError(
+                f"no local server found ({path} is missing): start one with `make run` or `llm-router serve`"
+            )
         info = json.loads(path.read_text())
         os.environ.update(local_environment(info["endpoint"], info.get("region", "us-east-1")))
         os.environ["CONFIG_TABLE_NAME"] = info["config_table"]
@@ -58,7 +60,7 @@ def local_environment(endpoint: str, region: str) -> dict[str, str]:
     env = {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - the emulation accepts any credentials
+        "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
     }

@@ -13,7 +13,7 @@ from llm_router.settings import get_settings
 from llm_router.stores.config_admin import ConfigAdmin, validate_document
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("config", help="validate, import or export the whole configuration file")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 

@@ -20,7 +20,7 @@ COLUMNS = {
 }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for group, kind in GROUPS.items():
         p = subparsers.add_parser(group, help=f"list, show, write or delete {group}")
         sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -85,7 +85,9 @@ def put_(args: argparse.Namespace) -> int:
         obj = validate_entry(args.kind, doc)
     except ValidationError as exc:
         raise CliError(f"invalid {args.kind}: {error_summary(exc)}") from None
-    problems = reference_errors({args.kind: {doc["id"]: obj}}, admin.known_models() | ({doc["id"]} if args.kind == "model" else set()))
+    problems = reference_errors(
+        {args.kind: {doc["id"]: obj}}, admin.known_models() | ({doc["id"]} if args.kind == "model" else set())
+    )
     if problems:
         raise CliError("; ".join(problems))
     admin.put(args.kind, obj)

@@ -9,7 +9,7 @@ from llm_router.settings import get_settings
 from llm_router.stores.key_store import KeyStore
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("keys", help="create, list or revoke API keys")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = sub.add_parser("create", help="create a key for a tenant (printed once, stored as a hash)")
@@ -37,7 +37,10 @@ def create_(args: argparse.Namespace) -> int:
 
 
 def list_(args: argparse.Namespace) -> int:
-    rows = [{"prefix": r.prefix + "...", "tenant": r.tenant, "created": r.created_at, "hash": r.sk[:16]} for r in _store(args).list()]
+    rows = [
+        {"prefix": r.prefix + "...", "tenant": r.tenant, "created": r.created_at, "hash": r.sk[:16]}
+        for r in _store(args).all()
+    ]
     print_table(rows, ["prefix", "tenant", "created", "hash"])
     return 0
 

@@ -7,7 +7,7 @@ import argparse
 from llm_router.cli.common import CliError, add_target_options, apply_target, print_json
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("route", help="dry-run routing for a prompt and print the trace")
     p.add_argument("prompt")
     p.add_argument("--route", default="auto", help="route or model id to request (default: auto)")
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from llm_router.api import get_gateway
     from llm_router.errors import RouterError
     from llm_router.gateway import RequestContext
-    from llm_router.schemas.openai import ChatCompletionRequest
+    from llm_router.schemas.openai import ChatCompletionRequest, Message
 
     metadata = {}
     for pair in args.metadata:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         metadata[key] = value
     request = ChatCompletionRequest(
         model=args.route,
-        messages=[{"role": "user", "content": args.prompt}],  # type: ignore[list-item]
+        messages=[Message(role="user", content=args.prompt)],
         metadata=metadata or None,
         user=args.user,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from llm_router.cli.common import CliError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("serve", help="serve the router locally with emulated AWS services")
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="HTTP port (default 8080)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         server = LocalServer(args.host, args.port, verbose=args.verbose)
     except OSError as exc:
-        raise CliError(f"cannot listen on {args.host}:{args.port}: {exc.strerror} (set PORT=... to pick another)") from None
+        raise CliError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror} (set PORT=... to pick another)"
+        ) from None
     stack = LocalStack(config_path=args.config, simulate=True if args.simulate else None)
     try:
         stack.start()

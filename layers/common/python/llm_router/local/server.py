@@ -65,7 +65,9 @@ def invoke(event: dict[str, Any]) -> dict[str, Any]:
 
     if event["path"] not in PUBLIC_PATHS:
         try:
-            event["methodArn"] = f"arn:aws:execute-api:local:000000000000:local/local/{event['httpMethod']}{event['path']}"
+            event["methodArn"] = (
+                f"arn:aws:execute-api:local:000000000000:local/local/{event['httpMethod']}{event['path']}"
+            )
             result = authorize(event)
         except Unauthorized:
             return {
@@ -83,7 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "llm-router-local"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         if getattr(self.server, "verbose", False):
             super().log_message(format, *args)
 
@@ -107,7 +109,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
 
 class LocalServer:

@@ -21,10 +21,36 @@ from llm_router.schemas.catalog import ModelSpec, Simulation
 from llm_router.schemas.openai import ChatCompletionRequest
 
 _NO_SIMULATION = Simulation()
-_WORDS = (
-    "routing keeps answers fast and affordable while the strong model handles the hard questions "
-    "every request is answered by the model that fits it best within its budget"
-).split()
+_WORDS = [
+    "routing",
+    "keeps",
+    "answers",
+    "fast",
+    "and",
+    "affordable",
+    "while",
+    "the",
+    "strong",
+    "model",
+    "handles",
+    "the",
+    "hard",
+    "questions",
+    "every",
+    "request",
+    "is",
+    "answered",
+    "by",
+    "the",
+    "model",
+    "that",
+    "fits",
+    "it",
+    "best",
+    "within",
+    "its",
+    "budget",
+]
 
 
 def _fraction(*parts: str) -> float:

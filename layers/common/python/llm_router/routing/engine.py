@@ -133,7 +133,9 @@ def decide(requested: str, features: Features, config: ConfigSnapshot) -> Decisi
             why = f"difficulty={score:.2f} {'>=' if strong else '<'} threshold {strategy.threshold}"
             trace.append(TraceStep(THRESHOLD_RULE, True, why))
             tail = tuple(m for m in route.default if m not in chain)
-            return Decision(requested, route.id, THRESHOLD_RULE, chain + tail, trace=tuple(trace), baseline=route.baseline)
+            return Decision(
+                requested, route.id, THRESHOLD_RULE, chain + tail, trace=tuple(trace), baseline=route.baseline
+            )
         trace.append(TraceStep(THRESHOLD_RULE, False, "no difficulty classifier installed"))
 
     trace.append(TraceStep(DEFAULT_RULE, True, f"no rule matched: route {route.id!r} default"))
@@ -149,7 +151,11 @@ def plan(decision: Decision, features: Features, config: ConfigSnapshot) -> Plan
     request = features.request
     needs = [
         cap
-        for cap, needed in (("tools", features.has_tools), ("images", features.has_images), ("json", request.needs_json()))
+        for cap, needed in (
+            ("tools", features.has_tools),
+            ("images", features.has_images),
+            ("json", request.needs_json()),
+        )
         if needed
     ]
     result = Plan(models=[])

@@ -56,7 +56,7 @@ def _phones(text: str) -> bool:
         return True
     for match in _PHONE.finditer(text):
         digits = re.sub(r"\D", "", match.group())
-        if 9 <= len(digits) <= 15 and not (13 <= len(digits) and luhn_valid(digits)):
+        if 9 <= len(digits) <= 15 and not (len(digits) >= 13 and luhn_valid(digits)):
             return True
     return False
 

@@ -83,7 +83,7 @@ class ApiKeyItem(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    pk: Literal["apikey"] = KEY_PARTITION
+    pk: str = KEY_PARTITION
     sk: str  # sha256 hex of the key
     tenant: str
     prefix: str  # first characters of the key, so people can tell keys apart

@@ -16,4 +16,4 @@ def client(service: str, region: str | None = None) -> Any:
     """A shared boto3 client for `service` (and `region`, default from the environment)."""
     import boto3
 
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)  # type: ignore[call-overload]
+    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)

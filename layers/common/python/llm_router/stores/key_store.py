@@ -49,12 +49,10 @@ class KeyStore:
             prefix=key[:PREFIX_SHOWN],
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        self._ddb.put_item(
-            TableName=self._table, Item={k: _ser.serialize(v) for k, v in record.model_dump().items()}
-        )
+        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in record.model_dump().items()})
         return key, record
 
-    def list(self) -> list[ApiKeyItem]:
+    def all(self) -> list[ApiKeyItem]:
         items: list[ApiKeyItem] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -70,7 +68,7 @@ class KeyStore:
 
     def revoke(self, hash_or_prefix: str) -> list[ApiKeyItem]:
         """Delete the keys whose hash or shown prefix equals `hash_or_prefix`; returns what was revoked."""
-        revoked = [r for r in self.list() if hash_or_prefix in (r.sk, r.prefix)]
+        revoked = [r for r in self.all() if hash_or_prefix in (r.sk, r.prefix)]
         for record in revoked:
             self._ddb.delete_item(TableName=self._table, Key={"pk": {"S": KEY_PARTITION}, "sk": {"S": record.sk}})
         return revoked
