@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError
 from llm_router.metrics import COUNT, MS, NONE, MetricsRecorder
@@ -140,6 +140,18 @@ class CircuitBreaker:
                 self._trial.discard(model_id)
 
 
+class Accounting(Protocol):
+    """Spend control around each call: budgets before, usage counters after (see llm_router.accounting)."""
+
+    def before_call(self, ctx: RequestContext, decision: Decision, chain: Plan, config: ConfigSnapshot) -> Plan:
+        """Return the chain to try (possibly degraded to cheaper models), or raise a RouterError (e.g. 429)."""
+        ...
+
+    def after_answer(self, ctx: RequestContext, answer: Answer) -> None:
+        """Record what the answer cost (atomic counters per tenant, day and month)."""
+        ...
+
+
 class Gateway:
     """Routes and answers chat completions; shared by the router function, the replay worker and local mode."""
 
@@ -153,6 +165,7 @@ class Gateway:
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        accounting: Accounting | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -161,6 +174,7 @@ class Gateway:
         self.breaker = breaker or CircuitBreaker()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self.accounting = accounting
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
@@ -196,6 +210,8 @@ class Gateway:
                 decision.reject.message, status=decision.reject.status, extra={"rule": decision.rule}
             )
         chain = plan(decision, features, snapshot)
+        if self.accounting is not None:
+            chain = self.accounting.before_call(ctx, decision, chain, snapshot)
         deadline = Deadline(self.deadline_seconds)
         attempts: list[Attempt] = []
         provider_ms = 0.0
@@ -240,7 +256,10 @@ class Gateway:
                 provider_ms += ms
                 attempts.append(Attempt(model.id, True, ms=ms))
                 self.breaker.success(model.id)
-                return self._answer(request, ctx, snapshot, decision, chain, model, response, attempts, provider_ms)
+                answer = self._answer(request, ctx, snapshot, decision, chain, model, response, attempts, provider_ms)
+                if self.accounting is not None:
+                    self.accounting.after_answer(ctx, answer)
+                return answer
 
         logger.warning("all_models_failed", request_id=ctx.request_id, attempts=[a.as_dict() for a in attempts])
         raise AllModelsFailedError(
