@@ -33,6 +33,18 @@ class RouterSettings(BaseModel):
     # Vendor API keys: one Secrets Manager secret holding a JSON map of key name -> key (see stores/secrets.py).
     provider_keys_secret_id: str | None = Field(None, alias="PROVIDER_KEYS_SECRET_ID")
     provider_keys_max_age_seconds: float = Field(300.0, ge=0, alias="PROVIDER_KEYS_MAX_AGE_SECONDS")
+    # The SQS fallback queue: requests that every candidate failed (and async requests) wait there for replay.
+    fallback_queue_url: str | None = Field(None, alias="FALLBACK_QUEUE_URL")
+    # Must equal the queue's redrive maxReceiveCount: the replay that sees this count marks the request failed.
+    max_receive_count: int = Field(5, ge=1, alias="MAX_RECEIVE_COUNT")
+    # First visibility back-off of a message whose replay failed; doubles with each receive (capped at 15 min).
+    replay_backoff_seconds: float = Field(30.0, ge=0, alias="REPLAY_BACKOFF_SECONDS")
+    # Bodies above this size travel in the State table (compressed chunks) with a pointer in the message.
+    queue_inline_limit_bytes: int = Field(192_000, gt=0, alias="QUEUE_INLINE_LIMIT_BYTES")
+    # How long queued requests and their results can be read with GET /v1/requests/{id}.
+    request_result_ttl_seconds: int = Field(86_400, gt=0, alias="REQUEST_RESULT_TTL_SECONDS")
+    # How long an Idempotency-Key replays its first answer.
+    idempotency_ttl_seconds: int = Field(3_600, gt=0, alias="IDEMPOTENCY_TTL_SECONDS")
     tracing_enabled: bool = Field(False, alias="POWERTOOLS_TRACE_ENABLED")
     service_name: str = Field("llm-router", alias="POWERTOOLS_SERVICE_NAME")
 
