@@ -1,0 +1,166 @@
+"""Any OpenAI-compatible Chat Completions API: OpenAI, Azure OpenAI, Mistral, Groq, Together, DeepSeek, vLLM, Ollama.
+
+The request goes out almost as the caller sent it (unknown fields included), with the catalog's `model_id` in
+place of the router's model name. A catalog entry configures the endpoint:
+
+- `base_url`: the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`;
+  `/chat/completions` is appended.
+- `api_key_ref`: the key's name (Secrets Manager map, or an environment variable locally); no ref, no auth header.
+- `api_version`: Azure OpenAI's `api-version` query parameter; with it the key goes in the `api-key` header,
+  which is how Azure expects it.
+- `headers`: extra headers sent with every call (organisation or project ids, gateway tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+
+from llm_router.providers import http
+from llm_router.providers.base import Deadline, ProviderAuthError, ProviderResponse, RetryableError, Usage
+from llm_router.schemas.catalog import ModelSpec
+from llm_router.schemas.openai import ChatCompletionRequest
+
+# Fields the router consumes itself: it answers streams from a complete upstream answer, and `metadata` feeds
+# routing rules (OpenAI accepts it only together with `store`).
+ROUTER_ONLY_FIELDS = ("stream", "stream_options", "metadata")
+FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
+CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+CONTEXT_OVERFLOW_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
+# A 429 that waiting will not fix: the account is out of credit (a configuration error, like a wrong key).
+QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+
+
+class OpenAICompatProvider:
+    """Calls `POST {base_url}/chat/completions` with urllib3."""
+
+    name = "openai"
+
+    def __init__(self, keys: http.KeySource, *, pool: urllib3.PoolManager | None = None) -> None:
+        self._keys = keys
+        self._pool = pool
+
+    def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
+        key = http.api_key(model, self._keys)
+        result = http.post_json(
+            self._url(model), self.payload(request, model), self._headers(model, key), deadline,
+            label=model.id, http=self._pool,
+        )  # fmt: skip
+        if result.status >= 400:
+            raise self._error(result, model, key)
+        return self.parse(result.body, model)
+
+    @staticmethod
+    def payload(request: ChatCompletionRequest, model: ModelSpec) -> dict[str, Any]:
+        """The upstream request body: the caller's request with the provider's model name."""
+        body = request.model_dump(mode="json", exclude_none=True, by_alias=True)
+        for name in ROUTER_ONLY_FIELDS:
+            body.pop(name, None)
+        body["model"] = model.model_id
+        if model.max_output_tokens is not None:
+            for name in ("max_tokens", "max_completion_tokens"):
+                if name in body:
+                    body[name] = min(body[name], model.max_output_tokens)
+        return body
+
+    @staticmethod
+    def _url(model: ModelSpec) -> str:
+        url = http.endpoint(model.base_url or "", "chat/completions")
+        if model.api_version:
+            url += "?" + urlencode({"api-version": model.api_version})
+        return url
+
+    @staticmethod
+    def _headers(model: ModelSpec, key: str | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if key is not None:
+            if model.api_version:
+                headers["api-key"] = key
+            else:
+                headers["Authorization"] = f"Bearer {key}"
+        headers.update(model.headers)
+        return headers
+
+    @staticmethod
+    def parse(body: Any, model: ModelSpec) -> ProviderResponse:
+        """The router's response from an OpenAI `chat.completion` object."""
+        choices = body.get("choices") if isinstance(body, dict) else None
+        if not choices or not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
+            raise RetryableError(f"{model.id}: the answer was not a valid chat completion", kind="malformed_response")
+        choice = choices[0]
+        message = choice["message"]
+        tool_calls = [_tool_call(call, i) for i, call in enumerate(message.get("tool_calls") or [])] or None
+        finish = FINISH_REASONS.get(str(choice.get("finish_reason")), "stop")
+        if choice.get("finish_reason") == "function_call" or (tool_calls and finish == "stop"):
+            finish = "tool_calls"
+        return ProviderResponse(
+            content=_text(message.get("content")),
+            finish_reason=finish,
+            usage=_usage(body.get("usage")),
+            tool_calls=tool_calls,
+            answered_by=body.get("model") if isinstance(body.get("model"), str) else None,
+        )
+
+    @staticmethod
+    def _error(result: http.HttpResult, model: ModelSpec, key: str | None) -> Exception:
+        error = result.body.get("error") if isinstance(result.body, dict) else None
+        if isinstance(error, dict):
+            message, code = error.get("message"), error.get("code") or error.get("type")
+        else:
+            # vLLM, Ollama and proxies in front of them use `{"error": "..."}`, `{"detail": ...}` or `{"message": ...}`.
+            body = result.body if isinstance(result.body, dict) else {}
+            message, code = error or body.get("detail") or body.get("message"), None
+        code = str(code) if code is not None else ""
+        text = http.redact(f"{model.id}: {http.short(message) or f'HTTP {result.status}'}", key)
+        if code in QUOTA_CODES:
+            return ProviderAuthError(text, status=result.status)
+        if 400 <= result.status < 500 and result.status not in http.RETRYABLE_STATUSES | http.AUTH_STATUSES | {404}:
+            return http.request_error(
+                text,
+                result.status,
+                context_overflow=code in CONTEXT_OVERFLOW_CODES or http.mentions_context_overflow(str(message or "")),
+                content_filtered=code in CONTENT_FILTER_CODES,
+            )
+        return http.status_error(result.status, text, result.headers)
+
+
+def _text(content: Any) -> str | None:
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):  # a few servers answer with content parts
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict)) or None
+    return str(content)
+
+
+def _tool_call(call: Any, index: int) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(function, dict) or not function.get("name"):
+        raise RetryableError("the answer had a tool call without a function name", kind="malformed_response")
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        # Ollama sends arguments as an object; the wire format wants a JSON string.
+        arguments = json.dumps(arguments if arguments is not None else {})
+    call_id = call.get("id")
+    if not call_id:
+        # Some servers leave the id out; a stable one lets the caller send the tool result back.
+        call_id = "call_" + hashlib.sha256(f"{index}\x00{function['name']}\x00{arguments}".encode()).hexdigest()[:24]
+    return {"id": str(call_id), "type": "function", "function": {"name": str(function["name"]), "arguments": arguments}}
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict) or "prompt_tokens" not in raw:
+        return None
+    prompt = int(raw.get("prompt_tokens") or 0)
+    cached = int((raw.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    reasoning = int((raw.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    # OpenAI counts cached tokens inside prompt_tokens; the router's input_tokens excludes them.
+    return Usage(
+        input_tokens=max(0, prompt - cached),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        cache_read_tokens=cached,
+        reasoning_tokens=reasoning,
+    )
