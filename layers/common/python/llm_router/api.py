@@ -17,14 +17,18 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as ResolverNotFound
 from pydantic import ValidationError
 
-from llm_router.errors import AuthenticationError, InvalidRequestError, RouterError
-from llm_router.gateway import Answer, Gateway, RequestContext
+from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
+from llm_router.gateway import Answer, Deferred, Gateway, RequestContext
+from llm_router.idempotency import IdempotentRunner
 from llm_router.metrics import COUNT, MetricsRecorder, emitter_for
 from llm_router.observability import logger
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.schemas.openai import ChatCompletionRequest
 from llm_router.settings import get_settings
 from llm_router.stores.config_store import ConfigStore, InvalidItem
+from llm_router.stores.fallback_queue import FallbackQueue
+from llm_router.stores.payload_store import PayloadStore
+from llm_router.stores.request_store import RequestStore
 from llm_router.streaming import sse_body
 
 JSON = "application/json"
@@ -43,7 +47,22 @@ def get_gateway() -> Gateway:
 
     config = ConfigStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, on_invalid=count_invalid)
     providers = ProviderRegistry(simulate_all=settings.simulate_all, factories=_real_providers())
-    return Gateway(config, providers, metrics, deadline_seconds=settings.deadline_seconds)
+    queue = requests = None
+    if settings.fallback_queue_url:
+        payloads = PayloadStore(settings.state_table_name)
+        queue = FallbackQueue(
+            settings.fallback_queue_url, payloads, inline_limit_bytes=settings.queue_inline_limit_bytes
+        )
+        requests = RequestStore(settings.state_table_name, ttl_seconds=settings.request_result_ttl_seconds)
+    return Gateway(
+        config, providers, metrics, deadline_seconds=settings.deadline_seconds, queue=queue, requests=requests
+    )
+
+
+@cache
+def get_idempotency() -> IdempotentRunner:
+    settings = get_settings()
+    return IdempotentRunner(settings.state_table_name, settings.idempotency_ttl_seconds)
 
 
 def _real_providers() -> dict[str, Any]:
@@ -79,9 +98,13 @@ def _body_bytes() -> bytes:
 
 
 def _parse_request() -> ChatCompletionRequest:
+    return _parse_request_and_body()[0]
+
+
+def _parse_request_and_body() -> tuple[ChatCompletionRequest, bytes]:
     raw = _body_bytes()
     try:
-        return ChatCompletionRequest.model_validate_json(raw)
+        return ChatCompletionRequest.model_validate_json(raw), raw
     except ValidationError as exc:
         message, param = _describe(exc)
         raise InvalidRequestError(message, param=param, code="invalid_request") from None
@@ -112,14 +135,49 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 @app.post("/v1/chat/completions")
 def chat_completions() -> Response:
     ctx = _context()
-    request = _parse_request()
-    answer: Answer = get_gateway().complete(request, ctx)
-    headers = answer.headers(ctx.request_id)
+    request, raw = _parse_request_and_body()
+    prefer_async = "respond-async" in (app.current_event.headers.get("prefer") or "").lower()
+
+    def run() -> dict[str, Any]:
+        outcome = get_gateway().serve(request, ctx, json.loads(raw), prefer_async=prefer_async)
+        return _render(outcome, request, ctx)
+
+    key = app.current_event.headers.get("idempotency-key")
+    if not key:
+        result = run()
+    else:
+        result = get_idempotency().run(ctx.tenant, key, raw, run)
+        if result["headers"].get("x-router-request-id") != ctx.request_id:
+            result["headers"]["x-router-idempotent-replay"] = "true"
+    return Response(result["status"], result["content_type"], result["body"], result["headers"])
+
+
+def _render(outcome: Answer | Deferred, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
+    """A response as a plain dict, so an idempotent retry can get the very same one back."""
+    if isinstance(outcome, Deferred):
+        body = json.dumps(outcome.body, separators=(",", ":"))
+        return {"status": outcome.status, "content_type": JSON, "body": body, "headers": dict(outcome.headers)}
+    headers = outcome.headers(ctx.request_id)
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
         headers["cache-control"] = "no-cache"
-        return Response(200, "text/event-stream", sse_body(answer.completion, include_usage), headers)
-    return Response(200, JSON, answer.completion.model_dump_json(exclude_none=True), headers)
+        body = sse_body(outcome.completion, include_usage)
+        return {"status": 200, "content_type": "text/event-stream", "body": body, "headers": headers}
+    body = outcome.completion.model_dump_json(exclude_none=True)
+    return {"status": 200, "content_type": JSON, "body": body, "headers": headers}
+
+
+@app.get("/v1/requests/<request_id>")
+def get_request(request_id: str) -> Response:
+    ctx = _context()
+    requests = get_gateway().requests
+    record = requests.get(request_id) if requests is not None and request_id.isalnum() else None
+    # Another tenant's request is reported exactly like a missing one.
+    if record is None or record.tenant != ctx.tenant:
+        raise NotFoundError(
+            f"No request {request_id!r} (it may have expired).", param="request_id", code="request_not_found"
+        )
+    return _json(200, record.public(), {"x-router-request-id": request_id})
 
 
 @app.post("/v1/route")

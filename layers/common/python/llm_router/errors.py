@@ -69,3 +69,20 @@ class AllModelsFailedError(RouterError):
     status = 503
     type = "server_error"
     code = "all_models_failed"
+    decision: dict[str, Any] = {}  # set per instance when raised
+
+
+class ModelNotAllowedError(RouterError):
+    """The tenant's model allow-list leaves no model of the chain (see `llm-router tenants set --models`)."""
+
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class BudgetExceededError(RouterError):
+    """The tenant is at or over a daily or monthly budget; refused before any model is called."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"

@@ -5,6 +5,7 @@ The gateway holds no HTTP knowledge: the API turns its results and errors into r
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -42,9 +43,16 @@ from llm_router.schemas.openai import (
     ToolCall,
 )
 from llm_router.stores.config_store import ConfigSnapshot, ConfigStore
+from llm_router.stores.fallback_queue import FallbackQueue, QueuedRequest
+from llm_router.stores.request_store import RequestStore
 
 # Below this much time left, a retry or another candidate cannot answer in time.
 MIN_ATTEMPT_SECONDS = 0.25
+# A provider that asks to wait longer than this (Retry-After) is not waited for: the request moves to the next
+# candidate and the model rests in this process until the time it named.
+MAX_RETRY_AFTER_WAIT_SECONDS = 2.0
+# Attempt kinds that mean a model was passed over without being called.
+SKIPPED_KINDS = frozenset({"circuit_open", "context_too_small"})
 
 
 @dataclass
@@ -68,6 +76,15 @@ class Attempt:
             out["error"] = self.error
             out["kind"] = self.kind
         return out
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A request that was queued (202 async, 503 after every candidate failed) or could not be (503)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
 
 
 @dataclass
@@ -139,6 +156,13 @@ class CircuitBreaker:
                 self._open_until[model_id] = self._clock() + self.cooldown
                 self._trial.discard(model_id)
 
+    def rest(self, model_id: str, seconds: float) -> None:
+        """Skip the model for `seconds` (a provider's Retry-After), then allow one trial request."""
+        with self._lock:
+            until = self._clock() + seconds
+            self._open_until[model_id] = max(until, self._open_until.get(model_id, until))
+            self._trial.discard(model_id)
+
 
 class Accounting(Protocol):
     """Spend control around each call: budgets before, usage counters after (see llm_router.accounting)."""
@@ -166,6 +190,8 @@ class Gateway:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         accounting: Accounting | None = None,
+        queue: FallbackQueue | None = None,
+        requests: RequestStore | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -175,6 +201,8 @@ class Gateway:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self.accounting = accounting
+        self.queue = queue
+        self.requests = requests
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
@@ -200,6 +228,93 @@ class Gateway:
         result["scores"] = features.scores()
         return result
 
+    # -- answer now, or queue -------------------------------------------------------------------------------
+    def serve(
+        self, request: ChatCompletionRequest, ctx: RequestContext, body: dict[str, Any], *, prefer_async: bool = False
+    ) -> Answer | Deferred:
+        """Answer the request, or queue it: straight away when asked to (async), or when every candidate failed."""
+        if prefer_async:
+            if self.queue is None or self.requests is None:
+                raise InvalidRequestError(
+                    "Asynchronous requests need the fallback queue, which is not configured.", code="async_unavailable"
+                )
+            # Refuse now what would be refused later (unknown model, rejecting rule, no capable model).
+            snapshot = self.config.snapshot()
+            features = Features(request, ctx.tenant)
+            decision = decide(request.model, features, snapshot)
+            if decision.reject is not None:
+                raise RequestRejectedError(decision.reject.message, status=decision.reject.status)
+            plan(decision, features, snapshot)
+            return self._enqueue(ctx, "async", body, decision.as_dict(), [])
+        try:
+            return self.complete(request, ctx)
+        except AllModelsFailedError as exc:
+            if self.queue is None or self.requests is None:
+                raise
+            return self._enqueue(ctx, "fallback", body, exc.decision, exc.extra.get("attempts", []))
+
+    def _enqueue(
+        self, ctx: RequestContext, mode: str, body: dict[str, Any], decision: dict[str, Any], errors: list[Any]
+    ) -> Deferred:
+        assert self.queue is not None and self.requests is not None
+        location = f"/v1/requests/{ctx.request_id}"
+        item = QueuedRequest(
+            ctx.request_id, ctx.tenant, mode, body, decision, errors, deadline_seconds=self.deadline_seconds
+        )
+        try:
+            # The record first, so a replay that runs at once finds it.
+            self.requests.put_queued(ctx.request_id, ctx.tenant, mode, decision, errors)
+            self.queue.send(item)
+        except Exception as exc:  # noqa: BLE001 - any failure to persist: the caller must learn the request was not kept
+            logger.error("queue_write_failed", request_id=ctx.request_id, error=type(exc).__name__)
+            self.metrics.record(
+                [("QueueWriteFailed", 1, COUNT)], dimensions={}, metadata={"request_id": ctx.request_id}
+            )
+            with contextlib.suppress(Exception):
+                self.requests.mark_failed(ctx.request_id, [{"error": "the fallback queue could not be written"}], None)
+            message = (
+                "Every candidate model failed and the request could not be queued; it was not kept. Retry it."
+                if mode == "fallback"
+                else "The request could not be queued; it was not kept. Retry it."
+            )
+            body_out = {
+                "error": {
+                    "message": message,
+                    "type": "server_error",
+                    "param": None,
+                    "code": "queue_unavailable",
+                    "request_id": ctx.request_id,
+                    "queued": False,
+                    "attempts": errors,
+                }
+            }
+            return Deferred(503, body_out, {"Retry-After": "5", "x-router-request-id": ctx.request_id})
+        self.metrics.record(
+            [("Queued", 1, COUNT)], dimensions={}, metadata={"request_id": ctx.request_id, "mode": mode}
+        )
+        logger.info("queued", request_id=ctx.request_id, tenant=ctx.tenant, mode=mode)
+        headers = {"Location": location, "x-router-request-id": ctx.request_id}
+        if mode == "async":
+            accepted = {
+                "id": ctx.request_id,
+                "object": "chat.completion.request",
+                "status": "queued",
+                "location": location,
+            }
+            return Deferred(202, accepted, headers)
+        queued = {
+            "error": {
+                "message": f"Every candidate model failed; the request is queued and will be answered: GET {location}",
+                "type": "server_error",
+                "param": None,
+                "code": "all_models_failed",
+                "request_id": ctx.request_id,
+                "queued": True,
+                "attempts": errors,
+            }
+        }
+        return Deferred(503, queued, {**headers, "Retry-After": "30", "x-router-attempts": str(len(errors))})
+
     # -- the request path ----------------------------------------------------------------------------------
     def complete(self, request: ChatCompletionRequest, ctx: RequestContext) -> Answer:
         snapshot = self.config.snapshot()
@@ -215,8 +330,13 @@ class Gateway:
         deadline = Deadline(self.deadline_seconds)
         attempts: list[Attempt] = []
         provider_ms = 0.0
+        overflowed: ModelSpec | None = None  # the largest model whose context window the prompt did not fit
 
         for model in chain.models:
+            if overflowed is not None and model.context_window <= overflowed.context_window:
+                why = f"context window {model.context_window} is not larger than {overflowed.id}'s, which overflowed"
+                attempts.append(Attempt(model.id, False, why, "context_too_small"))
+                continue
             if not self.breaker.allow(model.id):
                 attempts.append(
                     Attempt(model.id, False, "circuit open: resting after repeated failures", "circuit_open")
@@ -234,6 +354,8 @@ class Gateway:
                     attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
                     self._provider_error(model, exc)
                     self.breaker.failure(model.id)
+                    if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
+                        self.breaker.rest(model.id, exc.retry_after)
                     backoff = self._backoff(exc, deadline)
                     if try_number == 1 and backoff is not None and self.breaker.allow(model.id):
                         self._sleep(backoff)
@@ -244,6 +366,8 @@ class Gateway:
                     provider_ms += ms
                     attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
                     self._provider_error(model, exc)
+                    if isinstance(exc, ContextWindowExceeded):
+                        overflowed = model
                     break
                 except (InvalidRequest, ContentFiltered) as exc:
                     self._provider_error(model, exc)
@@ -262,7 +386,7 @@ class Gateway:
                 return answer
 
         logger.warning("all_models_failed", request_id=ctx.request_id, attempts=[a.as_dict() for a in attempts])
-        raise AllModelsFailedError(
+        failed = AllModelsFailedError(
             "Every candidate model failed; try again shortly.",
             headers={
                 "Retry-After": "5",
@@ -271,9 +395,14 @@ class Gateway:
             },
             extra={"request_id": ctx.request_id, "attempts": [a.as_dict() for a in attempts], "queued": False},
         )
+        failed.decision = decision.as_dict()
+        raise failed
 
     def _backoff(self, exc: RetryableError, deadline: Deadline) -> float | None:
-        """Jittered wait before retrying the same model once; None when it would not fit the deadline."""
+        """Jittered wait before retrying the same model once (the provider's Retry-After when it sent one);
+        None when the wait is too long to be worth it or would not fit the deadline."""
+        if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
+            return None
         wait = exc.retry_after if exc.retry_after is not None else self._rng.uniform(0.05, 0.25)
         if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
             return None
@@ -340,7 +469,8 @@ class Gateway:
             ("CostUSD", cost, NONE),
             ("LatencyMs", total_ms, MS),
             ("RouterOverheadMs", max(0.0, total_ms - provider_ms), MS),
-            ("Fallbacks", len(attempts) - 1, COUNT),
+            # Failed calls before the answer; models passed over without a call are not counted.
+            ("Fallbacks", sum(1 for a in attempts if a.kind not in SKIPPED_KINDS) - 1, COUNT),
         ]
         if baseline_cost is not None:
             values += [("BaselineCostUSD", baseline_cost, NONE), ("SavedUSD", baseline_cost - cost, NONE)]

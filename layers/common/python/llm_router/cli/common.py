@@ -48,6 +48,8 @@ def apply_target(args: argparse.Namespace) -> None:
         os.environ.update(local_environment(info["endpoint"], info.get("region", "us-east-1")))
         os.environ["CONFIG_TABLE_NAME"] = info["config_table"]
         os.environ["STATE_TABLE_NAME"] = info["state_table"]
+        if info.get("fallback_queue_url"):
+            os.environ["FALLBACK_QUEUE_URL"] = info["fallback_queue_url"]
     if getattr(args, "config_table", None):
         os.environ["CONFIG_TABLE_NAME"] = args.config_table
     if getattr(args, "state_table", None):

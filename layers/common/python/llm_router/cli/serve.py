@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         server.stop()
         raise CliError(str(exc)) from None
+    replay = stack.start_replay()
     server.start()
     base = server.base_url
     mode = "every model simulated" if stack.simulate else "models called through their providers"
@@ -61,5 +62,6 @@ def run(args: argparse.Namespace) -> int:
         print("\nstopping...", flush=True)
     finally:
         server.stop()
+        replay.stop()
         stack.stop()
     return 0

@@ -20,6 +20,9 @@ from llm_router.stores.tables import TTL_ATTRIBUTE, table_definition
 
 DEFAULT_LOCAL_KEY = "sk-local-dev"
 LOCAL_TENANT = "local"
+FALLBACK_QUEUE = "llm-router-fallback"
+DEAD_LETTER_QUEUE = "llm-router-fallback-dlq"
+LOCAL_MAX_RECEIVE_COUNT = 5
 
 
 def example_config() -> dict[str, Any]:
@@ -31,14 +34,16 @@ def example_config() -> dict[str, Any]:
 
 def reset_process_caches() -> None:
     """Forget settings, clients and the gateway so the next request sees the current environment."""
-    from llm_router import api, authorizer
+    from llm_router import api, authorizer, replay
     from llm_router.settings import get_settings
     from llm_router.stores.aws import client
 
     get_settings.cache_clear()
     client.cache_clear()
     api.get_gateway.cache_clear()
+    api.get_idempotency.cache_clear()
     authorizer.get_key_store.cache_clear()
+    replay.get_replayer.cache_clear()
 
 
 class LocalStack:
@@ -62,6 +67,8 @@ class LocalStack:
         self.region = region
         self.write_endpoint_file = write_endpoint_file
         self.endpoint = ""
+        self.queue_url = ""
+        self.dead_letter_queue_url = ""
         self._server: Any = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -86,12 +93,18 @@ class LocalStack:
             "LLM_ROUTER_SIMULATE": "true" if self.simulate else "false",
             "LLM_ROUTER_METRICS_SINK": os.environ.get("LLM_ROUTER_METRICS_SINK", str(state_dir / "metrics.jsonl")),
             "POWERTOOLS_TRACE_DISABLED": "true",
+            "MAX_RECEIVE_COUNT": str(LOCAL_MAX_RECEIVE_COUNT),
+            # Short back-offs locally, so a replayed answer shows up within seconds of the models recovering.
+            "REPLAY_BACKOFF_SECONDS": os.environ.get("REPLAY_BACKOFF_SECONDS", "1"),
         }
-        self._saved_env = {name: os.environ.get(name) for name in [*env, "AWS_PROFILE"]}
+        self._saved_env = {name: os.environ.get(name) for name in [*env, "AWS_PROFILE", "FALLBACK_QUEUE_URL"]}
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
         reset_process_caches()
         self._create_tables()
+        self.queue_url, self.dead_letter_queue_url = self._create_queues()
+        os.environ["FALLBACK_QUEUE_URL"] = self.queue_url
+        reset_process_caches()
         self._seed()
         if self.write_endpoint_file:
             info = {
@@ -99,6 +112,8 @@ class LocalStack:
                 "region": self.region,
                 "config_table": DEFAULT_CONFIG_TABLE,
                 "state_table": DEFAULT_STATE_TABLE,
+                "fallback_queue_url": self.queue_url,
+                "dead_letter_queue_url": self.dead_letter_queue_url,
                 "pid": os.getpid(),
             }
             self.endpoint_file.write_text(json.dumps(info, indent=2) + "\n")
@@ -127,6 +142,27 @@ class LocalStack:
             TableName=DEFAULT_STATE_TABLE,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
         )
+
+    def _create_queues(self) -> tuple[str, str]:
+        """The fallback queue and its dead-letter queue, with the stack's redrive policy."""
+        from llm_router.stores.aws import client
+
+        sqs = client("sqs")
+        dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": LOCAL_MAX_RECEIVE_COUNT})
+        url = sqs.create_queue(
+            QueueName=FALLBACK_QUEUE, Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "30"}
+        )["QueueUrl"]
+        return str(url), str(dlq_url)
+
+    def start_replay(self) -> Any:
+        """The replay worker in a background thread (as the replay function consumes the queue in AWS)."""
+        from llm_router.local.replay_thread import ReplayThread
+        from llm_router.replay import handle
+        from llm_router.stores.aws import client
+
+        return ReplayThread(client("sqs"), self.queue_url, handle).start()
 
     def _seed(self) -> None:
         from llm_router.cli.common import read_document

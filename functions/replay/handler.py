@@ -1,0 +1,13 @@
+"""Replay function: SQS fallback queue batches -> llm_router.replay (partial batch failures)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from llm_router.observability import logger
+from llm_router.replay import handle
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

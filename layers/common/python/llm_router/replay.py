@@ -1,0 +1,113 @@
+"""The replay worker: answers what the fallback queue holds, with the same gateway logic as a live request.
+
+Rules may have changed since the request was queued; the record keeps both decisions. A request whose models
+still fail stays on the queue with a growing visibility back-off; on the receive numbered `MAX_RECEIVE_COUNT`
+its record is marked `failed` and SQS moves the message to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from pydantic import ValidationError
+
+from llm_router.errors import AllModelsFailedError, RouterError
+from llm_router.gateway import Gateway, RequestContext
+from llm_router.observability import logger
+from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.settings import RouterSettings, get_settings
+from llm_router.stores.aws import client
+from llm_router.stores.fallback_queue import FallbackQueue
+from llm_router.stores.request_store import RequestStore
+
+MAX_VISIBILITY_SECONDS = 900
+
+
+class StillFailingError(Exception):
+    """Raised to leave the message on the queue (a partial batch failure)."""
+
+
+class Replayer:
+    def __init__(
+        self,
+        gateway: Gateway,
+        queue: FallbackQueue,
+        requests: RequestStore,
+        settings: RouterSettings,
+        *,
+        sqs: Any = None,
+    ) -> None:
+        self.gateway = gateway
+        self.queue = queue
+        self.requests = requests
+        self.settings = settings
+        self._sqs = sqs
+
+    def process(self, record: SQSRecord) -> None:
+        """Handle one message; raising leaves it on the queue for another try."""
+        receive_count = int(record.attributes.approximate_receive_count or 1)
+        item = self.queue.parse(record.body)
+        existing = self.requests.get(item.request_id)
+        if existing is not None and existing.status in ("done", "failed"):
+            return  # a duplicate delivery of a request that has already ended (re-drives reset it to queued)
+        self.requests.mark_running(item.request_id, receive_count)
+        try:
+            request = ChatCompletionRequest.model_validate(item.body)
+        except ValidationError as exc:
+            self._end(record, item.request_id, [{"error": f"stored body is invalid: {exc.error_count()} errors"}])
+            return
+        ctx = RequestContext(tenant=item.tenant, request_id=item.request_id)
+        try:
+            answer = self.gateway.complete(request, ctx)
+        except AllModelsFailedError as exc:
+            errors = [{"receive": receive_count, **a} for a in exc.extra.get("attempts", [])]
+            if receive_count >= self.settings.max_receive_count:
+                logger.error("replay_exhausted", request_id=item.request_id, receives=receive_count)
+                self.requests.mark_failed(item.request_id, errors, exc.decision)
+            else:
+                self.requests.mark_queued_again(item.request_id, errors, exc.decision)
+                self._back_off(record, receive_count)
+            raise StillFailingError(item.request_id) from exc
+        except RouterError as exc:
+            # Refused now (a rule, a budget, a removed model): that is the request's final answer.
+            self._end(record, item.request_id, [{"status": exc.status, "error": exc.message, "code": exc.code}])
+            return
+        self.requests.mark_done(
+            item.request_id, answer.completion.model_dump(mode="json", exclude_none=True), answer.decision.as_dict()
+        )
+        self.queue.release(record.body)
+        logger.info("replayed", request_id=item.request_id, model=answer.model.id, receives=receive_count)
+
+    def _end(self, record: SQSRecord, request_id: str, errors: list[dict[str, Any]]) -> None:
+        self.requests.mark_failed(request_id, errors, None)
+        self.queue.release(record.body)
+
+    def _back_off(self, record: SQSRecord, receive_count: int) -> None:
+        seconds = min(MAX_VISIBILITY_SECONDS, int(self.settings.replay_backoff_seconds * 2 ** (receive_count - 1)))
+        try:
+            (self._sqs or client("sqs")).change_message_visibility(
+                QueueUrl=self.queue.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
+            )
+        except Exception as exc:  # noqa: BLE001 - the queue's own visibility timeout still applies
+            logger.warning("visibility_backoff_failed", error=type(exc).__name__)
+
+
+@cache
+def get_replayer() -> Replayer:
+    from llm_router.api import get_gateway
+
+    gateway = get_gateway()
+    if gateway.queue is None or gateway.requests is None:
+        raise RuntimeError("FALLBACK_QUEUE_URL is not set: the replay worker has no queue to read")
+    return Replayer(gateway, gateway.queue, gateway.requests, get_settings())
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Entry point for the replay Lambda function (SQS event source with ReportBatchItemFailures)."""
+    processor = BatchProcessor(event_type=EventType.SQS)
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=get_replayer().process, processor=processor, context=context
+    )
