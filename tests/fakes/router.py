@@ -1,0 +1,92 @@
+"""The router in-process under moto, with a config document of our own (models that point at fake APIs)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from moto import mock_aws
+
+from llm_router.local.runtime import DEFAULT_LOCAL_KEY, LOCAL_TENANT, reset_process_caches
+from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE
+from llm_router.stores.config_admin import ConfigAdmin, validate_document
+from llm_router.stores.key_store import KeyStore
+from llm_router.stores.tables import table_definition
+from tests.integration.conftest import Router
+
+
+@contextmanager
+def router_with(doc: dict[str, Any], env: dict[str, str] | None = None) -> Iterator[Router]:
+    """Tables, `doc` seeded, a local API key, real providers (no simulation); EMF documents captured."""
+    settings = {
+        "LLM_ROUTER_SIMULATE": "false",
+        "RULES_TTL_SECONDS": "0",
+        "CONFIG_TABLE_NAME": DEFAULT_CONFIG_TABLE,
+        "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
+        **(env or {}),
+    }
+    saved = {name: os.environ.get(name) for name in [*settings, "FALLBACK_QUEUE_URL"]}
+    os.environ.update(settings)
+    os.environ.pop("FALLBACK_QUEUE_URL", None)
+    try:
+        with mock_aws():
+            reset_process_caches()
+            from llm_router.providers import factories
+            from llm_router.stores.aws import client
+
+            factories.provider_keys.cache_clear()
+            ddb = client("dynamodb")
+            for name in (DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE):
+                ddb.create_table(**table_definition(name))
+            config = validate_document(doc)
+            assert config.ok, config.errors
+            admin = ConfigAdmin(DEFAULT_CONFIG_TABLE)
+            admin.apply(config)
+            keys = KeyStore(DEFAULT_CONFIG_TABLE)
+            keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY)
+            router = Router(admin, keys)
+            from llm_router import api
+
+            api.get_gateway().metrics._emit = router.emitted.append
+            yield router
+    finally:
+        reset_process_caches()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def openai_model(name: str, url: str, **fields: Any) -> dict[str, Any]:
+    """A catalog entry for a model behind a fake OpenAI-compatible server."""
+    return {
+        "id": name,
+        "provider": "openai",
+        "model_id": "gpt-4o-mini",
+        "base_url": f"{url}/v1",
+        "api_key_ref": "FAKE_OPENAI_KEY",
+        "region": "us-east-1",
+        "price": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+        "context_window": 128000,
+        "capabilities": ["tools", "images", "json"],
+        **fields,
+    }
+
+
+def anthropic_model(name: str, url: str, **fields: Any) -> dict[str, Any]:
+    """A catalog entry for a model behind a fake Anthropic server."""
+    return {
+        "id": name,
+        "provider": "anthropic",
+        "model_id": "claude-sonnet-4-5",
+        "base_url": url,
+        "api_key_ref": "FAKE_ANTHROPIC_KEY",
+        "region": "us-east-1",
+        "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+        "context_window": 200000,
+        "capabilities": ["tools", "images", "json"],
+        **fields,
+    }
