@@ -11,7 +11,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PORT ?= 8080
 
-.PHONY: help install run test lint format unit integration e2e infra synth deploy destroy bench train chaos clean
+.PHONY: help install run test lint format unit integration e2e infra synth deploy destroy cdk-cli bench train chaos clean
 
 help:
 	@echo "make run     serve the router locally on http://127.0.0.1:$(PORT) (emulated AWS, simulated models)"
@@ -48,6 +48,35 @@ test: lint
 
 unit integration e2e infra: install
 	$(PY) -m pytest tests/$@
+
+# Deploying: the CDK CLI and Node 22 (jsii warns on Node 20) come from the npm registry into .tools/, pinned.
+NODE_VERSION := 22.23.3
+CDK_CLI_VERSION := 2.1148.1
+TOOLS := .tools
+CDK := PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(TOOLS)/node_modules/.bin/cdk
+CDK_TOOLS := $(TOOLS)/.installed-node-$(NODE_VERSION)-cdk-$(CDK_CLI_VERSION)
+CDK_ARGS ?=
+
+$(CDK_TOOLS):
+	mkdir -p $(TOOLS)
+	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error \
+		node@$(NODE_VERSION) aws-cdk@$(CDK_CLI_VERSION)
+	touch $@
+
+cdk-cli: $(CDK_TOOLS)
+
+# Offline: no AWS credentials or metadata endpoint needed; the template must pass cfn-lint (W3005 is CDK's own).
+synth: install $(CDK_TOOLS)
+	rm -rf cdk.out
+	AWS_EC2_METADATA_DISABLED=true $(CDK) synth --no-notices --quiet $(CDK_ARGS)
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+	@echo "cdk.out/ written; cfn-lint and cdk-nag passed"
+
+deploy: install $(CDK_TOOLS)
+	$(CDK) deploy --no-notices $(CDK_ARGS)
+
+destroy: install $(CDK_TOOLS)
+	$(CDK) destroy --no-notices $(CDK_ARGS)
 
 clean:
 	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,229 @@
+"""The public face: a regional REST API with `/v1/{proxy+}` behind the key authorizer and an open `/health`.
+
+Errors API Gateway answers itself (bad key, throttling, timeouts, unknown paths) carry the same OpenAI-style body
+the router uses, so an OpenAI client raises the same exception locally and in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.settings import StackSettings
+from llm_router.local.server import UNAUTHORIZED_BODY
+
+F = apigw.AccessLogField
+# One JSON object per request. The tenant and key prefix come from the authorizer; nothing from the body
+# (prompts never reach the access log).
+ACCESS_LOG_FIELDS = {
+    "requestId": F.context_request_id(),
+    "requestTime": F.context_request_time(),
+    "ip": F.context_identity_source_ip(),
+    "userAgent": F.context_identity_user_agent(),
+    "httpMethod": F.context_http_method(),
+    "resourcePath": F.context_resource_path(),
+    "path": F.context_path(),
+    "status": F.context_status(),
+    "protocol": F.context_protocol(),
+    "responseLength": F.context_response_length(),
+    "responseLatencyMs": F.context_response_latency(),
+    "integrationLatencyMs": F.context_integration_latency(),
+    "integrationStatus": F.context_integration_status(),
+    "tenant": F.context_authorizer("tenant"),
+    "keyPrefix": F.context_authorizer("key_prefix"),
+    "authorizerError": F.context_authorizer_error(),
+    "errorType": F.context_error_response_type(),
+    "errorMessage": F.context_error_message(),
+    "wafStatus": F.context_waf_status(),
+}
+# `$context.error.messageString` is API Gateway's own message, already quoted as a JSON string.
+GATEWAY_MESSAGE = "$context.error.messageString"
+
+
+def openai_error(message: str, error_type: str, code: str) -> str:
+    """An OpenAI-style error body as a gateway-response template (`message` may be a `$context` reference)."""
+    quoted = message if message == GATEWAY_MESSAGE else json.dumps(message)
+    return f'{{"error":{{"message":{quoted},"type":{json.dumps(error_type)},"param":null,"code":{json.dumps(code)}}}}}'
+
+
+def gateway_responses(settings: StackSettings) -> list[tuple[apigw.ResponseType, str, str, dict[str, str]]]:
+    """Each response API Gateway may answer by itself: (type, status or "" to keep it, body template, headers)."""
+    unauthorized = UNAUTHORIZED_BODY["error"]
+    timeout = settings.integration_timeout_seconds
+    return [
+        (
+            apigw.ResponseType.UNAUTHORIZED,
+            "401",
+            openai_error(str(unauthorized["message"]), str(unauthorized["type"]), str(unauthorized["code"])),
+            {"WWW-Authenticate": "'Bearer'"},
+        ),
+        (
+            apigw.ResponseType.ACCESS_DENIED,
+            "403",
+            openai_error("This API key may not call this endpoint.", "permission_error", "access_denied"),
+            {},
+        ),
+        (
+            apigw.ResponseType.WAF_FILTERED,
+            "403",
+            openai_error("The request was blocked by the API firewall.", "permission_error", "request_blocked"),
+            {},
+        ),
+        # Paths outside /v1 and /health never reach the router: same answer as the router's unknown endpoint.
+        (
+            apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+            "404",
+            openai_error("Unknown endpoint. Try POST /v1/chat/completions.", "invalid_request_error", "unknown_url"),
+            {},
+        ),
+        (
+            apigw.ResponseType.THROTTLED,
+            "429",
+            openai_error("Rate limit reached for this API; retry shortly.", "requests", "rate_limit_exceeded"),
+            {"Retry-After": "'1'"},
+        ),
+        (
+            apigw.ResponseType.QUOTA_EXCEEDED,
+            "429",
+            openai_error("The usage quota of this API is exhausted.", "insufficient_quota", "insufficient_quota"),
+            {},
+        ),
+        (
+            apigw.ResponseType.REQUEST_TOO_LARGE,
+            "413",
+            openai_error("The request is larger than the API accepts.", "invalid_request_error", "request_too_large"),
+            {},
+        ),
+        (
+            apigw.ResponseType.AUTHORIZER_FAILURE,
+            "500",
+            openai_error("The API key could not be checked; retry shortly.", "server_error", "authorizer_failure"),
+            {},
+        ),
+        (
+            apigw.ResponseType.AUTHORIZER_CONFIGURATION_ERROR,
+            "500",
+            openai_error("The API key could not be checked; retry shortly.", "server_error", "authorizer_failure"),
+            {},
+        ),
+        (
+            apigw.ResponseType.INTEGRATION_TIMEOUT,
+            "504",
+            openai_error(f"The router did not answer within {timeout} seconds.", "server_error", "timeout"),
+            {},
+        ),
+        (
+            apigw.ResponseType.INTEGRATION_FAILURE,
+            "502",
+            openai_error("The router could not be reached; retry shortly.", "server_error", "bad_gateway"),
+            {},
+        ),
+        (
+            apigw.ResponseType.DEFAULT_4_XX,
+            "",
+            openai_error(GATEWAY_MESSAGE, "invalid_request_error", "invalid_request"),
+            {},
+        ),
+        (
+            apigw.ResponseType.DEFAULT_5_XX,
+            "",
+            openai_error(GATEWAY_MESSAGE, "server_error", "internal_error"),
+            {},
+        ),
+    ]
+
+
+class RouterApi(Construct):
+    """The REST API, its stage (access logs, metrics, throttling), the authorizer and the usage plan."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        router: lambda_.IFunction,
+        authorizer: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Kept after the stack is gone: who called, when and with which key is an audit record.
+        self.access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=settings.log_retention, removal_policy=RemovalPolicy.RETAIN
+        )
+        self.api = apigw.RestApi(
+            self,
+            "RestApi",
+            rest_api_name=f"{settings.stack_name}-api",
+            description="llm-router: OpenAI-compatible LLM gateway",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # Execution logs would need the account-wide API Gateway logging role, which a stack should not own.
+            cloud_watch_role=False,
+            deploy_options=apigw.StageOptions(
+                stage_name=settings.stage_name,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                metrics_enabled=True,
+                data_trace_enabled=False,
+                tracing_enabled=settings.tracing_enabled,
+                throttling_rate_limit=settings.throttle_rate_limit,
+                throttling_burst_limit=settings.throttle_burst_limit,
+            ),
+        )
+        # The default output duplicates the stack's own, clearer ones.
+        self.api.node.try_remove_child("Endpoint")
+        self.stage = self.api.deployment_stage
+
+        integration = apigw.LambdaIntegration(
+            router,
+            proxy=True,
+            timeout=Duration.seconds(settings.integration_timeout_seconds),
+            allow_test_invoke=False,
+        )
+        self.authorizer = apigw.RequestAuthorizer(
+            self,
+            "KeyAuthorizer",
+            handler=authorizer,
+            identity_sources=[apigw.IdentitySource.header("Authorization")],
+            results_cache_ttl=Duration.seconds(settings.authorizer_cache_ttl_seconds),
+        )
+        # Load balancers and uptime checks call /health without a key; it answers a constant and reads nothing.
+        self.health_method = self.api.root.add_resource("health").add_method("GET", integration)
+        self.proxy = self.api.root.add_resource("v1").add_proxy(
+            default_integration=integration,
+            any_method=True,
+            default_method_options=apigw.MethodOptions(
+                authorizer=self.authorizer, authorization_type=apigw.AuthorizationType.CUSTOM
+            ),
+        )
+
+        for response_type, status, template, headers in gateway_responses(settings):
+            options: dict[str, Any] = {"templates": {"application/json": template}}
+            if status:
+                options["status_code"] = status
+            if headers:
+                options["response_headers"] = headers
+            name = response_type.response_type.title().replace("_", "")
+            self.api.add_gateway_response(name, type=response_type, **options)
+
+        # The stage limits above hold for every caller; the plan carries the same limits so that per-tenant
+        # plans can be attached to it later without changing the stage.
+        self.usage_plan = self.api.add_usage_plan(
+            "UsagePlan",
+            name=f"{settings.stack_name}-default",
+            description="llm-router: default throttling of the API stage",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=settings.throttle_rate_limit, burst_limit=settings.throttle_burst_limit
+            ),
+            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.stage)],
+        )
+
+    @property
+    def base_url(self) -> str:
+        """What OpenAI clients take as `base_url`: the stage URL plus `v1`."""
+        return self.api.url_for_path("/v1")

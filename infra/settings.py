@@ -1,0 +1,152 @@
+"""What a deployment can tune, read once from CDK context: `cdk.json` or `cdk deploy -c key=value`.
+
+Each field names its context key; docs/deploy.md lists them with their defaults. Values given with `-c` arrive as
+strings, so every value is coerced to its field's type here and checked before any construct sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+from aws_cdk import aws_logs as logs
+from constructs import Node
+
+# The retention periods CloudWatch Logs accepts, by their names in CDK.
+LOG_RETENTION = {
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS",
+    731: "TWO_YEARS",
+    1096: "THREE_YEARS",
+    1827: "FIVE_YEARS",
+    2192: "SIX_YEARS",
+    2557: "SEVEN_YEARS",
+    2922: "EIGHT_YEARS",
+    3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}
+# Lambda gives log lines without a level (the EMF metric documents) the level INFO: a stricter application log
+# level would drop every metric, so only these two are offered.
+LOG_LEVELS = ("DEBUG", "INFO")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def _key(name: str, default: Any = MISSING, **kwargs: Any) -> Any:
+    if default is MISSING:
+        return field(metadata={"key": name}, **kwargs)
+    return field(default=default, metadata={"key": name}, **kwargs)
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Every deploy-time setting of the router stack (context key in each field's metadata)."""
+
+    stack_name: str = _key("stackName", "LlmRouter")
+    stage_name: str = _key("stageName", "prod")
+    # API Gateway waits this long for the router; the router's own deadline is derived from it.
+    integration_timeout_seconds: int = _key("integrationTimeoutSeconds", 29)
+    # How long API Gateway caches the authorizer's answer per key (0 turns caching off); also how long a
+    # revoked key keeps working.
+    authorizer_cache_ttl_seconds: int = _key("authorizerCacheTtlSeconds", 60)
+    throttle_rate_limit: int = _key("throttleRateLimit", 50)
+    throttle_burst_limit: int = _key("throttleBurstLimit", 100)
+    max_request_bytes: int = _key("maxRequestBytes", 1_048_576)
+    waf_enabled: bool = _key("wafEnabled", False)
+    waf_rate_limit_per_5_minutes: int = _key("wafRateLimitPer5Minutes", 2000)
+    log_retention_days: int = _key("logRetentionDays", 30)
+    log_level: str = _key("logLevel", "INFO")
+    tracing_enabled: bool = _key("tracingEnabled", False)
+    router_memory_mb: int = _key("routerMemoryMb", 1024)
+    rules_ttl_seconds: int = _key("rulesTtlSeconds", 30)
+    bedrock_model_arns: tuple[str, ...] = _key("bedrockModelArns", ())
+    powertools_version: str = _key("powertoolsVersion", "3.37.0")
+    # When set, the Powertools layer ARN is built from this layer version instead of AWS's public SSM parameter.
+    powertools_layer_version: int | None = _key("powertoolsLayerVersion", None)
+    alarm_email: str = _key("alarmEmail", "")
+    cost_per_hour_alarm_usd: float = _key("costPerHourAlarmUsd", 5.0)
+    error_5xx_rate_alarm_percent: float = _key("error5xxRateAlarmPercent", 5.0)
+    fallback_max_receive_count: int = _key("fallbackMaxReceiveCount", 5)
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ValueError("invalid cdk.json context: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        checks = [
+            (re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", self.stack_name), "stackName: letters, digits and '-'"),
+            (re.fullmatch(r"[A-Za-z0-9_]{1,128}", self.stage_name), "stageName: letters, digits and '_'"),
+            # Above 29 s a regional REST API needs a raised integration-timeout quota.
+            (1 <= self.integration_timeout_seconds <= 300, "integrationTimeoutSeconds: 1..300"),
+            (0 <= self.authorizer_cache_ttl_seconds <= 3600, "authorizerCacheTtlSeconds: 0..3600"),
+            (self.throttle_rate_limit > 0, "throttleRateLimit: > 0"),
+            (self.throttle_burst_limit > 0, "throttleBurstLimit: > 0"),
+            # Lambda's synchronous payload limit is 6 MB, base64 encoding included.
+            (1024 <= self.max_request_bytes <= 4_194_304, "maxRequestBytes: 1024..4194304"),
+            (100 <= self.waf_rate_limit_per_5_minutes <= 2_000_000_000, "wafRateLimitPer5Minutes: >= 100"),
+            (self.log_retention_days in LOG_RETENTION, f"logRetentionDays: one of {tuple(LOG_RETENTION)}"),
+            (self.log_level in LOG_LEVELS, f"logLevel: one of {LOG_LEVELS}"),
+            (128 <= self.router_memory_mb <= 10240, "routerMemoryMb: 128..10240"),
+            (self.rules_ttl_seconds >= 0, "rulesTtlSeconds: >= 0"),
+            (_SEMVER.match(self.powertools_version), "powertoolsVersion: a release such as 3.37.0"),
+            (self.powertools_layer_version is None or self.powertools_layer_version > 0, "powertoolsLayerVersion > 0"),
+            (self.alarm_email == "" or _EMAIL.match(self.alarm_email), "alarmEmail: an email address or empty"),
+            (self.cost_per_hour_alarm_usd > 0, "costPerHourAlarmUsd: > 0"),
+            (0 < self.error_5xx_rate_alarm_percent <= 100, "error5xxRateAlarmPercent: 0..100"),
+            (1 <= self.fallback_max_receive_count <= 1000, "fallbackMaxReceiveCount: 1..1000"),
+        ]
+        return [message for ok, message in checks if not ok]
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return logs.RetentionDays[LOG_RETENTION[self.log_retention_days]]
+
+    @classmethod
+    def from_context(cls, node: Node) -> StackSettings:
+        """The settings from `node`'s context; a key that is absent (or null) keeps its default."""
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            raw = node.try_get_context(item.metadata["key"])
+            if raw is not None:
+                values[item.name] = _coerce(item.metadata["key"], raw, item.default)
+        return cls(**values)
+
+
+def _coerce(key: str, raw: Any, default: Any) -> Any:
+    """`raw` as the type of `default` (strings from `-c key=value` included)."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                if raw.lower() not in ("true", "false"):
+                    raise ValueError(raw)
+                return raw.lower() == "true"
+            return bool(raw)
+        if isinstance(default, tuple):
+            items = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                raise ValueError(raw)
+            return tuple(items)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, int) or default is None:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(raw)
+            return int(raw)
+        return str(raw)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise ValueError(f"invalid cdk.json context: {key}={raw!r}") from None

@@ -1,0 +1,185 @@
+"""RouterStack: wires the constructs together, grants each function what it needs, and runs cdk-nag.
+
+Every cdk-nag acknowledgement lives in `_acknowledge_findings`, each with the reason it is safe here.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, App, CfnOutput, Duration, Stack, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import Construct, IConstruct
+
+from infra.constructs.api import RouterApi
+from infra.constructs.bedrock import BedrockModels
+from infra.constructs.fallback_queue import FallbackQueue
+from infra.constructs.functions import Functions
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.secrets import ProviderKeys
+from infra.constructs.tables import Tables
+from infra.constructs.waf import ApiFirewall
+from infra.settings import StackSettings
+from llm_router.schemas.records import CONFIG_KINDS, KEY_PARTITION
+
+# The Config partitions the router reads: the catalog and rules, and the tenant and price items it reads as
+# they are added. Never `apikey`: only the authorizer sees key hashes.
+ROUTER_CONFIG_PARTITIONS = (*CONFIG_KINDS, "tenant", "price")
+# Time the router keeps after API Gateway has given up, to queue the request instead of losing it.
+ROUTER_TIMEOUT_MARGIN = Duration.seconds(3)
+
+
+class RouterStack(Stack):
+    """The whole router in one stack: API, functions, tables, secret, fallback queue, dashboard and alarms."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: object) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="llm-router: OpenAI-compatible LLM gateway (rules, fallbacks, cost metrics)",
+            **kwargs,  # type: ignore[arg-type]
+        )
+        self.settings = settings
+        bedrock = BedrockModels(settings.bedrock_model_arns)
+        self.tables = Tables(self, "Tables")
+        self.provider_keys = ProviderKeys(self, "ProviderKeys")
+        self.fallback = FallbackQueue(self, "FallbackQueue", max_receive_count=settings.fallback_max_receive_count)
+
+        self.functions = Functions(self, "Functions", settings=settings)
+        timeout = settings.integration_timeout_seconds
+        self.router = self.functions.add_function(
+            "Router",
+            folder="router",
+            description="llm-router: routes OpenAI-compatible requests to models",
+            timeout=Duration.seconds(timeout + ROUTER_TIMEOUT_MARGIN.to_seconds()),
+            memory_size=settings.router_memory_mb,
+            environment={
+                "CONFIG_TABLE_NAME": self.tables.config_table.table_name,
+                "STATE_TABLE_NAME": self.tables.state_table.table_name,
+                "PROVIDER_KEYS_SECRET_ID": self.provider_keys.secret.secret_arn,
+                "FALLBACK_QUEUE_URL": self.fallback.queue.queue_url,
+                "MAX_RECEIVE_COUNT": str(settings.fallback_max_receive_count),
+                "RULES_TTL_SECONDS": str(settings.rules_ttl_seconds),
+                "MAX_BODY_BYTES": str(settings.max_request_bytes),
+                "REQUEST_TIMEOUT_SECONDS": str(timeout),
+                "LLM_ROUTER_METRICS_SINK": "stdout",
+            },
+        )
+        self.authorizer = self.functions.add_function(
+            "Authorizer",
+            folder="authorizer",
+            description="llm-router: checks Bearer API keys against their hashes",
+            timeout=Duration.seconds(10),
+            environment={"CONFIG_TABLE_NAME": self.tables.config_table.table_name},
+        )
+
+        self.tables.grant_config_read(self.router, ROUTER_CONFIG_PARTITIONS)
+        self.tables.state_table.grant_read_write_data(self.router)
+        self.provider_keys.secret.grant_read(self.router)
+        self.fallback.grant_send(self.router)
+        bedrock.grant_invoke(self.router)
+        self.tables.grant_config_read(self.authorizer, [KEY_PARTITION], actions=["dynamodb:GetItem"])
+
+        self.api = RouterApi(self, "Api", settings=settings, router=self.router, authorizer=self.authorizer)
+        self.firewall = (
+            ApiFirewall(
+                self,
+                "Firewall",
+                stage=self.api.stage,
+                rate_limit_per_5_minutes=settings.waf_rate_limit_per_5_minutes,
+            )
+            if settings.waf_enabled
+            else None
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            settings=settings,
+            stage=self.api.stage,
+            functions=self.functions.functions,
+            queue=self.fallback.queue,
+            dead_letter_queue=self.fallback.dead_letter_queue,
+        )
+
+        Tags.of(self).add("project", "llm-router")
+        self._outputs()
+        self._acknowledge_findings()
+
+    def _outputs(self) -> None:
+        outputs = {
+            "ApiUrl": (self.api.api.url, "The API stage URL (GET health for a check without a key)"),
+            "OpenAiBaseUrl": (self.api.base_url, "base_url for OpenAI clients"),
+            "ConfigTableName": (self.tables.config_table.table_name, "CONFIG_TABLE_NAME for the llm-router CLI"),
+            "StateTableName": (self.tables.state_table.table_name, "STATE_TABLE_NAME for the llm-router CLI"),
+            "ProviderKeysSecretArn": (self.provider_keys.secret.secret_arn, "Put provider API keys here (JSON map)"),
+            "FallbackQueueUrl": (self.fallback.queue.queue_url, "Requests no model could answer"),
+            "DeadLetterQueueUrl": (self.fallback.dead_letter_queue.queue_url, "Requests that failed for good"),
+            "AlarmTopicArn": (self.monitoring.topic.topic_arn, "Subscribe here to receive alarms"),
+            "DashboardUrl": (self.monitoring.dashboard_url, "CloudWatch dashboard"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)
+
+    def _acknowledge_findings(self) -> None:
+        def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
+            Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+        api = self.api
+        acknowledge(
+            api.api,
+            "AwsSolutions-APIG2",
+            "Bodies are validated by the router against the OpenAI wire format (pydantic) and refused with "
+            "OpenAI-style 400 errors; API Gateway models would duplicate that and answer in another format.",
+        )
+        acknowledge(
+            api.api,
+            "AwsSolutions-APIG6",
+            "Execution logging needs the account-wide API Gateway CloudWatch role (AWS::ApiGateway::Account), "
+            "which this stack does not take over; JSON access logs record every request and detailed execution "
+            "metrics are on.",
+        )
+        acknowledge(
+            api.api,
+            "AwsSolutions-COG4",
+            "Callers are OpenAI clients sending `Authorization: Bearer <key>`; a Lambda REQUEST authorizer checks "
+            "the key against its SHA-256 hash in DynamoDB. Cognito user pools do not fit API-key clients.",
+        )
+        acknowledge(
+            api.health_method,
+            "AwsSolutions-APIG4",
+            "GET /health is open on purpose for load balancers and uptime checks: it returns a constant and "
+            "reads no data.",
+        )
+        if self.firewall is None:
+            acknowledge(
+                api.stage,
+                "AwsSolutions-APIG3",
+                "The web ACL is opt-in (context wafEnabled=true) because it has a monthly cost; without it every "
+                "call still needs a valid key and stage throttling applies.",
+            )
+        acknowledge(
+            self.provider_keys.secret,
+            "AwsSolutions-SMG4",
+            "The secret holds API keys issued by external model providers; they can only be rotated at the "
+            "provider, after which the operator puts the new value (docs/deploy.md).",
+        )
+        if self.settings.tracing_enabled:
+            for function in self.functions.functions:
+                if function.role is not None:
+                    acknowledge(
+                        function.role,
+                        "AwsSolutions-IAM5[Resource::*]",
+                        "X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level "
+                        "permissions; added only when tracing is enabled.",
+                    )
+
+
+def add_checks(app: App) -> None:
+    """cdk-nag's AWS Solutions rules on every stack of `app`: an unacknowledged finding fails the synth."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def build_app(app: App) -> RouterStack:
+    """The router stack from `app`'s context (cdk.json, `-c key=value`), checked by cdk-nag."""
+    settings = StackSettings.from_context(app.node)
+    stack = RouterStack(app, settings.stack_name, settings=settings)
+    add_checks(app)
+    return stack

@@ -1,0 +1,81 @@
+"""One synth for the whole infra suite: the stack with cdk.json's defaults and a second one with every optional
+feature switched on, in one app, checked by cdk-nag (jsii's start-up dominates, so it is paid once)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+ROOT = Path(__file__).resolve().parents[2]
+BEDROCK_ARNS = (
+    "arn:aws:bedrock:us-east-1:{account}:inference-profile/us.amazon.nova-micro-v1:0",
+    "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0",
+    "arn:aws:bedrock:us-east-2::foundation-model/amazon.nova-micro-v1:0",
+    "arn:aws:bedrock:us-west-2::foundation-model/amazon.nova-micro-v1:0",
+    "arn:aws:bedrock:eu-central-1::foundation-model/mistral.mistral-large-2402-v1:0",
+)
+ALARM_EMAIL = "ops@example.com"
+
+
+@dataclass(frozen=True)
+class Synth:
+    """What the session's one synth produced."""
+
+    outdir: Path
+    default: Any  # aws_cdk.assertions.Template of the stack built from cdk.json as it is
+    full: Any  # ... of the stack with WAF, tracing, Bedrock models, an alarm email and a pinned layer version
+    default_json: dict[str, Any]
+    full_json: dict[str, Any]
+    full_settings: Any
+
+
+def cdk_json_context() -> dict[str, Any]:
+    return json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    from infra.settings import StackSettings
+    from infra.stack import RouterStack, add_checks
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = App(context=cdk_json_context(), outdir=str(outdir))
+    defaults = StackSettings.from_context(app.node)
+    full = replace(
+        defaults,
+        stack_name="LlmRouterFull",
+        waf_enabled=True,
+        tracing_enabled=True,
+        alarm_email=ALARM_EMAIL,
+        bedrock_model_arns=BEDROCK_ARNS,
+        powertools_layer_version=41,
+        integration_timeout_seconds=20,
+        authorizer_cache_ttl_seconds=300,
+        cost_per_hour_alarm_usd=12.5,
+        fallback_max_receive_count=7,
+    )
+    default_stack = RouterStack(app, defaults.stack_name, settings=defaults)
+    full_stack = RouterStack(app, full.stack_name, settings=full)
+    add_checks(app)
+    # Raises when cdk-nag finds anything unacknowledged.
+    assembly = app.synth()
+    default_json = assembly.get_stack_by_name(default_stack.stack_name).template
+    full_json = assembly.get_stack_by_name(full_stack.stack_name).template
+    return Synth(
+        outdir=outdir,
+        default=Template.from_json(default_json),
+        full=Template.from_json(full_json),
+        default_json=default_json,
+        full_json=full_json,
+        full_settings=full,
+    )

@@ -1,0 +1,194 @@
+"""The REST API: routes, the key authorizer, the stage, throttling, OpenAI-style gateway responses, the WAF."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk.assertions import Match
+
+from tests.infra.cfn import only, resources
+from tests.infra.conftest import Synth
+
+OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
+
+
+def _render(template: str) -> dict:
+    """A gateway-response body as API Gateway would send it (its message variable is a quoted JSON string)."""
+    return json.loads(template.replace("$context.error.messageString", '"Some gateway message"'))
+
+
+def test_api_is_a_regional_rest_api(synth: Synth) -> None:
+    synth.default.has_resource_properties(
+        "AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}}
+    )
+
+
+def test_api_serves_health_and_everything_under_v1(synth: Synth) -> None:
+    paths = {r["Properties"]["PathPart"] for r in resources(synth.default_json, "AWS::ApiGateway::Resource").values()}
+    assert paths == {"health", "v1", "{proxy+}"}
+
+
+def test_every_method_except_health_requires_the_key_authorizer(synth: Synth) -> None:
+    # Given the authorizer of the stack
+    authorizer_id, _ = only(synth.default_json, "AWS::ApiGateway::Authorizer")
+    health_id, _ = only(synth.default_json, "AWS::ApiGateway::Resource", "ApiRestApihealth")
+    # When looking at every method
+    methods = resources(synth.default_json, "AWS::ApiGateway::Method").values()
+    # Then only GET /health is open, and everything else goes through the key authorizer
+    open_methods = [m for m in methods if m["Properties"]["AuthorizationType"] == "NONE"]
+    guarded = [m for m in methods if m["Properties"]["AuthorizationType"] != "NONE"]
+    assert [(m["Properties"]["HttpMethod"], m["Properties"]["ResourceId"]) for m in open_methods] == [
+        ("GET", {"Ref": health_id})
+    ]
+    assert guarded, "the /v1 proxy must have a method"
+    for method in guarded:
+        assert method["Properties"]["AuthorizationType"] == "CUSTOM"
+        assert method["Properties"]["AuthorizerId"] == {"Ref": authorizer_id}
+
+
+def test_authorizer_checks_the_authorization_header_and_caches_for_the_context_ttl(synth: Synth) -> None:
+    expected = {"Type": "REQUEST", "IdentitySource": "method.request.header.Authorization"}
+    synth.default.has_resource_properties(
+        "AWS::ApiGateway::Authorizer", {**expected, "AuthorizerResultTtlInSeconds": 60}
+    )
+    synth.full.has_resource_properties("AWS::ApiGateway::Authorizer", {**expected, "AuthorizerResultTtlInSeconds": 300})
+
+
+def test_authorizer_runs_the_authorizer_function(synth: Synth) -> None:
+    function_id, _ = only(synth.default_json, "AWS::Lambda::Function", "FunctionsAuthorizer")
+    _, authorizer = only(synth.default_json, "AWS::ApiGateway::Authorizer")
+    assert {"Fn::GetAtt": [function_id, "Arn"]} in authorizer["Properties"]["AuthorizerUri"]["Fn::Join"][1]
+
+
+def test_methods_proxy_to_the_router_with_the_context_timeout(synth: Synth) -> None:
+    for stack, millis in ((synth.default_json, 29_000), (synth.full_json, 20_000)):
+        router_id, _ = only(stack, "AWS::Lambda::Function", "FunctionsRouter")
+        for method in resources(stack, "AWS::ApiGateway::Method").values():
+            integration = method["Properties"]["Integration"]
+            assert integration["Type"] == "AWS_PROXY"
+            assert integration["TimeoutInMillis"] == millis
+            assert {"Fn::GetAtt": [router_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
+
+
+def test_stage_writes_json_access_logs_and_detailed_metrics(synth: Synth) -> None:
+    # Given the stage
+    _, stage = only(synth.default_json, "AWS::ApiGateway::Stage")
+    props = stage["Properties"]
+    # Then its access log lines are JSON objects with the request, status, latency and tenant
+    log_format = json.loads(props["AccessLogSetting"]["Format"])
+    assert {"requestId", "status", "responseLatencyMs", "tenant", "errorType"} <= set(log_format)
+    log_group_id, _ = only(synth.default_json, "AWS::Logs::LogGroup", "ApiAccessLogs")
+    assert {"Ref": log_group_id} in props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
+    # And execution metrics and stage throttling are on for every method
+    assert props["StageName"] == "prod"
+    assert props["MethodSettings"] == [
+        {
+            "DataTraceEnabled": False,
+            "HttpMethod": "*",
+            "MetricsEnabled": True,
+            "ResourcePath": "/*",
+            "ThrottlingBurstLimit": 100,
+            "ThrottlingRateLimit": 50,
+        }
+    ]
+
+
+def test_access_logs_keep_no_request_body(synth: Synth) -> None:
+    _, stage = only(synth.default_json, "AWS::ApiGateway::Stage")
+    log_format = stage["Properties"]["AccessLogSetting"]["Format"]
+    assert "body" not in log_format.lower()
+
+
+def test_usage_plan_throttles_the_stage(synth: Synth) -> None:
+    stage_id, _ = only(synth.default_json, "AWS::ApiGateway::Stage")
+    synth.default.has_resource_properties(
+        "AWS::ApiGateway::UsagePlan",
+        {
+            "Throttle": {"RateLimit": 50, "BurstLimit": 100},
+            "ApiStages": [Match.object_like({"Stage": {"Ref": stage_id}})],
+        },
+    )
+
+
+def test_gateway_responses_are_openai_style_errors(synth: Synth) -> None:
+    # Given every response API Gateway answers by itself
+    responses = {
+        r["Properties"]["ResponseType"]: r["Properties"]
+        for r in resources(synth.default_json, "AWS::ApiGateway::GatewayResponse").values()
+    }
+    # Then the common ones are all there
+    assert {
+        "UNAUTHORIZED",
+        "ACCESS_DENIED",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+        "REQUEST_TOO_LARGE",
+        "THROTTLED",
+        "INTEGRATION_TIMEOUT",
+        "MISSING_AUTHENTICATION_TOKEN",
+        "WAF_FILTERED",
+    } <= set(responses)
+    # And each body is an OpenAI error envelope
+    for response_type, props in responses.items():
+        body = _render(props["ResponseTemplates"]["application/json"])
+        assert set(body) == {"error"}, response_type
+        assert set(body["error"]) == OPENAI_ERROR_KEYS, response_type
+        assert body["error"]["param"] is None
+        assert body["error"]["message"], response_type
+
+
+def test_a_wrong_key_gets_the_same_401_body_as_the_local_server(synth: Synth) -> None:
+    from llm_router.local.server import UNAUTHORIZED_BODY
+
+    _, response = only(synth.default_json, "AWS::ApiGateway::GatewayResponse", "ApiRestApiUnauthorized")
+    props = response["Properties"]
+    assert props["ResponseType"] == "UNAUTHORIZED"
+    assert props["StatusCode"] == "401"
+    assert _render(props["ResponseTemplates"]["application/json"]) == UNAUTHORIZED_BODY
+
+
+def test_throttled_callers_get_429_with_retry_after(synth: Synth) -> None:
+    synth.default.has_resource_properties(
+        "AWS::ApiGateway::GatewayResponse",
+        {
+            "ResponseType": "THROTTLED",
+            "StatusCode": "429",
+            "ResponseParameters": {"gatewayresponse.header.Retry-After": "'1'"},
+        },
+    )
+
+
+def test_timeout_response_names_the_context_timeout(synth: Synth) -> None:
+    _, response = only(synth.full_json, "AWS::ApiGateway::GatewayResponse", "ApiRestApiIntegrationTimeout")
+    body = _render(response["Properties"]["ResponseTemplates"]["application/json"])
+    assert response["Properties"]["StatusCode"] == "504"
+    assert "20 seconds" in body["error"]["message"]
+
+
+def test_waf_is_off_unless_the_context_turns_it_on(synth: Synth) -> None:
+    synth.default.resource_count_is("AWS::WAFv2::WebACL", 0)
+    synth.full.resource_count_is("AWS::WAFv2::WebACL", 1)
+
+
+def test_waf_rate_limits_per_ip_and_is_attached_to_the_stage(synth: Synth) -> None:
+    # Given the web ACL of the stack with WAF on
+    acl_id, acl = only(synth.full_json, "AWS::WAFv2::WebACL")
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL"
+    rules = {rule["Name"]: rule for rule in props["Rules"]}
+    # Then it limits each IP, and uses AWS's managed rule groups
+    assert rules["RateLimitPerIp"]["Statement"]["RateBasedStatement"] == {"AggregateKeyType": "IP", "Limit": 2000}
+    assert {"AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet"} <= set(rules)
+    # And it is associated with the API stage
+    _, association = only(synth.full_json, "AWS::WAFv2::WebACLAssociation")
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    stage_id, _ = only(synth.full_json, "AWS::ApiGateway::Stage")
+    assert stage_id in association["DependsOn"]
+
+
+def test_waf_counts_instead_of_blocking_body_rules_that_prompts_trip(synth: Synth) -> None:
+    _, acl = only(synth.full_json, "AWS::WAFv2::WebACL")
+    common = next(r for r in acl["Properties"]["Rules"] if r["Name"] == "AWSManagedRulesCommonRuleSet")
+    overrides = common["Statement"]["ManagedRuleGroupStatement"]["RuleActionOverrides"]
+    counted = {o["Name"] for o in overrides if o["ActionToUse"] == {"Count": {}}}
+    assert {"SizeRestrictions_BODY", "CrossSiteScripting_BODY"} <= counted

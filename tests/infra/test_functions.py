@@ -1,0 +1,140 @@
+"""The Lambda functions: runtime, architecture, layers, logs, tracing, environment."""
+
+from __future__ import annotations
+
+import re
+
+from tests.infra.cfn import function, only, resources
+from tests.infra.conftest import Synth, cdk_json_context
+
+
+def _python_version(runtime: str) -> tuple[int, int]:
+    match = re.fullmatch(r"python(\d+)\.(\d+)", runtime)
+    assert match, runtime
+    return int(match[1]), int(match[2])
+
+
+def test_functions_run_python_3_12_or_newer_on_arm64(synth: Synth) -> None:
+    functions = resources(synth.default_json, "AWS::Lambda::Function").values()
+    assert len(functions) == 2
+    for fn in functions:
+        assert _python_version(fn["Properties"]["Runtime"]) >= (3, 12)
+        assert fn["Properties"]["Architectures"] == ["arm64"]
+        assert fn["Properties"]["Handler"] == "handler.lambda_handler"
+
+
+def test_functions_log_json_to_their_own_log_group_with_the_context_retention(synth: Synth) -> None:
+    for name in ("FunctionsRouter", "FunctionsAuthorizer"):
+        log_group_id, log_group = only(synth.default_json, "AWS::Logs::LogGroup", f"{name}Logs")
+        assert log_group["Properties"]["RetentionInDays"] == cdk_json_context()["logRetentionDays"]
+        assert function(synth.default_json, name)["LoggingConfig"] == {
+            "LogFormat": "JSON",
+            "ApplicationLogLevel": "INFO",
+            "SystemLogLevel": "INFO",
+            "LogGroup": {"Ref": log_group_id},
+        }
+
+
+def test_functions_carry_the_shared_library_and_the_pinned_powertools_layer(synth: Synth) -> None:
+    # Given the stack built from cdk.json: Powertools comes from AWS's SSM parameter of the pinned release
+    layer_id, _ = only(synth.default_json, "AWS::Lambda::LayerVersion")
+    version = cdk_json_context()["powertoolsVersion"]
+    parameters = {
+        k: p for k, p in synth.default_json["Parameters"].items() if p["Type"] == "AWS::SSM::Parameter::Value<String>"
+    }
+    powertools = [k for k, p in parameters.items() if p["Default"].startswith("/aws/service/powertools/")]
+    assert len(powertools) == 1
+    assert parameters[powertools[0]]["Default"] == f"/aws/service/powertools/python/arm64/python3.14/{version}"
+    # Then both functions use both layers
+    for name in ("FunctionsRouter", "FunctionsAuthorizer"):
+        layers = function(synth.default_json, name)["Layers"]
+        assert sorted(layers, key=str) == sorted([{"Ref": layer_id}, {"Ref": powertools[0]}], key=str)
+
+
+def test_a_pinned_layer_version_builds_the_powertools_arn_for_the_deploy_region(synth: Synth) -> None:
+    layers = function(synth.full_json, "FunctionsRouter")["Layers"]
+    built = [layer for layer in layers if "Fn::Join" in layer]
+    assert len(built) == 1
+    parts = built[0]["Fn::Join"][1]
+    assert {"Ref": "AWS::Region"} in parts
+    assert parts[-1].endswith(":017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:41")
+
+
+def test_shared_layer_is_the_library_without_cli_local_ml_or_caches(synth: Synth) -> None:
+    # Given the layer asset written by the synth
+    layer_dirs = [p for p in synth.outdir.glob("asset.*") if (p / "python" / "llm_router").is_dir()]
+    assert len(layer_dirs) == 1
+    package = layer_dirs[0] / "python" / "llm_router"
+    # Then it holds the library the functions import
+    assert (package / "api.py").is_file()
+    assert (package / "authorizer.py").is_file()
+    # And nothing that runs only on a laptop, and no byte-code caches
+    for excluded in ("cli", "local", "ml"):
+        assert not (package / excluded).exists(), excluded
+    assert not list(layer_dirs[0].rglob("__pycache__"))
+    assert not list(layer_dirs[0].rglob("*.egg-info"))
+
+
+def test_function_code_is_the_handler_folder(synth: Synth) -> None:
+    handlers = [p for p in synth.outdir.glob("asset.*") if (p / "handler.py").is_file()]
+    assert len(handlers) == 2
+    for folder in handlers:
+        assert sorted(p.name for p in folder.iterdir()) == ["handler.py"]
+
+
+def test_tracing_is_off_by_default_and_on_when_asked(synth: Synth) -> None:
+    for fn in resources(synth.default_json, "AWS::Lambda::Function").values():
+        assert "TracingConfig" not in fn["Properties"]
+    for fn in resources(synth.full_json, "AWS::Lambda::Function").values():
+        assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}
+    synth.default.has_resource_properties("AWS::ApiGateway::Stage", {"TracingEnabled": False})
+    synth.full.has_resource_properties("AWS::ApiGateway::Stage", {"TracingEnabled": True})
+    assert function(synth.full_json, "FunctionsRouter")["Environment"]["Variables"]["POWERTOOLS_TRACE_ENABLED"] == (
+        "true"
+    )
+
+
+def test_every_function_gets_the_powertools_settings(synth: Synth) -> None:
+    for name in ("FunctionsRouter", "FunctionsAuthorizer"):
+        env = function(synth.default_json, name)["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == "llm-router"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "LlmRouter"
+        assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+        assert env["POWERTOOLS_TRACE_ENABLED"] == "false"
+        assert env["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+        assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+
+
+def test_router_is_told_its_tables_secret_queue_and_limits(synth: Synth) -> None:
+    # Given the resources of the stack
+    config_id, _ = only(synth.default_json, "AWS::DynamoDB::Table", "TablesConfig")
+    state_id, _ = only(synth.default_json, "AWS::DynamoDB::Table", "TablesState")
+    secret_id, _ = only(synth.default_json, "AWS::SecretsManager::Secret")
+    queue_id = next(
+        k for k, q in resources(synth.default_json, "AWS::SQS::Queue").items() if "RedrivePolicy" in q["Properties"]
+    )
+    # Then the router's environment names them, and the limits from the context
+    router = function(synth.default_json, "FunctionsRouter")
+    env = router["Environment"]["Variables"]
+    assert env["CONFIG_TABLE_NAME"] == {"Ref": config_id}
+    assert env["STATE_TABLE_NAME"] == {"Ref": state_id}
+    assert env["PROVIDER_KEYS_SECRET_ID"] == {"Ref": secret_id}
+    assert env["FALLBACK_QUEUE_URL"] == {"Ref": queue_id}
+    assert env["MAX_RECEIVE_COUNT"] == str(cdk_json_context()["fallbackMaxReceiveCount"])
+    assert env["REQUEST_TIMEOUT_SECONDS"] == "29"
+    assert env["MAX_BODY_BYTES"] == str(cdk_json_context()["maxRequestBytes"])
+    assert env["RULES_TTL_SECONDS"] == "30"
+    assert env["LLM_ROUTER_METRICS_SINK"] == "stdout"
+
+
+def test_router_outlives_the_integration_timeout_to_queue_what_it_could_not_answer(synth: Synth) -> None:
+    assert function(synth.default_json, "FunctionsRouter")["Timeout"] == 32
+    assert function(synth.full_json, "FunctionsRouter")["Timeout"] == 23
+    assert function(synth.full_json, "FunctionsRouter")["Environment"]["Variables"]["REQUEST_TIMEOUT_SECONDS"] == "20"
+
+
+def test_authorizer_is_told_only_the_config_table(synth: Synth) -> None:
+    config_id, _ = only(synth.default_json, "AWS::DynamoDB::Table", "TablesConfig")
+    env = function(synth.default_json, "FunctionsAuthorizer")["Environment"]["Variables"]
+    assert env["CONFIG_TABLE_NAME"] == {"Ref": config_id}
+    assert not {"STATE_TABLE_NAME", "PROVIDER_KEYS_SECRET_ID", "FALLBACK_QUEUE_URL"} & set(env)
