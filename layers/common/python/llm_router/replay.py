@@ -107,7 +107,9 @@ def get_replayer() -> Replayer:
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Entry point for the replay Lambda function (SQS event source with ReportBatchItemFailures)."""
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # Report every failure item by item, even when the whole batch failed: each message keeps its own
+    # receive count and back-off instead of the whole batch being retried as one.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(  # type: ignore[return-value]
         event=event, record_handler=get_replayer().process, processor=processor, context=context
     )

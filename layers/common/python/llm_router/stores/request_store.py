@@ -69,21 +69,7 @@ class RequestStore:
         self, request_id: str, tenant: str, mode: str, decision: dict[str, Any], errors: list[dict[str, Any]]
     ) -> None:
         now = int(self._clock())
-        self._ddb.put_item(
-            TableName=self._table,
-            Item={
-                **_key(request_id),
-                "tenant": {"S": tenant},
-                "status": {"S": "queued"},
-                "mode": {"S": mode},
-                "created_at": {"N": str(now)},
-                "updated_at": {"N": str(now)},
-                "expires_at": {"N": str(now + self._ttl)},
-                "receive_count": {"N": "0"},
-                "decisions": {"S": json.dumps([decision])},
-                "errors": {"S": json.dumps(errors)},
-            },
-        )
+        self._put(RequestRecord(request_id, tenant, "queued", mode, now, now, now + self._ttl, 0, [decision], errors))
 
     def mark_running(self, request_id: str, receive_count: int) -> None:
         self._update(request_id, "running", receive_count=receive_count)
@@ -128,33 +114,36 @@ class RequestStore:
         errors: list[dict[str, Any]] | None = None,
         decision: dict[str, Any] | None = None,
     ) -> None:
+        # Read-modify-write of the whole item: only the gateway (once, at enqueue) and the replay of this very
+        # message write a record, and SQS hands a message to one consumer at a time.
         record = self.get(request_id)
+        if record is None:
+            return  # expired or never written: nothing to track
         now = int(self._clock())
-        names = {"#s": "status", "#u": "updated_at", "#e": "expires_at"}
-        values: dict[str, Any] = {":s": {"S": status}, ":u": {"N": str(now)}, ":e": {"N": str(now + self._ttl)}}
-        sets = ["#s = :s", "#u = :u", "#e = :e"]
+        record.status, record.updated_at, record.expires_at = status, now, now + self._ttl
         if receive_count is not None:
-            names["#r"] = "receive_count"
-            values[":r"] = {"N": str(receive_count)}
-            sets.append("#r = :r")
+            record.receive_count = receive_count
         if result is not None:
-            names["#res"] = "result"
-            values[":res"] = {"S": json.dumps(result, separators=(",", ":"))}
-            sets.append("#res = :res")
-        if errors is not None:
-            trail = (record.errors if record else []) + errors
-            names["#err"] = "errors"
-            values[":err"] = {"S": json.dumps(trail)}
-            sets.append("#err = :err")
+            record.result = result
+        if errors:
+            record.errors = record.errors + errors
         if decision is not None:
-            decisions = (record.decisions if record else []) + [decision]
-            names["#d"] = "decisions"
-            values[":d"] = {"S": json.dumps(decisions)}
-            sets.append("#d = :d")
-        self._ddb.update_item(
-            TableName=self._table,
-            Key=_key(request_id),
-            UpdateExpression="SET " + ", ".join(sets),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+            record.decisions = [*record.decisions, decision]
+        self._put(record)
+
+    def _put(self, record: RequestRecord) -> None:
+        item: dict[str, Any] = {
+            **_key(record.request_id),
+            "tenant": {"S": record.tenant},
+            "status": {"S": record.status},
+            "mode": {"S": record.mode},
+            "created_at": {"N": str(record.created_at)},
+            "updated_at": {"N": str(record.updated_at)},
+            "expires_at": {"N": str(record.expires_at)},
+            "receive_count": {"N": str(record.receive_count)},
+            "decisions": {"S": json.dumps(record.decisions, separators=(",", ":"))},
+            "errors": {"S": json.dumps(record.errors, separators=(",", ":"))},
+        }
+        if record.result is not None:
+            item["result"] = {"S": json.dumps(record.result, separators=(",", ":"))}
+        self._ddb.put_item(TableName=self._table, Item=item)
