@@ -81,14 +81,21 @@ class Chaos:
         return response
 
     def chat(self, model: str = "auto", **extra: Any) -> dict[str, Any]:
-        return {"model": model, "messages": [{"role": "user", "content": self.prompt()}], "user": f"u{self.sent % 17}", **extra}
+        return {
+            "model": model,
+            "messages": [{"role": "user", "content": self.prompt()}],
+            "user": f"u{self.sent % 17}",
+            **extra,
+        }
 
 
 def dead_lettered(router: Router) -> set[str]:
     sqs = client("sqs")
     ids: set[str] = set()
     for _ in range(50):
-        messages = sqs.receive_message(QueueUrl=router.dead_letter_queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        messages = sqs.receive_message(QueueUrl=router.dead_letter_queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        )
         if not messages:
             break
         ids.update(json.loads(m["Body"])["request_id"] for m in messages)
@@ -98,7 +105,8 @@ def dead_lettered(router: Router) -> set[str]:
 def test_no_request_is_lost_under_faults(router: Router, capsys: pytest.CaptureFixture[str]) -> None:
     chaos = Chaos(router)
     router.admin.put_raw(
-        "model", {"id": "doomed", "provider": "simulated", "model_id": "doomed", "simulate": {"failure": "server_error"}}
+        "model",
+        {"id": "doomed", "provider": "simulated", "model_id": "doomed", "simulate": {"failure": "server_error"}},
     )
 
     # Phase 1: random faults on random subsets of models, re-drawn every 50 requests.

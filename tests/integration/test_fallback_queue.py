@@ -46,7 +46,13 @@ def test_replay_uses_the_rules_in_force_and_records_both_decisions(router: Route
     request_id = router.json(router.call(HELLO))["error"]["request_id"]
     router.set_models(failure="none")
     router.admin.put_raw(
-        "rule", {"id": "hello-to-sonnet", "priority": 1, "when": {"keywords": ["hello"]}, "then": {"targets": ["claude-sonnet"]}}
+        "rule",
+        {
+            "id": "hello-to-sonnet",
+            "priority": 1,
+            "when": {"keywords": ["hello"]},
+            "then": {"targets": ["claude-sonnet"]},
+        },
     )
 
     router.drain()
@@ -161,7 +167,9 @@ def test_large_bodies_travel_through_the_state_table(router: Router, monkeypatch
 def test_idempotent_retry_returns_the_first_answer_without_paying_twice(router: Router) -> None:
     first = router.call(HELLO, headers={"Idempotency-Key": "abc-123"})
     again = router.call(HELLO, headers={"Idempotency-Key": "abc-123"})
-    other_body = router.call({**HELLO, "messages": [{"role": "user", "content": "Bye"}]}, headers={"Idempotency-Key": "abc-123"})
+    other_body = router.call(
+        {**HELLO, "messages": [{"role": "user", "content": "Bye"}]}, headers={"Idempotency-Key": "abc-123"}
+    )
 
     assert router.json(first) == router.json(again)
     assert header(again, "x-router-idempotent-replay") == "true"
