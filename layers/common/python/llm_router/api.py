@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError as ResolverNotFound
 from pydantic import ValidationError
 
+from llm_router.accounting import UsageAccounting
 from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
 from llm_router.gateway import Answer, Deferred, Gateway, RequestContext
 from llm_router.idempotency import IdempotentRunner
@@ -55,7 +56,13 @@ def get_gateway() -> Gateway:
         )
         requests = RequestStore(settings.state_table_name, ttl_seconds=settings.request_result_ttl_seconds)
     return Gateway(
-        config, providers, metrics, deadline_seconds=settings.deadline_seconds, queue=queue, requests=requests
+        config,
+        providers,
+        metrics,
+        deadline_seconds=settings.deadline_seconds,
+        queue=queue,
+        requests=requests,
+        accounting=UsageAccounting.from_settings(settings, metrics),
     )
 
 

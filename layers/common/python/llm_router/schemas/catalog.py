@@ -88,3 +88,6 @@ class RouteSpec(BaseModel):
     # What the caller would have paid without routing; SavedUSD is measured against it.
     baseline: str | None = None
     strategy: ThresholdStrategy | None = None
+    # What a tenant over its budget's soft limit gets on this route, unless the tenant says otherwise:
+    # `degrade` (the cheapest capable model of the chain) or `refuse` (only the budget itself refuses).
+    on_budget_exceeded: Literal["refuse", "degrade"] | None = None

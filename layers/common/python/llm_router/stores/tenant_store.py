@@ -1,0 +1,127 @@
+"""Tenant settings in the Config table (partition `tenant`): cached for the router, read and written by the CLI."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from pydantic import ValidationError
+
+from llm_router.observability import logger
+from llm_router.schemas.records import entry_from_item, error_summary, from_dynamo, to_dynamo
+from llm_router.schemas.tenants import TENANT_PARTITION, TenantSpec
+from llm_router.stores.aws import client
+from llm_router.stores.config_store import ConfigUnavailableError
+
+_ser, _de = TypeSerializer(), TypeDeserializer()
+
+
+class TenantStore:
+    """Every tenant's settings, read as one partition and cached like rules (`RULES_TTL_SECONDS`).
+
+    A tenant without an item has no limits. An item that fails validation is skipped and logged; the tenant
+    then has no limits either, which `llm-router tenants list` makes visible.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        ttl_seconds: float = 30.0,
+        dynamodb: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._table = table_name
+        self._ttl = ttl_seconds
+        self._dynamodb = dynamodb
+        self._clock = clock
+        self._cached: dict[str, TenantSpec] | None = None
+        self._loaded_at = float("-inf")
+        self._lock = threading.Lock()
+
+    @property
+    def _ddb(self) -> Any:
+        return self._dynamodb or client("dynamodb")
+
+    def get(self, tenant: str) -> TenantSpec | None:
+        """The tenant's settings from the cache (re-read once older than the TTL), or None."""
+        return self._settings().get(tenant)
+
+    def _settings(self) -> dict[str, TenantSpec]:
+        if self._cached is not None and self._clock() - self._loaded_at < self._ttl:
+            return self._cached
+        with self._lock:
+            if self._cached is not None and self._clock() - self._loaded_at < self._ttl:
+                return self._cached
+            try:
+                specs, invalid = self._read()
+            except Exception as exc:
+                # Keep enforcing the last good settings rather than dropping every limit.
+                if self._cached is None:
+                    logger.exception("tenant_settings_load_failed", table=self._table)
+                    raise ConfigUnavailableError("The tenant settings could not be loaded.") from exc
+                logger.warning("tenant_settings_refresh_failed", table=self._table, error=type(exc).__name__)
+                self._loaded_at = self._clock()
+                return self._cached
+            for tenant, reason in invalid:
+                logger.warning("invalid_tenant_settings", tenant=tenant, reason=reason)
+            self._cached, self._loaded_at = {spec.id: spec for spec in specs}, self._clock()
+            return self._cached
+
+    def _read(self) -> tuple[list[TenantSpec], list[tuple[str, str]]]:
+        specs: list[TenantSpec] = []
+        invalid: list[tuple[str, str]] = []
+        for item in self.items():
+            try:
+                specs.append(TenantSpec.model_validate(entry_from_item(item)))
+            except ValidationError as exc:
+                invalid.append((str(item.get("sk", "?")), error_summary(exc)))
+        return specs, invalid
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every raw tenant item as plain Python (valid or not), read now."""
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": TENANT_PARTITION}},
+        }
+        while True:
+            page = self._ddb.query(**kwargs)
+            out += [from_dynamo({k: _de.deserialize(v) for k, v in i.items()}) for i in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return out
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def all(self) -> list[TenantSpec]:
+        """Every valid tenant's settings, read now (for the CLI), sorted by tenant."""
+        return sorted(self._read()[0], key=lambda s: s.id)
+
+    def read(self, tenant: str) -> TenantSpec | None:
+        """One tenant's settings, read now (for the CLI)."""
+        item = self._ddb.get_item(
+            TableName=self._table, Key={"pk": {"S": TENANT_PARTITION}, "sk": {"S": tenant}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return TenantSpec.model_validate(entry_from_item(from_dynamo({k: _de.deserialize(v) for k, v in item.items()})))
+
+    def put(self, spec: TenantSpec) -> None:
+        body = spec.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
+        item = to_dynamo({"pk": TENANT_PARTITION, "sk": spec.id, **body})
+        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in item.items()})
+        self.invalidate()
+
+    def delete(self, tenant: str) -> bool:
+        old = self._ddb.delete_item(
+            TableName=self._table, Key={"pk": {"S": TENANT_PARTITION}, "sk": {"S": tenant}}, ReturnValues="ALL_OLD"
+        )
+        self.invalidate()
+        return "Attributes" in old
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = float("-inf")
