@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 MODES = (
     *("ok", "slow", "throttle", "server_error", "overloaded"),
@@ -65,7 +65,7 @@ class FakeAPI:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> FakeAPI:
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, args=(0.05,), daemon=True, name=type(self).__name__
         )
