@@ -6,6 +6,7 @@ Every cdk-nag acknowledgement lives in `_acknowledge_findings`, each with the re
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, App, CfnOutput, Duration, Stack, Tags, Validations
+from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct, IConstruct
 
@@ -25,6 +26,11 @@ from llm_router.schemas.records import CONFIG_KINDS, KEY_PARTITION
 ROUTER_CONFIG_PARTITIONS = (*CONFIG_KINDS, "tenant", "price")
 # Time the router keeps after API Gateway has given up, to queue the request instead of losing it.
 ROUTER_TIMEOUT_MARGIN = Duration.seconds(3)
+# The replay worker has no API Gateway in front of it: a replayed request may take up to this long, and the
+# queue's visibility timeout (6 minutes) stays at least six times the function timeout.
+REPLAY_TIMEOUT = Duration.seconds(60)
+REPLAY_REQUEST_SECONDS = 55
+REPLAY_BATCH_SIZE = 5
 
 
 class RouterStack(Stack):
@@ -45,23 +51,37 @@ class RouterStack(Stack):
 
         self.functions = Functions(self, "Functions", settings=settings)
         timeout = settings.integration_timeout_seconds
+        gateway_environment = {
+            "CONFIG_TABLE_NAME": self.tables.config_table.table_name,
+            "STATE_TABLE_NAME": self.tables.state_table.table_name,
+            "PROVIDER_KEYS_SECRET_ID": self.provider_keys.secret.secret_arn,
+            "FALLBACK_QUEUE_URL": self.fallback.queue.queue_url,
+            "MAX_RECEIVE_COUNT": str(settings.fallback_max_receive_count),
+            "RULES_TTL_SECONDS": str(settings.rules_ttl_seconds),
+            "MAX_BODY_BYTES": str(settings.max_request_bytes),
+            "LLM_ROUTER_METRICS_SINK": "stdout",
+        }
         self.router = self.functions.add_function(
             "Router",
             folder="router",
             description="llm-router: routes OpenAI-compatible requests to models",
             timeout=Duration.seconds(timeout + ROUTER_TIMEOUT_MARGIN.to_seconds()),
             memory_size=settings.router_memory_mb,
-            environment={
-                "CONFIG_TABLE_NAME": self.tables.config_table.table_name,
-                "STATE_TABLE_NAME": self.tables.state_table.table_name,
-                "PROVIDER_KEYS_SECRET_ID": self.provider_keys.secret.secret_arn,
-                "FALLBACK_QUEUE_URL": self.fallback.queue.queue_url,
-                "MAX_RECEIVE_COUNT": str(settings.fallback_max_receive_count),
-                "RULES_TTL_SECONDS": str(settings.rules_ttl_seconds),
-                "MAX_BODY_BYTES": str(settings.max_request_bytes),
-                "REQUEST_TIMEOUT_SECONDS": str(timeout),
-                "LLM_ROUTER_METRICS_SINK": "stdout",
-            },
+            environment={**gateway_environment, "REQUEST_TIMEOUT_SECONDS": str(timeout)},
+        )
+        # The replay worker runs the same gateway over the fallback queue, so it needs what the router needs.
+        self.replay = self.functions.add_function(
+            "Replay",
+            folder="replay",
+            description="llm-router: answers requests waiting in the fallback queue",
+            timeout=REPLAY_TIMEOUT,
+            memory_size=settings.router_memory_mb,
+            environment={**gateway_environment, "REQUEST_TIMEOUT_SECONDS": str(REPLAY_REQUEST_SECONDS)},
+        )
+        self.replay.add_event_source(
+            lambda_event_sources.SqsEventSource(
+                self.fallback.queue, batch_size=REPLAY_BATCH_SIZE, report_batch_item_failures=True
+            )
         )
         self.authorizer = self.functions.add_function(
             "Authorizer",
@@ -71,11 +91,12 @@ class RouterStack(Stack):
             environment={"CONFIG_TABLE_NAME": self.tables.config_table.table_name},
         )
 
-        self.tables.grant_config_read(self.router, ROUTER_CONFIG_PARTITIONS)
-        self.tables.state_table.grant_read_write_data(self.router)
-        self.provider_keys.secret.grant_read(self.router)
+        for gateway_function in (self.router, self.replay):
+            self.tables.grant_config_read(gateway_function, ROUTER_CONFIG_PARTITIONS)
+            self.tables.state_table.grant_read_write_data(gateway_function)
+            self.provider_keys.secret.grant_read(gateway_function)
+            bedrock.grant_invoke(gateway_function)
         self.fallback.grant_send(self.router)
-        bedrock.grant_invoke(self.router)
         self.tables.grant_config_read(self.authorizer, [KEY_PARTITION], actions=["dynamodb:GetItem"])
 
         self.api = RouterApi(self, "Api", settings=settings, router=self.router, authorizer=self.authorizer)

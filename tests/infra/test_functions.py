@@ -16,7 +16,7 @@ def _python_version(runtime: str) -> tuple[int, int]:
 
 def test_functions_run_python_3_12_or_newer_on_arm64(synth: Synth) -> None:
     functions = resources(synth.default_json, "AWS::Lambda::Function").values()
-    assert len(functions) == 2
+    assert len(functions) == 3  # router, authorizer, replay
     for fn in functions:
         assert _python_version(fn["Properties"]["Runtime"]) >= (3, 12)
         assert fn["Properties"]["Architectures"] == ["arm64"]
@@ -24,7 +24,7 @@ def test_functions_run_python_3_12_or_newer_on_arm64(synth: Synth) -> None:
 
 
 def test_functions_log_json_to_their_own_log_group_with_the_context_retention(synth: Synth) -> None:
-    for name in ("FunctionsRouter", "FunctionsAuthorizer"):
+    for name in ("FunctionsRouter", "FunctionsAuthorizer", "FunctionsReplay"):
         log_group_id, log_group = only(synth.default_json, "AWS::Logs::LogGroup", f"{name}Logs")
         assert log_group["Properties"]["RetentionInDays"] == cdk_json_context()["logRetentionDays"]
         assert function(synth.default_json, name)["LoggingConfig"] == {
@@ -77,7 +77,7 @@ def test_shared_layer_is_the_library_without_cli_local_ml_or_caches(synth: Synth
 
 def test_function_code_is_the_handler_folder(synth: Synth) -> None:
     handlers = [p for p in synth.outdir.glob("asset.*") if (p / "handler.py").is_file()]
-    assert len(handlers) == 2
+    assert len(handlers) == 3  # router, authorizer, replay
     for folder in handlers:
         assert sorted(p.name for p in folder.iterdir()) == ["handler.py"]
 
@@ -138,3 +138,27 @@ def test_authorizer_is_told_only_the_config_table(synth: Synth) -> None:
     env = function(synth.default_json, "FunctionsAuthorizer")["Environment"]["Variables"]
     assert env["CONFIG_TABLE_NAME"] == {"Ref": config_id}
     assert not {"STATE_TABLE_NAME", "PROVIDER_KEYS_SECRET_ID", "FALLBACK_QUEUE_URL"} & set(env)
+
+
+def test_replay_worker_consumes_the_fallback_queue_with_partial_batch_failures(synth: Synth) -> None:
+    # Given the fallback queue and the replay function
+    queue_id, queue = next(
+        (k, q)
+        for k, q in resources(synth.default_json, "AWS::SQS::Queue").items()
+        if "RedrivePolicy" in q["Properties"]
+    )
+    replay = function(synth.default_json, "FunctionsReplay")
+    mappings = list(resources(synth.default_json, "AWS::Lambda::EventSourceMapping").values())
+
+    # Then one event source mapping feeds the queue to the replay function, reporting failures item by item
+    assert replay["Handler"] == "handler.lambda_handler"
+    assert len(mappings) == 1
+    mapping = mappings[0]["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 5
+    # And a message is hidden for at least six replay timeouts, so it is never replayed twice at once
+    assert queue["Properties"]["VisibilityTimeout"] >= 6 * replay["Timeout"]
+    env = replay["Environment"]["Variables"]
+    assert env["FALLBACK_QUEUE_URL"] == {"Ref": queue_id}
+    assert env["MAX_RECEIVE_COUNT"] == str(cdk_json_context()["fallbackMaxReceiveCount"])

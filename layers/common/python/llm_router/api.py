@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from llm_router.accounting import UsageAccounting
 from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
-from llm_router.gateway import Answer, Deferred, Gateway, RequestContext
+from llm_router.gateway import Answer, CircuitBreaker, Deferred, Gateway, RequestContext
 from llm_router.idempotency import IdempotentRunner
 from llm_router.metrics import COUNT, MetricsRecorder, emitter_for
 from llm_router.observability import logger
@@ -60,6 +60,7 @@ def get_gateway() -> Gateway:
         providers,
         metrics,
         deadline_seconds=settings.deadline_seconds,
+        breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds),
         queue=queue,
         requests=requests,
         accounting=UsageAccounting.from_settings(settings, metrics),

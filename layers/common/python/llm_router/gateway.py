@@ -38,6 +38,7 @@ from llm_router.schemas.openai import (
     ChatCompletion,
     ChatCompletionRequest,
     Choice,
+    CompletionTokensDetails,
     CompletionUsage,
     PromptTokensDetails,
     ToolCall,
@@ -458,6 +459,9 @@ class Gateway:
                 prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cache_read_tokens)
                 if usage.cache_read_tokens
                 else None,
+                completion_tokens_details=CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens)
+                if usage.reasoning_tokens
+                else None,
             ),
         )
         answer = Answer(completion, model, decision, attempts, cost, baseline_cost, usage, response.simulated)
@@ -482,6 +486,8 @@ class Gateway:
                 "request_id": ctx.request_id,
                 "rule": decision.rule,
                 "cost_estimated": usage.estimated,
+                # Prompt routers and inference profiles name the model that actually answered.
+                "answered_by": response.answered_by,
             },
         )
         logger.info(
@@ -493,5 +499,6 @@ class Gateway:
             attempts=len(attempts),
             cost_usd=cost,
             skipped=chain.skipped or None,
+            answered_by=response.answered_by,
         )
         return answer

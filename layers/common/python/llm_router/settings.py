@@ -45,6 +45,9 @@ class RouterSettings(BaseModel):
     request_result_ttl_seconds: int = Field(86_400, gt=0, alias="REQUEST_RESULT_TTL_SECONDS")
     # How long an Idempotency-Key replays its first answer.
     idempotency_ttl_seconds: int = Field(3_600, gt=0, alias="IDEMPOTENCY_TTL_SECONDS")
+    # Circuit breaker per model and process: this many consecutive failures rest the model for the cooldown.
+    circuit_failure_threshold: int = Field(5, ge=1, alias="CIRCUIT_FAILURE_THRESHOLD")
+    circuit_cooldown_seconds: float = Field(30.0, ge=0, alias="CIRCUIT_COOLDOWN_SECONDS")
     tracing_enabled: bool = Field(False, alias="POWERTOOLS_TRACE_ENABLED")
     service_name: str = Field("llm-router", alias="POWERTOOLS_SERVICE_NAME")
 

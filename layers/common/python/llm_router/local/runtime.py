@@ -95,7 +95,8 @@ class LocalStack:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "MAX_RECEIVE_COUNT": str(LOCAL_MAX_RECEIVE_COUNT),
             # Short back-offs locally, so a replayed answer shows up within seconds of the models recovering.
-            "REPLAY_BACKOFF_SECONDS": os.environ.get("REPLAY_BACKOFF_SECONDS", "1"),
+            "REPLAY_BACKOFF_SECONDS": os.environ.get("REPLAY_BACKOFF_SECONDS", "2"),
+            "CIRCUIT_COOLDOWN_SECONDS": os.environ.get("CIRCUIT_COOLDOWN_SECONDS", "5"),
         }
         self._saved_env = {name: os.environ.get(name) for name in [*env, "AWS_PROFILE", "FALLBACK_QUEUE_URL"]}
         os.environ.pop("AWS_PROFILE", None)
