@@ -140,3 +140,17 @@ def test_invalid_rule_is_refused_by_the_cli(served: Served) -> None:
 
     assert result.returncode == 2
     assert "regex does not compile" in result.stderr
+
+
+def test_concurrent_requests_each_get_their_own_answer(client: OpenAI) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [("Hello there!", "nova-micro"), ("My python traceback says KeyError", "claude-haiku")] * 8
+
+    def ask(prompt: str) -> str:
+        return client.chat.completions.create(model="auto", messages=[{"role": "user", "content": prompt}]).model
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        models = list(pool.map(ask, [p for p, _ in prompts]))
+
+    assert models == [expected for _, expected in prompts]

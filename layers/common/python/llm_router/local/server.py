@@ -23,6 +23,9 @@ UNAUTHORIZED_BODY = {
     }
 }
 PUBLIC_PATHS = ("/health",)
+# Powertools' resolver keeps the current event on a class attribute, so two threads must never run it at once.
+# One request at a time is also what one Lambda instance does; the HTTP threads only parse and write sockets.
+_HANDLER_LOCK = threading.Lock()
 
 
 def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
@@ -77,7 +80,8 @@ def invoke(event: dict[str, Any]) -> dict[str, Any]:
             }
         event["requestContext"]["authorizer"] = {"principalId": result["principalId"], **result["context"]}
         event.pop("methodArn", None)
-    return handle(event, None)
+    with _HANDLER_LOCK:
+        return handle(event, None)
 
 
 class _Handler(BaseHTTPRequestHandler):
