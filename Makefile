@@ -49,6 +49,10 @@ test: lint
 unit integration e2e infra: install
 	$(PY) -m pytest tests/$@
 
+# The fault-injection suite alone, with its tally printed (it also runs in `make test`).
+chaos: install
+	$(PY) -m pytest tests/integration/test_chaos.py -p no:logging -q
+
 # Deploying: the CDK CLI and Node 22 (jsii warns on Node 20) come from the npm registry into .tools/, pinned.
 NODE_VERSION := 22.23.3
 CDK_CLI_VERSION := 2.1148.1
@@ -79,4 +83,4 @@ destroy: install $(CDK_TOOLS)
 	$(CDK) destroy --no-notices $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
