@@ -1,6 +1,6 @@
 """What a deployment can tune, read once from CDK context: `cdk.json` or `cdk deploy -c key=value`.
 
-Each field names its context key; docs/deploy.md lists them with their defaults. Values given with `-c` arrive as
+Each field names its context key; the README (Deploy to AWS) lists them with their defaults. Values given with `-c` arrive as
 strings, so every value is coerced to its field's type here and checked before any construct sees it.
 """
 

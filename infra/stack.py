@@ -180,7 +180,7 @@ class RouterStack(Stack):
             self.provider_keys.secret,
             "AwsSolutions-SMG4",
             "The secret holds API keys issued by external model providers; they can only be rotated at the "
-            "provider, after which the operator puts the new value (docs/deploy.md).",
+            "provider, after which the operator puts the new value (README: Deploy to AWS).",
         )
         if self.settings.tracing_enabled:
             for function in self.functions.functions:

@@ -1,4 +1,4 @@
-"""The cost demo of docs/cost.md, step by step: a mixed workload through `auto`, `llm-router usage` shows cost and
+"""The cost demo of the README (Cost), step by step: a mixed workload through `auto`, `llm-router usage` shows cost and
 savings per model and route, then a tiny budget and the next request is refused with 429."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`llm-router simulate down|up|slow`: inject failures into simulated models (demos and drills in local mode)."""
+"""`llm-router simulate down|up`: inject failures into simulated models (demos and drills in local mode)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from llm_router.stores.config_admin import ConfigAdmin
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("simulate", help="make simulated models fail, recover or slow down")
+    p = subparsers.add_parser("simulate", help="make simulated models fail or recover (local drills)")
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     down = sub.add_parser("down", help="make models fail (default: all)")
     down.add_argument("models", nargs="*")
