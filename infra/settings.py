@@ -1,7 +1,7 @@
 """What a deployment can tune, read once from CDK context: `cdk.json` or `cdk deploy -c key=value`.
 
-Each field names its context key; the README (Deploy to AWS) lists them with their defaults. Values given with `-c` arrive as
-strings, so every value is coerced to its field's type here and checked before any construct sees it.
+Each field names its context key; the README (Deploy to AWS) lists them with their defaults. Values given with
+`-c` arrive as strings, so every value is coerced to its field's type here and checked before any construct sees it.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from constructs import Construct
 
 
 class ProviderKeys(Construct):
-    """An empty JSON map at first; operators fill it with `aws secretsmanager put-secret-value` (README: Deploy to AWS)."""
+    """An empty JSON map at first; operators fill it with `aws secretsmanager put-secret-value` (see the README)."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
