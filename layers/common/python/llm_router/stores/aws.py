@@ -8,7 +8,11 @@ from typing import Any
 from botocore.config import Config
 
 # The router owns fallback, so the SDK retries little and gives up quickly on connection problems.
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5)
+# Parameters are built by this package, not by callers, and the service validates them again: client-side
+# validation would cost ~15% of every call's CPU (the usage counters make several calls per request).
+_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5, parameter_validation=False
+)
 
 
 @cache

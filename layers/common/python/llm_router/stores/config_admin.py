@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 from pydantic import BaseModel, ValidationError
 
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
@@ -18,15 +18,15 @@ from llm_router.schemas.records import (
     dump_entry,
     entry_from_item,
     error_summary,
-    from_dynamo,
     item_from_entry,
     to_dynamo,
     validate_entry,
 )
 from llm_router.schemas.rules import Rule
 from llm_router.stores.aws import client
+from llm_router.stores.dynamo import plain_item, query_partition
 
-_ser, _de = TypeSerializer(), TypeDeserializer()
+_ser = TypeSerializer()
 SECTION = {"model": "models", "route": "routes", "rule": "rules"}
 
 
@@ -102,25 +102,14 @@ class ConfigAdmin:
 
     def items(self, kind: str) -> list[dict[str, Any]]:
         """Every raw item of a partition, as plain Python (valid or not)."""
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": kind}},
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            out += [from_dynamo({k: _de.deserialize(v) for k, v in i.items()}) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return out
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_partition(self._ddb, self._table, kind)
 
     def entries(self, kind: str) -> list[dict[str, Any]]:
         return [entry_from_item(item) for item in self.items(kind)]
 
     def get(self, kind: str, item_id: str) -> dict[str, Any] | None:
         item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": kind}, "sk": {"S": item_id}}).get("Item")
-        return entry_from_item(from_dynamo({k: _de.deserialize(v) for k, v in item.items()})) if item else None
+        return entry_from_item(plain_item(item)) if item else None
 
     def put(self, kind: ConfigKind, obj: BaseModel) -> None:
         item = to_dynamo(item_from_entry(kind, dump_entry(obj)))

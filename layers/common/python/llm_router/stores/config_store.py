@@ -8,17 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from pydantic import ValidationError
 
 from llm_router.errors import RouterError
 from llm_router.observability import logger
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
-from llm_router.schemas.records import CONFIG_KINDS, entry_from_item, error_summary, from_dynamo
+from llm_router.schemas.records import CONFIG_KINDS, entry_from_item, error_summary
 from llm_router.schemas.rules import Rule
 from llm_router.stores.aws import client
-
-_deserializer = TypeDeserializer()
+from llm_router.stores.dynamo import query_partition
 
 
 class ConfigUnavailableError(RouterError):
@@ -129,18 +127,4 @@ class ConfigStore:
         self._loaded_at = float("-inf")
 
     def _query(self, kind: str) -> list[dict[str, Any]]:
-        ddb = self._dynamodb or client("dynamodb")
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": kind}},
-        }
-        while True:
-            page = ddb.query(**kwargs)
-            items.extend(
-                from_dynamo({k: _deserializer.deserialize(v) for k, v in raw.items()}) for raw in page["Items"]
-            )
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_partition(self._dynamodb or client("dynamodb"), self._table, kind)

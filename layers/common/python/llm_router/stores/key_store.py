@@ -6,12 +6,13 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 
 from llm_router.schemas.records import KEY_PARTITION, ApiKeyItem, hash_key
 from llm_router.stores.aws import client
+from llm_router.stores.dynamo import plain_item, query_partition
 
-_ser, _de = TypeSerializer(), TypeDeserializer()
+_ser = TypeSerializer()
 KEY_PREFIX = "sk-"
 PREFIX_SHOWN = 10
 
@@ -37,7 +38,7 @@ class KeyStore:
         ).get("Item")
         if item is None:
             return None
-        record = ApiKeyItem.model_validate({k: _de.deserialize(v) for k, v in item.items()})
+        record = ApiKeyItem.model_validate(plain_item(item))
         return record if record.enabled else None
 
     def create(self, tenant: str, key: str | None = None) -> tuple[str, ApiKeyItem]:
@@ -53,18 +54,8 @@ class KeyStore:
         return key, record
 
     def all(self) -> list[ApiKeyItem]:
-        items: list[ApiKeyItem] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": KEY_PARTITION}},
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            items += [ApiKeyItem.model_validate({k: _de.deserialize(v) for k, v in i.items()}) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return sorted(items, key=lambda r: (r.tenant, r.created_at))
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = [ApiKeyItem.model_validate(i) for i in query_partition(self._ddb, self._table, KEY_PARTITION)]
+        return sorted(items, key=lambda r: (r.tenant, r.created_at))
 
     def revoke(self, hash_or_prefix: str) -> list[ApiKeyItem]:
         """Delete the keys whose hash or shown prefix equals `hash_or_prefix`; returns what was revoked."""

@@ -11,13 +11,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from boto3.dynamodb.types import TypeDeserializer
-
-from llm_router.schemas.records import from_dynamo
 from llm_router.stores.aws import client
+from llm_router.stores.dynamo import plain_item
 
 Status = Literal["queued", "running", "done", "failed"]
-_de = TypeDeserializer()
 
 
 def _key(request_id: str) -> dict[str, Any]:
@@ -87,7 +84,7 @@ class RequestStore:
         item = self._ddb.get_item(TableName=self._table, Key=_key(request_id), ConsistentRead=True).get("Item")
         if item is None:
             return None
-        data = from_dynamo({k: _de.deserialize(v) for k, v in item.items()})
+        data = plain_item(item)
         if int(data.get("expires_at", 0)) <= self._clock():
             return None
         return RequestRecord(

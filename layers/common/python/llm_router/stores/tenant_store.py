@@ -7,16 +7,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import TypeSerializer
 from pydantic import ValidationError
 
 from llm_router.observability import logger
-from llm_router.schemas.records import entry_from_item, error_summary, from_dynamo, to_dynamo
+from llm_router.schemas.records import entry_from_item, error_summary, to_dynamo
 from llm_router.schemas.tenants import TENANT_PARTITION, TenantSpec
 from llm_router.stores.aws import client
 from llm_router.stores.config_store import ConfigUnavailableError
+from llm_router.stores.dynamo import plain_item, query_partition
 
-_ser, _de = TypeSerializer(), TypeDeserializer()
+_ser = TypeSerializer()
 
 
 class TenantStore:
@@ -83,18 +84,7 @@ class TenantStore:
 
     def items(self) -> list[dict[str, Any]]:
         """Every raw tenant item as plain Python (valid or not), read now."""
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": TENANT_PARTITION}},
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            out += [from_dynamo({k: _de.deserialize(v) for k, v in i.items()}) for i in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return out
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_partition(self._ddb, self._table, TENANT_PARTITION)
 
     def all(self) -> list[TenantSpec]:
         """Every valid tenant's settings, read now (for the CLI), sorted by tenant."""
@@ -107,7 +97,7 @@ class TenantStore:
         ).get("Item")
         if item is None:
             return None
-        return TenantSpec.model_validate(entry_from_item(from_dynamo({k: _de.deserialize(v) for k, v in item.items()})))
+        return TenantSpec.model_validate(entry_from_item(plain_item(item)))
 
     def put(self, spec: TenantSpec) -> None:
         body = spec.model_dump(mode="json", exclude_defaults=True, exclude={"id"})

@@ -23,16 +23,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
-from llm_router.schemas.records import from_dynamo
 from llm_router.schemas.tenants import UsageAmounts
 from llm_router.stores.aws import client
+from llm_router.stores.dynamo import query_partition
 from llm_router.stores.tables import TTL_ATTRIBUTE
 
 USAGE_RETENTION_DAYS = 400
 INDEX_PARTITION = "usage-tenants"
-_de = TypeDeserializer()
 # Sorts right after "#": `BETWEEN "day#D1" AND "day#D2$"` takes every key of days D1..D2 and their breakdowns.
 _AFTER_HASH = "$"
 
@@ -214,15 +211,4 @@ class UsageStore:
                 report.routes[key] = report.routes.get(key, UsageAmounts()) + amounts
 
     def _query(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":low": {"S": low}, ":high": {"S": high}},
-        }
-        while True:
-            page = self._ddb.query(**kwargs)
-            items += [from_dynamo({k: _de.deserialize(v) for k, v in raw.items()}) for raw in page["Items"]]
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_partition(self._ddb, self._table, pk, sk_between=(low, high))
