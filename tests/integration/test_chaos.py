@@ -42,7 +42,7 @@ class Chaos:
         self.idempotent_pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.sent = 0
         self.gateway = get_gateway()
-        self.gateway.config._ttl = 3600  # config changes below invalidate the cache explicitly
+        self.gateway.config.cache.ttl = 3600  # config changes below invalidate the cache explicitly
 
     def configure(self, failing: dict[str, tuple[str, float]]) -> None:
         failing = {"doomed": ("server_error", 1.0), **failing}  # the one model that never recovers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,19 +9,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from llm_router.errors import RouterError
 from llm_router.observability import logger
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.records import CONFIG_KINDS, entry_from_item, error_summary
 from llm_router.schemas.rules import Rule
 from llm_router.stores.aws import client
+from llm_router.stores.cache import TtlCache
 from llm_router.stores.dynamo import query_partition
-
-
-class ConfigUnavailableError(RouterError):
-    status = 503
-    type = "server_error"
-    code = "config_unavailable"
 
 
 @dataclass(frozen=True)
@@ -91,40 +84,24 @@ class ConfigStore:
         on_invalid: Callable[[tuple[InvalidItem, ...]], None] | None = None,
     ) -> None:
         self._table = table_name
-        self._ttl = ttl_seconds
         self._dynamodb = dynamodb
-        self._clock = clock
         self._on_invalid = on_invalid
-        self._snapshot: ConfigSnapshot | None = None
-        self._loaded_at = float("-inf")
-        self._lock = threading.Lock()
+        self.cache = TtlCache(self._load, ttl=ttl_seconds, what="routing configuration", clock=clock)
 
     def snapshot(self) -> ConfigSnapshot:
         """The cached snapshot, re-read from DynamoDB once it is older than the TTL."""
-        if self._snapshot is not None and self._clock() - self._loaded_at < self._ttl:
-            return self._snapshot
-        with self._lock:
-            if self._snapshot is not None and self._clock() - self._loaded_at < self._ttl:
-                return self._snapshot
-            try:
-                snapshot = parse_items({kind: self._query(kind) for kind in CONFIG_KINDS})
-            except Exception as exc:
-                # Keep routing on the last good configuration rather than failing every request.
-                if self._snapshot is None:
-                    logger.exception("config_load_failed", table=self._table)
-                    raise ConfigUnavailableError("The routing configuration could not be loaded.") from exc
-                logger.warning("config_refresh_failed", table=self._table, error=type(exc).__name__)
-                self._loaded_at = self._clock()
-                return self._snapshot
-            for bad in snapshot.invalid:
-                logger.warning("invalid_config_item", kind=bad.kind, id=bad.id, reason=bad.reason)
-            if snapshot.invalid and self._on_invalid is not None:
-                self._on_invalid(snapshot.invalid)
-            self._snapshot, self._loaded_at = snapshot, self._clock()
-            return snapshot
+        return self.cache.get()
 
     def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+        self.cache.invalidate()
+
+    def _load(self) -> ConfigSnapshot:
+        snapshot = parse_items({kind: self._query(kind) for kind in CONFIG_KINDS})
+        for bad in snapshot.invalid:
+            logger.warning("invalid_config_item", kind=bad.kind, id=bad.id, reason=bad.reason)
+        if snapshot.invalid and self._on_invalid is not None:
+            self._on_invalid(snapshot.invalid)
+        return snapshot
 
     def _query(self, kind: str) -> list[dict[str, Any]]:
         return query_partition(self._dynamodb or client("dynamodb"), self._table, kind)

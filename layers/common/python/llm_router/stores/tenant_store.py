@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,7 @@ from llm_router.observability import logger
 from llm_router.schemas.records import entry_from_item, error_summary, to_dynamo
 from llm_router.schemas.tenants import TENANT_PARTITION, TenantSpec
 from llm_router.stores.aws import client
-from llm_router.stores.config_store import ConfigUnavailableError
+from llm_router.stores.cache import TtlCache
 from llm_router.stores.dynamo import plain_item, query_partition
 
 _ser = TypeSerializer()
@@ -36,12 +35,8 @@ class TenantStore:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._table = table_name
-        self._ttl = ttl_seconds
         self._dynamodb = dynamodb
-        self._clock = clock
-        self._cached: dict[str, TenantSpec] | None = None
-        self._loaded_at = float("-inf")
-        self._lock = threading.Lock()
+        self.cache = TtlCache(self._load, ttl=ttl_seconds, what="tenant settings", clock=clock)
 
     @property
     def _ddb(self) -> Any:
@@ -49,28 +44,14 @@ class TenantStore:
 
     def get(self, tenant: str) -> TenantSpec | None:
         """The tenant's settings from the cache (re-read once older than the TTL), or None."""
-        return self._settings().get(tenant)
+        return self.cache.get().get(tenant)
 
-    def _settings(self) -> dict[str, TenantSpec]:
-        if self._cached is not None and self._clock() - self._loaded_at < self._ttl:
-            return self._cached
-        with self._lock:
-            if self._cached is not None and self._clock() - self._loaded_at < self._ttl:
-                return self._cached
-            try:
-                specs, invalid = self._read()
-            except Exception as exc:
-                # Keep enforcing the last good settings rather than dropping every limit.
-                if self._cached is None:
-                    logger.exception("tenant_settings_load_failed", table=self._table)
-                    raise ConfigUnavailableError("The tenant settings could not be loaded.") from exc
-                logger.warning("tenant_settings_refresh_failed", table=self._table, error=type(exc).__name__)
-                self._loaded_at = self._clock()
-                return self._cached
-            for tenant, reason in invalid:
-                logger.warning("invalid_tenant_settings", tenant=tenant, reason=reason)
-            self._cached, self._loaded_at = {spec.id: spec for spec in specs}, self._clock()
-            return self._cached
+    def _load(self) -> dict[str, TenantSpec]:
+        # Keeping the last good settings when a reload fails (TtlCache) keeps limits enforced.
+        specs, invalid = self._read()
+        for tenant, reason in invalid:
+            logger.warning("invalid_tenant_settings", tenant=tenant, reason=reason)
+        return {spec.id: spec for spec in specs}
 
     def _read(self) -> tuple[list[TenantSpec], list[tuple[str, str]]]:
         specs: list[TenantSpec] = []
@@ -113,5 +94,4 @@ class TenantStore:
         return "Attributes" in old
 
     def invalidate(self) -> None:
-        with self._lock:
-            self._loaded_at = float("-inf")
+        self.cache.invalidate()
