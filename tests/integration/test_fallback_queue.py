@@ -184,3 +184,14 @@ def test_idempotency_is_per_tenant(router: Router) -> None:
     theirs = router.call(HELLO, headers={"Idempotency-Key": "same"}, key=other_key)
 
     assert router.json(mine)["id"] != router.json(theirs)["id"]
+
+
+def test_dlq_purge_empties_the_dead_letter_queue(router: Router, capsys: pytest.CaptureFixture[str]) -> None:
+    router.set_models(failure="server_error")
+    router.call(HELLO)
+    router.drain(rounds=10)
+
+    assert router.queue_depth(router.dead_letter_queue_url) == 1
+    assert cli(["dlq", "purge", "--yes", "--queue-url", router.queue_url]) == 0
+    assert router.queue_depth(router.dead_letter_queue_url) == 0
+    assert "purged" in capsys.readouterr().out
