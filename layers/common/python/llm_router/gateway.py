@@ -239,13 +239,8 @@ class Gateway:
                 raise InvalidRequestError(
                     "Asynchronous requests need the fallback queue, which is not configured.", code="async_unavailable"
                 )
-            # Refuse now what would be refused later (unknown model, rejecting rule, no capable model).
-            snapshot = self.config.snapshot()
-            features = Features(request, ctx.tenant)
-            decision = decide(request.model, features, snapshot)
-            if decision.reject is not None:
-                raise RequestRejectedError(decision.reject.message, status=decision.reject.status)
-            plan(decision, features, snapshot)
+            # Refuse now what would be refused later (unknown model, rejecting rule, no capable model, budget).
+            _, decision, _ = self._route(request, ctx)
             return self._enqueue(ctx, "async", body, decision.as_dict(), [])
         try:
             return self.complete(request, ctx)
@@ -317,7 +312,8 @@ class Gateway:
         return Deferred(503, queued, {**headers, "Retry-After": "30", "x-router-attempts": str(len(errors))})
 
     # -- the request path ----------------------------------------------------------------------------------
-    def complete(self, request: ChatCompletionRequest, ctx: RequestContext) -> Answer:
+    def _route(self, request: ChatCompletionRequest, ctx: RequestContext) -> tuple[ConfigSnapshot, Decision, Plan]:
+        """Decide and filter the candidates, or raise the refusal the caller gets (rule, capability, budget)."""
         snapshot = self.config.snapshot()
         features = Features(request, ctx.tenant)
         decision = decide(request.model, features, snapshot)
@@ -328,6 +324,11 @@ class Gateway:
         chain = plan(decision, features, snapshot)
         if self.accounting is not None:
             chain = self.accounting.before_call(ctx, decision, chain, snapshot)
+        return snapshot, decision, chain
+
+    def complete(self, request: ChatCompletionRequest, ctx: RequestContext) -> Answer:
+        """Call the candidates in order until one answers; raises AllModelsFailedError when none does."""
+        snapshot, decision, chain = self._route(request, ctx)
         deadline = Deadline(self.deadline_seconds)
         attempts: list[Attempt] = []
         provider_ms = 0.0
