@@ -11,13 +11,14 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PORT ?= 8080
 
-.PHONY: help install run test lint format unit integration e2e infra synth deploy destroy cdk-cli bench train chaos clean
+.PHONY: help install run test lint format unit integration e2e infra synth deploy destroy cdk-cli bench bench-profile train chaos clean
 
 help:
 	@echo "make run     serve the router locally on http://127.0.0.1:$(PORT) (emulated AWS, simulated models)"
 	@echo "make test    lint, type-check and run every test"
 	@echo "make synth   synthesize the CDK stack into cdk.out/ offline"
 	@echo "make deploy  deploy the stack into the current AWS account"
+	@echo "make bench   benchmark against LiteLLM; writes docs/benchmarks.md"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,24 @@ unit integration e2e infra: install
 chaos: install
 	$(PY) -m pytest tests/integration/test_chaos.py -p no:logging -q
 
+# Benchmark against LiteLLM (docs/benchmarks.md): reports, never fails on timing. LiteLLM is installed only
+# into .venv-bench, never into .venv, the layer or the tests.
+BENCH_VENV := .venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_ARGS ?=
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt | $(UV)
+	$(UV) venv --quiet --clear --python $(PYTHON) $(BENCH_VENV)
+	$(UV) pip install --quiet --python $(BENCH_PY) -e '.[local]' -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# Where a warm request's time goes (pyinstrument call tree; BENCH_ARGS=--cprofile for cProfile's top functions).
+bench-profile: $(BENCH_VENV)/.installed
+	$(BENCH_PY) bench/profile_requests.py $(BENCH_ARGS)
+
 # Deploying: the CDK CLI and Node 22 (jsii warns on Node 20) come from the npm registry into .tools/, pinned.
 NODE_VERSION := 22.23.3
 CDK_CLI_VERSION := 2.1148.1
@@ -83,4 +102,4 @@ destroy: install $(CDK_TOOLS)
 	$(CDK) destroy --no-notices $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(BENCH_VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 from llm_router.routing.features import Features
 from llm_router.schemas.rules import Condition
@@ -15,19 +16,40 @@ def _as_tuple(value: str | tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _keywords(c: Condition, f: Features) -> Result:
+    # A keyword whose words are not all among the text's words cannot match: with many keyword rules, set
+    # look-ups rule most of them out without scanning the text (or compiling a pattern) once per rule. Exact for
+    # ASCII text and keywords (IGNORECASE then equals lower-casing); anything else goes straight to the pattern.
+    words, wanted = f.words, c.keyword_words
+    if words is not None and wanted is not None and not any(w <= words for w in wanted):
+        return False, _no_keyword(c.keywords or ())
     assert c.keyword_pattern is not None
     match = c.keyword_pattern.search(f.text)
     if match:
         return True, f"keyword {match.group()!r} found"
-    return False, f"none of the keywords {list(c.keywords or ())} found"
+    return False, _no_keyword(c.keywords or ())
+
+
+# Most rules fail, each with the same reason every time: formatted once per rule, not once per request.
+@lru_cache(maxsize=4096)
+def _no_keyword(keywords: tuple[str, ...]) -> str:
+    return f"none of the keywords {list(keywords)} found"
+
+
+@lru_cache(maxsize=4096)
+def _no_regex_match(regex: str) -> str:
+    return f"regex {regex!r} did not match"
 
 
 def _regex(c: Condition, f: Features) -> Result:
+    # A text without any string every match must contain cannot match: `in` rules it out without a regex scan.
+    literals = c.regex_literals
+    if literals is not None and not any(literal in f.text for literal in literals):
+        return False, _no_regex_match(c.regex or "")
     assert c.regex_pattern is not None
     match = c.regex_pattern.search(f.text)
     if match:
         return True, f"regex {c.regex!r} matched {match.group()[:40]!r}"
-    return False, f"regex {c.regex!r} did not match"
+    return False, _no_regex_match(c.regex or "")
 
 
 def _min_chars(c: Condition, f: Features) -> Result:
@@ -155,12 +177,16 @@ _CHECKS: tuple[tuple[str, Callable[[Condition, Features], Result]], ...] = (
 )
 
 
+@lru_cache(maxsize=1024)
+def _checks_for(keys: frozenset[str]) -> tuple[Callable[[Condition, Features], Result], ...]:
+    """The checks of a condition that sets `keys`, in `_CHECKS` order (few distinct key sets exist)."""
+    return tuple(check for name, check in _CHECKS if name in keys)
+
+
 def evaluate(condition: Condition, features: Features) -> Result:
     """True when every key of `condition` holds; the reason names what decided it."""
     reasons = []
-    for name, check in _CHECKS:
-        if getattr(condition, name) is None:
-            continue
+    for check in _checks_for(condition.checked_keys):
         ok, why = check(condition, features)
         if not ok:
             return False, why

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from llm_router.errors import InvalidRequestError, NotFoundError
 from llm_router.routing.conditions import evaluate
@@ -23,8 +23,9 @@ PINNED_RULE = "pinned"
 THRESHOLD_RULE = "threshold"
 
 
-@dataclass(frozen=True)
-class TraceStep:
+class TraceStep(NamedTuple):
+    """One rule looked at for a decision (a tuple: a request builds one per rule, up to hundreds)."""
+
     rule: str
     matched: bool
     why: str

@@ -7,6 +7,7 @@ from typing import Any
 
 from llm_router.routing.pii import detect_pii
 from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.schemas.rules import WORD
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
@@ -33,6 +34,12 @@ class Features:
     @cached_property
     def text(self) -> str:
         return "\n".join(m.text() for m in self.request.messages)
+
+    @cached_property
+    def words(self) -> frozenset[str] | None:
+        """The lower-case words of an ASCII text, so keyword rules can be ruled out without a scan; else None."""
+        text = self.text
+        return frozenset(WORD.findall(text.lower())) if text.isascii() else None
 
     @cached_property
     def chars(self) -> int:

@@ -4,13 +4,52 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llm_router.schemas.catalog import ID_PATTERN
 
+# A word as keyword patterns delimit it (`\w` runs); used to rule keywords out before scanning a text.
+WORD = re.compile(r"\w+")
+
 PiiKind = Literal["email", "phone", "credit_card", "iban", "ip_address"]
+
+
+def required_literals(pattern: str) -> tuple[str, ...] | None:
+    """Strings of which every match of `pattern` contains at least one; None when that cannot be told.
+
+    Read from the parsed pattern: the longest run of plain characters in its top-level sequence, or one such run
+    from each branch of a top-level alternation. Checking them with `in` is far cheaper than a regex scan that
+    fails, which is what most rules do. Case-insensitive patterns, and anything unexpected, get None.
+    """
+    try:
+        from re import _constants as sre  # type: ignore[attr-defined]
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+
+        parsed = sre_parse.parse(pattern)
+        if parsed.state.flags & re.IGNORECASE:
+            return None
+
+        def longest_run(sequence: Any) -> str:
+            best, run = "", []
+            for op, arg in sequence:
+                if op == sre.LITERAL:
+                    run.append(chr(arg))
+                    continue
+                best, run = max(best, "".join(run), key=len), []
+            return max(best, "".join(run), key=len)
+
+        items = list(parsed)
+        run = longest_run(items)
+        if run:
+            return (run,)
+        if len(items) == 1 and items[0][0] == sre.BRANCH:
+            runs = tuple(longest_run(branch) for branch in items[0][1][1])
+            return runs if all(runs) else None
+    except Exception:  # noqa: BLE001 - the parser is internal to `re`: without it, the pattern alone decides
+        return None
+    return None
 
 
 class DomainCondition(BaseModel):
@@ -82,6 +121,11 @@ class Condition(BaseModel):
         return value
 
     @cached_property
+    def checked_keys(self) -> frozenset[str]:
+        """The keys this condition sets: evaluation runs their checks and skips the others without a look."""
+        return frozenset(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+    @cached_property
     def keyword_pattern(self) -> re.Pattern[str] | None:
         """One case-insensitive pattern for all keywords, matching whole words and phrases only."""
         if not self.keywords:
@@ -90,8 +134,26 @@ class Condition(BaseModel):
         return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
     @cached_property
+    def keyword_words(self) -> tuple[frozenset[str], ...] | None:
+        """Per keyword, its lower-case words: a keyword can only match a text that contains every one of them.
+
+        None when a keyword is not plain ASCII or has no word characters; then only `keyword_pattern` decides.
+        """
+        if not self.keywords:
+            return None
+        words = tuple(frozenset(WORD.findall(k.lower())) for k in self.keywords)
+        if not all(k.isascii() for k in self.keywords) or not all(words):
+            return None
+        return words
+
+    @cached_property
     def regex_pattern(self) -> re.Pattern[str] | None:
         return re.compile(self.regex) if self.regex is not None else None
+
+    @cached_property
+    def regex_literals(self) -> tuple[str, ...] | None:
+        """Strings of which a match of `regex` contains at least one (see `required_literals`)."""
+        return required_literals(self.regex) if self.regex is not None else None
 
 
 class SplitArm(BaseModel):

@@ -1,0 +1,86 @@
+"""`make bench-profile`: where a warm request's time goes, with the benchmark's 200-rule config.
+
+Serves `--requests` warm requests through the router handler under pyinstrument (or cProfile with `--cprofile`)
+and prints the call tree (or the top functions). DynamoDB is moto's server on a loopback port, as in run.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import run
+import workers
+import workload
+
+WARMUP = 200
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--cprofile", action="store_true", help="cProfile's top functions instead of pyinstrument")
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--without-usage-writes", action="store_true", help="leave the usage counters out")
+    args = parser.parse_args()
+
+    from llm_router.local.runtime import LocalStack, reset_process_caches
+
+    workdir = Path(tempfile.mkdtemp(prefix="llm-router-profile-"))
+    stack = LocalStack(config_path=workload.CONFIG_PATH, simulate=True, project_dir=workdir, write_endpoint_file=False)
+    stack.start()
+    os.environ.update(run.child_environment())
+    reset_process_caches()
+    # The EMF documents and log lines go to /dev/null (at the descriptor: Powertools' logger holds sys.stdout).
+    sys.stdout.flush()
+    saved_stdout = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    profiler: Any = None
+    try:
+        handler = workers.import_router_handler()
+        workers.ZeroLatencyWrites().install()
+        if args.without_usage_writes:
+            from llm_router import api
+
+            api.get_gateway().accounting = None
+        calls = [workers.router_call(handler, i) for i in range(args.requests + WARMUP)]
+        for call in calls[:WARMUP]:
+            call()
+        if args.cprofile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+        else:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0002)
+            profiler.start()
+        for call in calls[WARMUP:]:
+            call()
+        if args.cprofile:
+            profiler.disable()
+        else:
+            profiler.stop()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved_stdout, 1)
+        os.close(devnull)
+        stack.stop()
+    if args.cprofile:
+        for order in ("cumulative", "tottime"):
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.top)
+            print(out.getvalue())
+    else:
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+if __name__ == "__main__":
+    main()

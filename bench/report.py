@@ -1,0 +1,340 @@
+"""Turns the workers' results into docs/benchmarks.json (flat keys first) and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+# (key, label, our key, LiteLLM key, target ratio ours/LiteLLM)
+TARGETS = (
+    ("overhead_p50", "Overhead p50", "overhead_p50_ms", "litellm_overhead_p50_ms", 1 / 10),
+    ("overhead_p99", "Overhead p99", "overhead_p99_ms", "litellm_overhead_p99_ms", 1 / 5),
+    (
+        "cold_start",
+        "Cold start (ours: import + first request; LiteLLM: import alone)",
+        "cold_start_ms",
+        "litellm_import_ms",
+        1 / 8,
+    ),
+    ("rss", "Peak RSS after 1,000 requests", "rss_mib", "litellm_rss_mib", 1 / 3),
+)
+
+
+def _round(value: Any, digits: int = 3) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, digits)
+    if isinstance(value, dict):
+        return {k: _round(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_round(v, digits) for v in value]
+    return value
+
+
+def _get(result: dict[str, Any] | None, *path: str) -> Any:
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return ours / theirs
+
+
+def assemble(
+    *,
+    overhead: dict[str, Any] | None,
+    cold: dict[str, Any],
+    rss_ours: dict[str, Any] | None,
+    rss_theirs: dict[str, Any] | None,
+    classifier: dict[str, Any] | None,
+    package: dict[str, Any],
+    versions: dict[str, Any],
+    machine: dict[str, Any],
+    command: str,
+    config: dict[str, Any],
+    errors: list[str],
+    duration_s: float,
+) -> dict[str, Any]:
+    clf_ok = bool(_get(classifier, "available"))
+    flat: dict[str, Any] = {
+        "overhead_p50_ms": _get(overhead, "ours", "p50_ms"),
+        "overhead_p99_ms": _get(overhead, "ours", "p99_ms"),
+        "overhead_max_ms": _get(overhead, "ours", "max_ms"),
+        "litellm_overhead_p50_ms": _get(overhead, "litellm", "p50_ms"),
+        "litellm_overhead_p99_ms": _get(overhead, "litellm", "p99_ms"),
+        "litellm_overhead_max_ms": _get(overhead, "litellm", "max_ms"),
+        "cold_start_ms": _get(cold, "ours", "cold_start_ms"),
+        "cold_start_import_ms": _get(cold, "ours", "import_ms"),
+        "cold_start_first_request_ms": _get(cold, "ours", "first_request_ms"),
+        "litellm_import_ms": _get(cold, "litellm", "import_ms"),
+        "litellm_import_and_first_request_ms": _get(cold, "litellm", "import_and_first_request_ms"),
+        "rss_mib": _get(rss_ours, "peak_rss_mib"),
+        "litellm_rss_mib": _get(rss_theirs, "peak_rss_mib"),
+        "package_kib": package.get("package_kib"),
+        "litellm_installed_kib": package.get("litellm_installed_kib"),
+        "litellm_zip_kib": package.get("litellm_zip_kib"),
+        "classifier_p50_us": _get(classifier, "per_prompt", "p50_us") if clf_ok else None,
+        "classifier_p99_us": _get(classifier, "per_prompt", "p99_us") if clf_ok else None,
+        "classifier_load_ms": _get(classifier, "load_ms") if clf_ok else None,
+    }
+    ratios = {f"{key}_ratio": _ratio(flat[ours], flat[theirs]) for key, _, ours, theirs, _ in TARGETS}
+    ratios["package_ratio_zip"] = _ratio(flat["package_kib"], flat["litellm_zip_kib"])
+    targets = []
+    for key, label, ours, theirs, target in TARGETS:
+        ratio = ratios[f"{key}_ratio"]
+        targets.append(
+            {
+                "name": key,
+                "label": label,
+                "ours": flat[ours],
+                "litellm": flat[theirs],
+                "ratio": ratio,
+                "target_ratio": target,
+                "met": None if ratio is None else ratio <= target,
+            }
+        )
+    results = {
+        **flat,
+        **ratios,
+        "targets_met": all(t["met"] for t in targets),
+        "overhead_isolated_p50_ms": _get(rss_ours, "overhead", "p50_ms"),
+        "overhead_isolated_p99_ms": _get(rss_ours, "overhead", "p99_ms"),
+        "litellm_overhead_isolated_p50_ms": _get(rss_theirs, "overhead", "p50_ms"),
+        "litellm_overhead_isolated_p99_ms": _get(rss_theirs, "overhead", "p99_ms"),
+        "overhead_without_usage_writes_p50_ms": _get(overhead, "ours_without_usage_writes", "p50_ms"),
+        "overhead_without_usage_writes_p99_ms": _get(overhead, "ours_without_usage_writes", "p99_ms"),
+        "dynamodb_writes_per_request": _get(overhead, "dynamodb_writes_per_request"),
+        "cold_start_aws_calls": len(cold.get("ours_first_request_aws_calls") or []) or None,
+        "cold_start_aws_wait_ms": cold.get("ours_first_request_aws_ms"),
+        "rss_after_import_mib": _get(rss_ours, "rss_after_import_mib"),
+        "litellm_rss_after_import_mib": _get(rss_theirs, "rss_after_import_mib"),
+        "targets": targets,
+        "details": {
+            "overhead": overhead,
+            "cold_start": cold,
+            "rss": {"ours": rss_ours, "litellm": rss_theirs},
+            "classifier": classifier,
+            "package": package,
+            "workload": config,
+        },
+        "metrics_sink": "stdout, as on Lambda (EMF documents and log lines), sent to a file by the benchmark",
+        "versions": versions,
+        "machine": machine,
+        "command": command,
+        "generated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": duration_s,
+        "errors": errors,
+    }
+    rounded: dict[str, Any] = _round(results)
+    return rounded
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
+    if value is None:
+        return "not measured"
+    text = f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+    return f"{text} {unit}".strip()
+
+
+def _times(ratio: float | None) -> str:
+    if ratio is None:
+        return "n/a"
+    return f"{ratio:.3f} (1/{1 / ratio:.1f})" if ratio > 0 else "0"
+
+
+def summary(r: dict[str, Any]) -> str:
+    lines = ["", "                                     llm-router     LiteLLM   ratio   target  met"]
+    for t in r["targets"]:
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "NO")
+        ours = "-" if t["ours"] is None else f"{t['ours']:.2f}"
+        theirs = "-" if t["litellm"] is None else f"{t['litellm']:.2f}"
+        ratio = "-" if t["ratio"] is None else f"{t['ratio']:.3f}"
+        lines.append(f"  {t['name']:<32} {ours:>12} {theirs:>11} {ratio:>7} {t['target_ratio']:>8.3f}  {met}")
+    package, classifier = _fmt(r["package_kib"], "KiB", 1), _fmt(r["classifier_p99_us"], "us")
+    lines.append(f"  package: {package} zipped; classifier p99: {classifier}")
+    lines.append("  written: docs/benchmarks.json, docs/benchmarks.md")
+    return "\n".join(lines)
+
+
+def markdown(r: dict[str, Any]) -> str:
+    d = r["details"]
+    v = r["versions"]
+    m = r["machine"]
+    ov = d["overhead"] or {}
+    cold = d["cold_start"]
+    pkg = d["package"]
+    clf = d["classifier"] or {}
+    work = d["workload"]
+    rss_ours = d["rss"]["ours"] or {}
+    rule_hits = ", ".join(f"`{k}` {n:,}" for k, n in sorted((ov.get("rules") or {}).items()))
+    rows = [
+        ("Overhead per request, p50 (warm, one process)", "overhead_p50_ms", "litellm_overhead_p50_ms", "ms", 3),
+        ("Overhead per request, p99", "overhead_p99_ms", "litellm_overhead_p99_ms", "ms", 3),
+        ("Overhead per request, max", "overhead_max_ms", "litellm_overhead_max_ms", "ms", 2),
+        (
+            "Overhead p50, each alone in a process",
+            "overhead_isolated_p50_ms",
+            "litellm_overhead_isolated_p50_ms",
+            "ms",
+            3,
+        ),
+        (
+            "Overhead p99, each alone in a process",
+            "overhead_isolated_p99_ms",
+            "litellm_overhead_isolated_p99_ms",
+            "ms",
+            3,
+        ),
+        (
+            "Cold start: import + first request (median)",
+            "cold_start_ms",
+            "litellm_import_and_first_request_ms",
+            "ms",
+            1,
+        ),
+        ("Cold start: import only (median)", "cold_start_import_ms", "litellm_import_ms", "ms", 1),
+        ("Peak RSS after 1,000 requests", "rss_mib", "litellm_rss_mib", "MiB", 1),
+        ("RSS after import", "rss_after_import_mib", "litellm_rss_after_import_mib", "MiB", 1),
+        ("Package, zipped", "package_kib", "litellm_zip_kib", "KiB", 1),
+    ]
+    table = ["| | llm-router | LiteLLM | ratio |", "| --- | ---: | ---: | ---: |"]
+    for label, ours, theirs, unit, digits in rows:
+        table.append(
+            f"| {label} | {_fmt(r.get(ours), unit, digits)} | {_fmt(r.get(theirs), unit, digits)} "
+            f"| {_times(_ratio(r.get(ours), r.get(theirs)))} |"
+        )
+    table.append(
+        f"| Package, installed | {_fmt(pkg.get('package_unzipped_kib'), 'KiB', 1)} (+ "
+        f"{_fmt(pkg.get('managed_dependencies_installed_kib'), 'KiB', 0)} of Powertools and pydantic in the "
+        f"AWS-managed layer) | {_fmt(pkg.get('litellm_installed_kib'), 'KiB', 0)} "
+        f"({_fmt(pkg.get('litellm_with_dependencies_installed_kib'), 'KiB', 0)} with its "
+        f"{pkg.get('litellm_dependencies')} dependencies) | |"
+    )
+    if clf.get("available"):
+        table.append(
+            f"| Classifier per prompt (domain scores + difficulty), p50 / p99 | {_fmt(r['classifier_p50_us'], 'µs', 0)}"
+            f" / {_fmt(r['classifier_p99_us'], 'µs', 0)} | no counterpart | |"
+        )
+        table.append(
+            f"| Classifier weights loaded (once per process, at the first score) | "
+            f"{_fmt(r['classifier_load_ms'], 'ms', 1)} | | |"
+        )
+    else:
+        table.append(f"| Classifier per prompt, p50 / p99 | not measured: {clf.get('reason', 'not run')} | | |")
+
+    targets = ["| target | llm-router / LiteLLM | needed | met |", "| --- | ---: | ---: | :---: |"]
+    for t in r["targets"]:
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        targets.append(f"| {t['label']} | {_times(t['ratio'])} | ≤ 1/{round(1 / t['target_ratio'])} | {met} |")
+
+    ours_cold, their_cold = cold.get("ours", {}), cold.get("litellm", {})
+    wait = r.get("cold_start_aws_wait_ms")
+    cold_net = r["cold_start_ms"] - wait if r.get("cold_start_ms") is not None and wait is not None else None
+    calls = cold.get("ours_first_request_aws_calls") or []
+    call_list = ", ".join(f"{calls.count(c)} {c}" for c in dict.fromkeys(calls))
+    msgs = ", ".join(f"{k} ({n:,} chars)" for k, n in work["messages"].items())
+    bare50, bare99 = r.get("overhead_without_usage_writes_p50_ms"), r.get("overhead_without_usage_writes_p99_ms")
+    lit50, lit99 = r.get("litellm_overhead_p50_ms"), r.get("litellm_overhead_p99_ms")
+    return f"""# Benchmarks: llm-router against LiteLLM
+
+Measured side by side on one machine in one run of `{r["command"]}` ({r["generated_at"]}, {r["duration_s"]:.0f} s).
+A ratio is llm-router's number divided by LiteLLM's: below 1, llm-router is faster or smaller. Everything below is
+the output of that run (also in [`benchmarks.json`](benchmarks.json)); `{r["command"]}` measures again and rewrites
+both files.
+
+## Results
+
+{chr(10).join(table)}
+
+## Targets
+
+{chr(10).join(targets)}
+
+## Where llm-router's time goes
+
+- **Usage counters.** Every answered request adds its tokens and cost to the tenant's counters with
+  {_fmt(r.get("dynamodb_writes_per_request"), "", 0)} DynamoDB `UpdateItem` calls, one after the other, before the
+  response goes out. Here DynamoDB answers them instantly (botocore still builds, signs and parses every call; only
+  the network wait is left out, as for the simulated model), and they still make up most of a warm request: the same
+  router without them takes {_fmt(bare50, "ms", 3)} at p50 ({_times(_ratio(bare50, lit50))} of LiteLLM) and
+  {_fmt(bare99, "ms", 3)} at p99 ({_times(_ratio(bare99, lit99))}). On AWS each call also waits for a DynamoDB round
+  trip, which no number here includes.
+- **Cold start.** The first request makes {len(calls)} AWS calls ({call_list}): the config (three partitions of the
+  Config table, {work["rules"]} rules), the tenant settings, then the usage counters. Against moto's server they took
+  {_fmt(wait, "ms", 0)} of the {_fmt(r.get("cold_start_ms"), "ms", 0)}; moto spends most of that building its answer to
+  the {work["rules"]}-item query in Python. Without those waits the cold start would be {_fmt(cold_net, "ms", 0)}
+  ({_times(_ratio(cold_net, r.get("litellm_import_ms")))} of LiteLLM's import), a lower bound, since DynamoDB does not
+  answer in zero time either.
+- `make bench-profile` prints the call tree of warm requests (pyinstrument; `BENCH_ARGS=--cprofile` for cProfile's
+  top functions, `--without-usage-writes` to leave the counters out), and
+  `.venv-bench/bin/python -X importtime -c "import sys; sys.path.insert(0, 'functions/router'); import handler"`
+  what each import of a cold start costs.
+
+## How it was measured
+
+- **Overhead.** {_fmt(ov.get("requests"))} warm requests per gateway after {_fmt(ov.get("warmup"))} unmeasured ones,
+  all in one process, in blocks of {_fmt(ov.get("block"))} taking turns so that both see the same machine noise.
+  llm-router: an API Gateway proxy event (the authorizer has run, as API Gateway passes it) into
+  `functions/router/handler.py`'s `lambda_handler`, the proxy response out: the body parsed and validated (pydantic),
+  the {work["rules"]}-rule config from the in-memory cache (`RULES_TTL_SECONDS=3600`, so no reload mid-run), features
+  (PII scan included), rule evaluation, the simulated model (zero latency), cost, the usage counters, one EMF metrics
+  document and one JSON log line on stdout (as on Lambda; the benchmark sends stdout to a file), and the response
+  serialised to JSON. Rules that decided: {rule_hits}; `default` means all {work["rules"]} were evaluated without a
+  match. LiteLLM: `Router` with {work["litellm_deployments"]} deployments behind one model name, each with
+  `mock_response`, called with `router.completion(model=..., messages=...)`; Python objects in and out, no JSON. The
+  same four message sets take turns on both sides: {msgs}.
+- **Cold start.** A fresh interpreter per run, {cold.get("runs")} runs per side taking turns (medians), after one
+  discarded run each so that both read compiled bytecode. llm-router: from just before `import handler` (the router
+  function's module, its folder first on `sys.path`, as the Lambda runtime does) until the first response is back,
+  including the boto3 client and the config read from DynamoDB (moto's server, started in the parent process on a
+  loopback port, so moto's own import is not counted). LiteLLM: `import litellm` alone, with
+  `LITELLM_LOCAL_MODEL_COST_MAP=True`; its `Router` set-up and first `completion` add
+  {_fmt(their_cold.get("first_request_ms"), "ms", 1)}. Modules loaded: {_fmt(cold.get("ours_modules"))} against
+  {_fmt(cold.get("litellm_modules"))}; X-Ray SDK imported by the router: {cold.get("ours_xray_sdk_imported")}. Whole
+  processes, interpreter start-up included: {_fmt(ours_cold.get("process_wall_ms"), "ms", 0)} against
+  {_fmt(their_cold.get("process_wall_ms"), "ms", 0)}.
+- **Memory.** Peak resident set size (`VmHWM`) of a process that imported its gateway and answered
+  {_fmt(rss_ours.get("requests"))} requests, one process per gateway. The same processes give the "alone in its own
+  process" overhead rows (first {_fmt(ov.get("warmup"))} requests left out).
+- **Package.** Our code as CDK uploads it: `functions/router/` and `layers/common/` zipped, with the stack's
+  exclusions (no `cli/`, `local/`, `ml/`, `__pycache__`). Powertools and pydantic come from the AWS-managed
+  Powertools layer and boto3 from the Lambda runtime, so they are not part of our upload. LiteLLM: the files of its
+  installed distribution, zipped the same way; and with every dependency it requires (extras left out).
+- **Classifier.** `default_classifier()` from `llm_router.routing.classifier`, warm: `domain_scores(text)` then
+  `difficulty(text)` for one prompt, p50/p99 over {_fmt(clf.get("prompts"))} prompts.
+- **Network.** Nothing beyond loopback: every worker refuses other addresses and reports attempts (none:
+  {not cold.get("refused")}).
+
+## What is and is not comparable
+
+- LiteLLM's call is its in-process Python API; ours starts from the Lambda event and ends with the HTTP response
+  body, so ours also parses and serialises JSON, writes a log line and metrics, and updates usage counters. Neither
+  includes API Gateway, the Lambda service's own invoke overhead, or a real model.
+- LiteLLM's router here has no rules: it spreads calls over its 4 deployments with its default strategy. Ours
+  evaluates up to {work["rules"]} rules per request. Comparable jobs, not the same job.
+- The cold-start target sets our import *and* first request, DynamoDB round trips to an emulator included, against
+  LiteLLM's import alone. On Lambda our code is not precompiled (the package has no `__pycache__` and the file system
+  is read-only), which adds compile time to a real cold start that this run, with warm bytecode caches on both
+  sides, does not show.
+- This machine is {m["arch"]} with Python {v["python"]}; the stack deploys on arm64 with a newer Python. Other
+  processes may share its {m["cores"]} cores: the ratios, measured side by side, carry over better than absolute
+  numbers.
+- Metrics were on: {r["metrics_sink"]}.
+
+## Versions and machine
+
+- Command: `{r["command"]}` (creates `.venv-bench` with uv; LiteLLM is installed only there, never in `.venv` or the
+  layer)
+- llm-router commit `{v["llm_router_commit"]}`{
+        " (plus uncommitted changes under layers/ or functions/)" if v["llm_router_tree_dirty"] else ""
+    }
+- Python {v["python"]}, LiteLLM {v["litellm"]}, aws-lambda-powertools {v["aws_lambda_powertools"]}, pydantic
+  {v["pydantic"]} (core {v["pydantic_core"]}), boto3 {v["boto3"]}, moto {v["moto"]}
+- Machine: {m["cores"]} cores ({m["cpu"]}), {m["memory_gib"]} GiB memory, {m["os"]}
+"""

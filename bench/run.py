@@ -1,0 +1,251 @@
+"""`make bench`: llm-router against LiteLLM on this machine, in one run; writes docs/benchmarks.{json,md}.
+
+A benchmark, not a test: it fails only when a measurement could not be taken, never because of a number.
+DynamoDB is moto's server, started here in the parent process on a loopback port; every measured child process
+reaches it through AWS_ENDPOINT_URL, so moto's own import never counts towards the router's cold start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import report
+import sizes
+import workload
+
+WORKERS = workload.BENCH_DIR / "workers.py"
+COMMAND = "make bench"
+
+
+def child_environment() -> dict[str, str]:
+    """What a deployed router function would see, plus LiteLLM's offline switch (each side ignores the other's)."""
+    env = dict(os.environ)
+    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME", "POWERTOOLS_TRACE_ENABLED"):
+        env.pop(name, None)
+    env.update(
+        {
+            "LLM_ROUTER_SIMULATE": "true",
+            # Metrics stay on and go to stdout as EMF, as on Lambda; the parent sends stdout to a file.
+            "LLM_ROUTER_METRICS_SINK": "stdout",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "POWERTOOLS_SERVICE_NAME": "llm-router",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            # Long enough that the cache never expires mid-run: the overhead test measures warm requests.
+            "RULES_TTL_SECONDS": "3600",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "PYTHONHASHSEED": "0",
+        }
+    )
+    return env
+
+
+class Runner:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.env = env
+        self.errors: list[str] = []
+        self._count = 0
+
+    def run(self, kind: str, *extra: str, timeout: float = 900) -> dict[str, Any] | None:
+        """Run one worker process; returns its result, or None (and records why) when it failed."""
+        self._count += 1
+        stem = self.workdir / f"{self._count:02d}-{kind}"
+        out = stem.with_suffix(".json")
+        log = stem.with_suffix(".stdout")
+        err = stem.with_suffix(".stderr")
+        cmd = [sys.executable, str(WORKERS), kind, "--out", str(out), *extra]
+        t0 = time.perf_counter()
+        with log.open("wb") as stdout, err.open("wb") as stderr:
+            try:
+                returncode = subprocess.run(  # noqa: S603 - our own interpreter and script
+                    cmd, stdout=stdout, stderr=stderr, env=self.env, cwd=workload.ROOT, timeout=timeout, check=False
+                ).returncode
+            except subprocess.TimeoutExpired:
+                returncode = None
+        wall_ms = (time.perf_counter() - t0) * 1000
+        if returncode != 0 or not out.exists():
+            status = "timed out" if returncode is None else f"exit {returncode}"
+            tail = err.read_text(errors="replace").strip().splitlines()[-5:]
+            self.errors.append(f"{kind}: {status}: {' | '.join(tail)}")
+            print(f"  {kind}: FAILED ({status}); see {err}", file=sys.stderr)
+            return None
+        result: dict[str, Any] = json.loads(out.read_text())
+        result["process_wall_ms"] = wall_ms
+        result["stdout_lines"] = sum(1 for _ in log.open("rb"))
+        result["emf_documents"] = sum(1 for line in log.open("rb") if b'"_aws"' in line)
+        return result
+
+
+def cold_starts(runner: Runner, runs: int) -> dict[str, Any]:
+    """Fresh interpreters, taking turns; one discarded run each first, so both read compiled bytecode."""
+    runner.run("ours-cold")
+    runner.run("litellm-cold")
+    ours, theirs = [], []
+    for i in range(runs):
+        print(f"  cold start {i + 1}/{runs}", flush=True)
+        for kind, into in (("ours-cold", ours), ("litellm-cold", theirs)):
+            result = runner.run(kind)
+            if result is not None:
+                into.append(result)
+
+    def median(results: list[dict[str, Any]], key: str) -> float | None:
+        return statistics.median(r[key] for r in results) if results else None
+
+    return {
+        "runs": runs,
+        "ours": {
+            key: median(ours, key)
+            for key in ("cold_start_ms", "import_ms", "first_request_ms", "since_interpreter_ms", "process_wall_ms")
+        },
+        "ours_runs_ms": [round(r["cold_start_ms"], 1) for r in ours],
+        "ours_first_request_aws_calls": ours[0]["aws_calls"] if ours else None,
+        "ours_first_request_aws_ms": median(ours, "aws_calls_ms"),
+        "ours_modules": ours[0]["modules"] if ours else None,
+        "ours_xray_sdk_imported": any(r["xray_sdk_imported"] for r in ours),
+        "litellm": {
+            key: median(theirs, key)
+            for key in ("import_ms", "first_request_ms", "import_and_first_request_ms", "process_wall_ms")
+        },
+        "litellm_runs_ms": [round(r["import_ms"], 1) for r in theirs],
+        "litellm_modules": theirs[0]["modules"] if theirs else None,
+        "refused": sorted({h for r in ours + theirs for h in r["non_loopback_connections_refused"]}),
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = None
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        mem_gib = round(int(meminfo.read_text().split()[1]) / 1024 / 1024, 1)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "os": platform.platform(),
+        "arch": platform.machine(),
+    }
+
+
+def versions() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    def git(*args: str) -> str:
+        out = subprocess.run(  # noqa: S603
+            ["git", *args],  # noqa: S607 - git from PATH
+            cwd=workload.ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return out.stdout.strip()
+
+    return {
+        "python": platform.python_version(),
+        "llm_router_commit": git("rev-parse", "--short=12", "HEAD") or None,
+        "llm_router_tree_dirty": bool(git("status", "--porcelain", "--untracked-files=no", "layers", "functions")),
+        "litellm": v("litellm"),
+        "aws_lambda_powertools": v("aws-lambda-powertools"),
+        "pydantic": v("pydantic"),
+        "pydantic_core": v("pydantic-core"),
+        "boto3": v("boto3"),
+        "moto": v("moto"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000, help="warm requests per gateway (>= 2000)")
+    parser.add_argument("--cold-runs", type=int, default=9, help="fresh interpreters per side (>= 7)")
+    parser.add_argument("--rss-requests", type=int, default=1000)
+    parser.add_argument("--out-dir", type=Path, default=workload.ROOT / "docs")
+    parser.add_argument("--keep", action="store_true", help="keep the workers' logs and results")
+    args = parser.parse_args()
+
+    import yaml
+
+    from llm_router.local.runtime import LocalStack
+    from llm_router.stores.config_admin import validate_document
+
+    if yaml.safe_load(workload.CONFIG_PATH.read_text()) != workload.rules_config():
+        raise SystemExit(f"{workload.CONFIG_PATH} is stale: regenerate it with `python bench/workload.py`")
+    config = validate_document(workload.rules_config())
+    if not config.ok:
+        raise SystemExit("bench config is invalid: " + "; ".join(config.errors))
+
+    started = time.time()
+    workdir = Path(tempfile.mkdtemp(prefix="llm-router-bench-"))
+    stack = LocalStack(config_path=workload.CONFIG_PATH, simulate=True, project_dir=workdir, write_endpoint_file=False)
+    stack.start()
+    try:
+        runner = Runner(workdir, child_environment())
+        print(f"DynamoDB (moto) on {stack.endpoint}; workers' output in {workdir}", flush=True)
+        print(f"overhead: {args.requests} warm requests each, same process", flush=True)
+        overhead = runner.run("overhead", "--requests", str(args.requests))
+        print("cold start", flush=True)
+        cold = cold_starts(runner, args.cold_runs)
+        print(f"memory: {args.rss_requests} requests, one process each", flush=True)
+        rss_ours = runner.run("ours-rss", "--requests", str(args.rss_requests))
+        rss_theirs = runner.run("litellm-rss", "--requests", str(args.rss_requests))
+        print("classifier", flush=True)
+        clf = runner.run("classifier")
+    finally:
+        stack.stop()
+    print("package size", flush=True)
+    package = sizes.measure()
+
+    results = report.assemble(
+        overhead=overhead,
+        cold=cold,
+        rss_ours=rss_ours,
+        rss_theirs=rss_theirs,
+        classifier=clf,
+        package=package,
+        versions=versions(),
+        machine=machine(),
+        command=COMMAND,
+        config={
+            "rules": len(config.entries["rule"]),
+            "models": len(config.entries["model"]),
+            "messages": workload.message_chars(),
+            "litellm_deployments": 4,
+        },
+        errors=runner.errors,
+        duration_s=time.time() - started,
+    )
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out_dir / "benchmarks.md").write_text(report.markdown(results))
+    print(report.summary(results))
+    if not args.keep:
+        for path in workdir.iterdir():
+            path.unlink()
+        workdir.rmdir()
+    if runner.errors:
+        raise SystemExit("some measurements failed:\n  " + "\n  ".join(runner.errors))
+
+
+if __name__ == "__main__":
+    main()

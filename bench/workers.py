@@ -1,0 +1,348 @@
+"""One measurement per process, started by bench/run.py: `python bench/workers.py KIND --out result.json`.
+
+Standard output stands in for a Lambda function's log stream: the router's EMF metrics and log lines go there, and
+run.py sends it to a file. Results go to `--out` as JSON.
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_START = time.perf_counter()  # before anything else is imported: the cold-start clock of a fresh interpreter
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import workload  # noqa: E402
+
+ROUTER_DIR = workload.ROOT / "functions" / "router"
+LITELLM_DEPLOYMENTS = 4
+
+
+# -- our side --------------------------------------------------------------------------------------------------------
+def import_router_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The router function's module, imported as the Lambda runtime does (its folder first on sys.path)."""
+    sys.path.insert(0, str(ROUTER_DIR))
+    import handler  # type: ignore[import-not-found]
+
+    return handler.lambda_handler  # type: ignore[no-any-return]
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+
+class ZeroLatencyWrites:
+    """Answers the router's DynamoDB writes (usage counters) at once, after botocore has built and signed them.
+
+    The simulated model answers in zero time; this does the same for the State table's round trips, so that
+    what is measured is the router's own work. The writes are counted and reported per request.
+    """
+
+    OPERATIONS = ("UpdateItem", "PutItem")
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def install(self) -> ZeroLatencyWrites:
+        from llm_router.stores.aws import client
+
+        events = client("dynamodb").meta.events
+        for operation in self.OPERATIONS:
+            events.register(f"before-send.dynamodb.{operation}", self._answer)
+        return self
+
+    def _answer(self, request: Any, **_: Any) -> Any:
+        from botocore.awsrequest import AWSResponse
+
+        self.calls += 1
+        headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "bench"}
+        return AWSResponse(request.url, 200, headers, _Body(b"{}"))
+
+
+def router_call(lambda_handler: Callable[..., dict[str, Any]], index: int) -> Callable[[], dict[str, Any]]:
+    """A zero-argument call of the handler with request `index` (the event is built outside the timed call)."""
+    event = workload.api_event(workload.chat_body(index))
+    context = workload.LambdaContext()
+    return lambda: lambda_handler(event, context)
+
+
+def check_router_response(response: dict[str, Any], rules: dict[str, int]) -> None:
+    if response.get("statusCode") != 200:
+        raise RuntimeError(f"router answered {response.get('statusCode')}: {response.get('body')}")
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    multi = {k.lower(): v[0] for k, v in (response.get("multiValueHeaders") or {}).items() if v}
+    rule = headers.get("x-router-rule") or multi.get("x-router-rule", "?")
+    rules[rule] = rules.get(rule, 0) + 1
+
+
+# -- LiteLLM's side --------------------------------------------------------------------------------------------------
+def litellm_router() -> Any:
+    """LiteLLM's Router with 4 deployments behind one name, each answering with `mock_response` (no network)."""
+    from litellm import Router
+
+    model_list = [
+        {
+            "model_name": workload.ROUTE,
+            "litellm_params": {
+                "model": f"openai/model-{i}",
+                "api_key": "sk-bench",
+                "mock_response": workload.MOCK_ANSWER,
+            },
+        }
+        for i in range(LITELLM_DEPLOYMENTS)
+    ]
+    return Router(model_list=model_list)
+
+
+def litellm_call(router: Any, index: int) -> Callable[[], Any]:
+    body = workload.chat_body(index)
+    return lambda: router.completion(model=body["model"], messages=body["messages"])
+
+
+def check_litellm_response(response: Any) -> None:
+    if not response.choices or response.choices[0].message.content != workload.MOCK_ANSWER:
+        raise RuntimeError(f"LiteLLM answered unexpectedly: {response!r}")
+
+
+# -- measurements ----------------------------------------------------------------------------------------------------
+def timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = call()
+    return time.perf_counter() - t0, result
+
+
+class AwsCallClock:
+    """Counts the AWS API calls a process makes and the wall time spent in them (wraps botocore once loaded)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.seconds = 0.0
+
+    def install(self) -> AwsCallClock:
+        from botocore.client import BaseClient
+
+        real = BaseClient._make_api_call
+        clock = self
+
+        def timed_call(client: Any, operation: str, params: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return real(client, operation, params)
+            finally:
+                clock.seconds += time.perf_counter() - t0
+                clock.calls.append(operation)
+
+        BaseClient._make_api_call = timed_call  # type: ignore[method-assign]
+        return clock
+
+
+def ours_cold(_: argparse.Namespace) -> dict[str, Any]:
+    """Import the router handler module and serve the first request (config read from DynamoDB included)."""
+    t0 = time.perf_counter()
+    lambda_handler = import_router_handler()
+    t1 = time.perf_counter()
+    clock = AwsCallClock().install()  # after the clock above: the wrapper's own import of botocore is not counted
+    t1b = time.perf_counter()
+    response = lambda_handler(workload.api_event(workload.chat_body(0)), workload.LambdaContext())
+    t2 = time.perf_counter()
+    check_router_response(response, {})
+    return {
+        "import_ms": (t1 - t0) * 1000,
+        "first_request_ms": (t2 - t1b) * 1000,
+        "cold_start_ms": (t1 - t0 + t2 - t1b) * 1000,
+        "aws_calls": clock.calls,
+        "aws_calls_ms": clock.seconds * 1000,
+        "since_interpreter_ms": (t2 - _T_START) * 1000,
+        "modules": len(sys.modules),
+        "xray_sdk_imported": "aws_xray_sdk" in sys.modules,
+        "litellm_imported": "litellm" in sys.modules,
+    }
+
+
+def litellm_cold(_: argparse.Namespace) -> dict[str, Any]:
+    """`import litellm` alone (what the target compares with), then Router set-up and a first call for context."""
+    t0 = time.perf_counter()
+    import litellm  # noqa: F401
+
+    t1 = time.perf_counter()
+    router = litellm_router()
+    elapsed, response = timed(litellm_call(router, 0))
+    t2 = time.perf_counter()
+    check_litellm_response(response)
+    return {
+        "import_ms": (t1 - t0) * 1000,
+        "first_request_ms": elapsed * 1000,
+        "import_and_first_request_ms": (t2 - t0) * 1000,
+        "since_interpreter_ms": (t1 - _T_START) * 1000,
+        "modules": len(sys.modules),
+    }
+
+
+def ours_rss(args: argparse.Namespace) -> dict[str, Any]:
+    """Peak RSS of a process that imported the router and served `--requests` requests."""
+    lambda_handler = import_router_handler()
+    writes = ZeroLatencyWrites().install()
+    rss_import = workload.peak_rss_mib()
+    rules: dict[str, int] = {}
+    times = []
+    for i in range(args.requests):
+        elapsed, response = timed(router_call(lambda_handler, i))
+        check_router_response(response, rules)
+        times.append(elapsed)
+    return {
+        "requests": args.requests,
+        "rss_after_import_mib": rss_import,
+        "peak_rss_mib": workload.peak_rss_mib(),
+        "overhead": workload.summarize_ms(times[args.warmup :]),
+        "rules": rules,
+        "dynamodb_writes_per_request": writes.calls / args.requests,
+    }
+
+
+def litellm_rss(args: argparse.Namespace) -> dict[str, Any]:
+    import litellm  # noqa: F401
+
+    rss_import = workload.peak_rss_mib()
+    router = litellm_router()
+    times = []
+    for i in range(args.requests):
+        elapsed, response = timed(litellm_call(router, i))
+        check_litellm_response(response)
+        times.append(elapsed)
+    return {
+        "requests": args.requests,
+        "rss_after_import_mib": rss_import,
+        "peak_rss_mib": workload.peak_rss_mib(),
+        "overhead": workload.summarize_ms(times[args.warmup :]),
+    }
+
+
+def overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """Both gateways warm in one process; blocks of requests take turns so both see the same machine noise.
+
+    A third variant, ours without the per-request usage-counter writes, shows what those writes cost.
+    """
+    lambda_handler = import_router_handler()
+    writes = ZeroLatencyWrites().install()
+    router = litellm_router()
+    from llm_router import api
+
+    gateway = api.get_gateway()
+    accounting = gateway.accounting
+    rules: dict[str, int] = {}
+    for i in range(args.warmup):
+        check_router_response(router_call(lambda_handler, i)(), rules)
+        check_litellm_response(litellm_call(router, i)())
+    rules.clear()
+    writes.calls = 0
+    ours: list[float] = []
+    ours_bare: list[float] = []
+    theirs: list[float] = []
+    index = 0
+    while len(ours) < args.requests:
+        block = min(args.block, args.requests - len(ours))
+        for i in range(index, index + block):
+            elapsed, response = timed(router_call(lambda_handler, i))
+            check_router_response(response, rules)
+            ours.append(elapsed)
+        for i in range(index, index + block):
+            elapsed, response = timed(litellm_call(router, i))
+            check_litellm_response(response)
+            theirs.append(elapsed)
+        gateway.accounting = None
+        try:
+            for i in range(index, index + block):
+                elapsed, response = timed(router_call(lambda_handler, i))
+                check_router_response(response, {})
+                ours_bare.append(elapsed)
+        finally:
+            gateway.accounting = accounting
+        index += block
+    return {
+        "requests": args.requests,
+        "warmup": args.warmup,
+        "block": args.block,
+        "ours": workload.summarize_ms(ours),
+        "litellm": workload.summarize_ms(theirs),
+        "ours_without_usage_writes": workload.summarize_ms(ours_bare),
+        "rules": rules,
+        "dynamodb_writes_per_request": writes.calls / args.requests,
+    }
+
+
+def classifier(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-prompt inference time of the learned classifier (domain scores and difficulty), when it is installed."""
+    try:
+        from llm_router.routing.classifier import default_classifier
+    except ImportError as exc:
+        return {"available": False, "reason": f"llm_router.routing.classifier: {exc}"}
+    t0 = time.perf_counter()
+    clf = default_classifier()
+    load_ms = (time.perf_counter() - t0) * 1000
+    if clf is None:
+        return {"available": False, "reason": "default_classifier() returned None (no model shipped)"}
+    prompts = [messages[-1]["content"] for _, messages in workload.MESSAGES]
+    for text in prompts * 5:
+        clf.domain_scores(text)
+        clf.difficulty(text)
+    both, domain, difficulty = [], [], []
+    for i in range(args.requests):
+        text = prompts[i % len(prompts)]
+        t0 = time.perf_counter()
+        clf.domain_scores(text)
+        t1 = time.perf_counter()
+        clf.difficulty(text)
+        t2 = time.perf_counter()
+        domain.append(t1 - t0)
+        difficulty.append(t2 - t1)
+        both.append(t2 - t0)
+
+    def us(values: list[float]) -> dict[str, float]:
+        stats = workload.summarize_ms(values)
+        return {"p50_us": stats["p50_ms"] * 1000, "p99_us": stats["p99_ms"] * 1000, "max_us": stats["max_ms"] * 1000}
+
+    return {
+        "available": True,
+        "load_ms": load_ms,
+        "prompts": args.requests,
+        "per_prompt": us(both),
+        "domain_scores": us(domain),
+        "difficulty": us(difficulty),
+    }
+
+
+KINDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "ours-cold": ours_cold,
+    "litellm-cold": litellm_cold,
+    "ours-rss": ours_rss,
+    "litellm-rss": litellm_rss,
+    "overhead": overhead,
+    "classifier": classifier,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("kind", choices=sorted(KINDS))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--block", type=int, default=100)
+    args = parser.parse_args()
+    blocked = workload.loopback_only()
+    result = KINDS[args.kind](args)
+    result["non_loopback_connections_refused"] = sorted(set(blocked))
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
