@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -165,7 +166,7 @@ def versions() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "llm_router_commit": git("rev-parse", "--short=12", "HEAD") or None,
-        "llm_router_tree_dirty": bool(git("status", "--porcelain", "--untracked-files=no", "layers", "functions")),
+        "llm_router_tree_dirty": bool(git("status", "--porcelain", "layers", "functions")),
         "litellm": v("litellm"),
         "aws_lambda_powertools": v("aws-lambda-powertools"),
         "pydantic": v("pydantic"),
@@ -182,7 +183,12 @@ def main() -> None:
     parser.add_argument("--rss-requests", type=int, default=1000)
     parser.add_argument("--out-dir", type=Path, default=workload.ROOT / "docs")
     parser.add_argument("--keep", action="store_true", help="keep the workers' logs and results")
+    parser.add_argument("--render", action="store_true", help="only rewrite benchmarks.md from benchmarks.json")
     args = parser.parse_args()
+    if args.render:
+        results = json.loads((args.out_dir / "benchmarks.json").read_text())
+        (args.out_dir / "benchmarks.md").write_text(report.markdown(results))
+        return
 
     import yaml
 
@@ -240,9 +246,7 @@ def main() -> None:
     (args.out_dir / "benchmarks.md").write_text(report.markdown(results))
     print(report.summary(results))
     if not args.keep:
-        for path in workdir.iterdir():
-            path.unlink()
-        workdir.rmdir()
+        shutil.rmtree(workdir, ignore_errors=True)
     if runner.errors:
         raise SystemExit("some measurements failed:\n  " + "\n  ".join(runner.errors))
 
