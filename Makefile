@@ -72,6 +72,19 @@ bench: $(BENCH_VENV)/.installed
 bench-profile: $(BENCH_VENV)/.installed
 	$(BENCH_PY) bench/profile_requests.py $(BENCH_ARGS)
 
+# Rebuilds the shipped classifier weights from ../shared/data/routing (scikit-learn from the `train` extra, seed 0)
+# and writes the held-out benchmark and its plots into docs/.
+ROUTING_DATA ?= ../shared/data/routing
+TRAIN_ARGS ?=
+
+$(VENV)/.installed-train: pyproject.toml | $(UV)
+	$(UV) pip install --quiet --python $(PY) -e '.[dev,train]'
+	touch $@
+
+train: $(VENV)/.installed-train
+	$(VENV)/bin/llm-router train --data-dir $(ROUTING_DATA) $(TRAIN_ARGS)
+	$(PY) -m llm_router.ml.report --data-dir $(ROUTING_DATA) --docs docs
+
 # Deploying: the CDK CLI and Node 22 (jsii warns on Node 20) come from the npm registry into .tools/, pinned.
 NODE_VERSION := 22.23.3
 CDK_CLI_VERSION := 2.1148.1

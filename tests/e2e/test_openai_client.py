@@ -28,7 +28,7 @@ def test_auto_answers_with_router_headers(client: OpenAI) -> None:
 
     assert completion.choices[0].message.content
     assert completion.model == raw.headers["x-router-model"] == "nova-micro"
-    assert raw.headers["x-router-rule"] == "default"
+    assert raw.headers["x-router-rule"] == "threshold"
     assert raw.headers["x-router-simulated"] == "true"
     assert int(raw.headers["x-router-attempts"]) == 1
     assert float(raw.headers["x-router-cost-usd"]) > 0
@@ -101,8 +101,11 @@ def test_route_endpoint_explains_both_decisions(served: Served) -> None:
         body = {"model": "auto", "messages": [{"role": "user", "content": content}]}
         return post(f"{served.base_url}/v1/route", json.dumps(body).encode())[1]
 
-    assert explain("Hello!")["rule"] == "default"
-    assert explain("Fix my python traceback")["rule"] == "code-to-haiku"
+    greeting, code = explain("Hello!"), explain("Fix my python traceback")
+    # Hybrid example route: the greeting is left to the difficulty threshold, whose scores the trace shows; the
+    # keyword rule decides the other before any classifier score is computed.
+    assert greeting["rule"] == "threshold" and "difficulty" in greeting["scores"]
+    assert code["rule"] == "code-to-haiku" and "difficulty" not in code["scores"]
 
 
 def test_rule_edit_through_the_cli_changes_routing_within_the_ttl(tmp_path_factory: pytest.TempPathFactory) -> None:

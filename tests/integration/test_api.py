@@ -16,7 +16,8 @@ def test_greeting_and_python_prompt_are_routed_to_different_models(router: Route
 
     assert greeting["statusCode"] == 200 and code["statusCode"] == 200
     assert header(greeting, "x-router-model") == "nova-micro"
-    assert header(greeting, "x-router-rule") == "default"
+    # The example route is hybrid: a greeting no rule matches is left to the difficulty threshold.
+    assert header(greeting, "x-router-rule") == "threshold"
     assert header(code, "x-router-model") == "claude-haiku"
     assert header(code, "x-router-rule") == "code-to-haiku"
     assert router.json(code)["model"] == "claude-haiku"
@@ -176,7 +177,7 @@ def test_metrics_keep_dimension_sets_apart(router: Router) -> None:
     names = {m["Name"] for m in directive["Metrics"]}
     assert {"Requests", "InputTokens", "OutputTokens", "CostUSD", "SavedUSD", "LatencyMs", "RouterOverheadMs"} <= names
     assert document["Model"] == "nova-micro" and document["Route"] == "auto"
-    assert document["tenant"] == "local" and document["rule"] == "default"
+    assert document["tenant"] == "local" and document["rule"] == "threshold"
 
 
 def test_cost_and_savings_follow_catalog_prices(router: Router) -> None:

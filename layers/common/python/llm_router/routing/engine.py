@@ -130,13 +130,14 @@ def decide(requested: str, features: Features, config: ConfigSnapshot) -> Decisi
         score = features.difficulty
         if score is not None:
             strong = score >= strategy.threshold
-            chain = (strategy.strong, strategy.weak) if strong else (strategy.weak, strategy.strong)
-            why = f"difficulty={score:.2f} {'>=' if strong else '<'} threshold {strategy.threshold}"
+            first, other = (strategy.strong, strategy.weak) if strong else (strategy.weak, strategy.strong)
+            # Fallbacks follow the route's default order, so an easy prompt whose cheap model is unavailable goes
+            # to the next cheapest model rather than straight to the strong one.
+            rest = tuple(m for m in route.default if m != first)
+            chain = (first, *rest) if other in rest else (first, *rest, other)
+            why = f"difficulty={score:.3f} {'>=' if strong else '<'} threshold {strategy.threshold}"
             trace.append(TraceStep(THRESHOLD_RULE, True, why))
-            tail = tuple(m for m in route.default if m not in chain)
-            return Decision(
-                requested, route.id, THRESHOLD_RULE, chain + tail, trace=tuple(trace), baseline=route.baseline
-            )
+            return Decision(requested, route.id, THRESHOLD_RULE, chain, trace=tuple(trace), baseline=route.baseline)
         trace.append(TraceStep(THRESHOLD_RULE, False, "no difficulty classifier installed"))
 
     trace.append(TraceStep(DEFAULT_RULE, True, f"no rule matched: route {route.id!r} default"))
