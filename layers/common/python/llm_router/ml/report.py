@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,14 +48,41 @@ def _details(report: Report) -> dict[str, Any]:
     }
 
 
+def latency(weights: Path, prompts: Sequence[str]) -> dict[str, Any]:
+    """Load time and per-prompt time of domain scores plus difficulty (a fresh prompt each time), in this process."""
+    started = time.perf_counter()
+    clf = load_classifier(weights)
+    load_ms = (time.perf_counter() - started) * 1000
+    times = []
+    for prompt in prompts:
+        started = time.perf_counter()
+        clf.domain_scores(prompt)
+        clf.difficulty(prompt)
+        times.append((time.perf_counter() - started) * 1e6)
+    times.sort()
+    return {
+        "prompts": len(times),
+        "load_ms": round(load_ms, 1),
+        "p50_us": round(times[len(times) // 2], 1),
+        "p99_us": round(times[min(len(times) - 1, int(len(times) * 0.99))], 1),
+        "max_us": round(times[-1], 1),
+        "weights_bytes": weights.stat().st_size,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
 def run(data_dir: Path, docs: Path, weights: Path = DEFAULT_WEIGHTS) -> dict[str, Any]:
     clf = load_classifier(weights)
     reports: dict[str, Report] = {}
+    prompts: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for title, source, folder, weak, strong in BENCHMARKS:
             path = Path(tmp) / f"{source}-test.jsonl"
             write_jsonl(convert(source, data_dir / folder, "test"), path)
-            reports[title] = evaluate(read_records(path), weak, strong, clf.difficulty)
+            records = read_records(path)
+            prompts.extend(r.prompt for r in records)
+            reports[title] = evaluate(records, weak, strong, clf.difficulty)
     dc_prices = dcrouter_prices(data_dir / "dcrouter")
     result = {
         "command": f"python -m llm_router.ml.report --data-dir {data_dir} --docs {docs}",
@@ -68,6 +97,8 @@ def run(data_dir: Path, docs: Path, weights: Path = DEFAULT_WEIGHTS) -> dict[str
             },
         },
         "benchmarks": {title: _details(rep) for title, rep in reports.items()},
+        "latency": latency(weights, prompts),
+        "weights_metadata": clf.metadata,
     }
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "routing-quality.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -84,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(args.data_dir, args.docs, args.weights)
     for title, summary in result["benchmarks"].items():
         print(title, json.dumps({k: summary[k] for k in ("apgr", "cpt50", "cpt80", "aiq", "savings_at_95", "n")}))
+    print("latency", json.dumps(result["latency"]))
     return 0
 
 
