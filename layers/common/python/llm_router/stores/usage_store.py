@@ -1,15 +1,15 @@
 """Usage counters in the State table: what each tenant spent per UTC day and month, by model and by route.
 
-Items (all updated with DynamoDB `ADD`, which is atomic, so concurrent answers never lose an increment):
+Items (updated with DynamoDB `ADD`, which is atomic, so concurrent answers never lose an increment):
 
-| pk                | sk                                | what                                             |
-|-------------------|-----------------------------------|--------------------------------------------------|
-| `usage#{tenant}`  | `day#{YYYY-MM-DD}`                | the tenant's day total (read by the daily budget) |
-| `usage#{tenant}`  | `month#{YYYY-MM}`                 | the month total (read by the monthly budget)     |
-| `usage#{tenant}`  | `day#{YYYY-MM-DD}#model#{model}`  | the day's share of one model                     |
-| `usage#{tenant}`  | `day#{YYYY-MM-DD}#route#{route}`  | the day's share of one route                     |
-| `usage-tenants`   | `{YYYY-MM-DD}#{tenant}`           | which tenants had usage that day (for reports)   |
+| pk                | sk                      | what                                                              |
+|-------------------|-------------------------|-------------------------------------------------------------------|
+| `usage#{tenant}`  | `day#{YYYY-MM-DD}`      | the tenant's day: totals, plus `model|{id}|{counter}` and          |
+|                   |                         | `route|{id}|{counter}` attributes for the breakdowns               |
+| `usage-tenants`   | `{YYYY-MM-DD}#{tenant}` | which tenants had usage that day (for reports)                    |
 
+One item per tenant and day means one `UpdateItem` per answer (one round trip on the request path). The month
+total is the sum of the month's day items, read with one query when a monthly budget needs it.
 One partition per tenant keeps a busy tenant's writes away from the others'. Counters expire
 `USAGE_RETENTION_DAYS` after their period ends (TTL attribute `expires_at`).
 """
@@ -36,10 +36,6 @@ _AFTER_HASH = "$"
 
 def day_key(day: date) -> str:
     return f"day#{day.isoformat()}"
-
-
-def month_key(day: date) -> str:
-    return f"month#{day:%Y-%m}"
 
 
 def next_day(day: date) -> datetime:
@@ -98,43 +94,32 @@ class UsageStore:
 
     # -- writing ----------------------------------------------------------------------------------------
     def add(self, tenant: str, *, model: str, route: str, amounts: UsageAmounts, when: datetime) -> None:
-        """Add one answer's amounts to the tenant's day, month, model and route counters.
-
-        The day and month totals go first: they are what budgets read, so a failure later in the sequence
-        loses a breakdown, never an amount a budget depends on.
-        """
+        """Add one answer's amounts to the tenant's day totals and its model and route breakdowns, in one call."""
         day = when.astimezone(UTC).date()
-        pk = f"usage#{tenant}"
-        day_expiry = int((next_day(day) + self._retention).timestamp())
-        month_expiry = int((next_month(day) + self._retention).timestamp())
-        on_day = {"tenant": tenant, "period": day.isoformat()}
-        self._add(pk, day_key(day), amounts, day_expiry, on_day)
-        self._add(pk, month_key(day), amounts, month_expiry, {"tenant": tenant, "period": f"{day:%Y-%m}"})
-        self._add(pk, f"{day_key(day)}#model#{model}", amounts, day_expiry, {**on_day, "model": model})
-        self._add(pk, f"{day_key(day)}#route#{route}", amounts, day_expiry, {**on_day, "route": route})
-        self._index(day, tenant, day_expiry)
-
-    def _add(self, pk: str, sk: str, amounts: UsageAmounts, expires_at: int, labels: dict[str, str]) -> None:
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        adds, sets = [], []
+        expires_at = int((next_day(day) + self._retention).timestamp())
+        names: dict[str, str] = {"#t": "tenant", "#p": "period", "#exp": TTL_ATTRIBUTE}
+        values: dict[str, Any] = {
+            ":t": {"S": tenant},
+            ":p": {"S": day.isoformat()},
+            ":exp": {"N": str(expires_at)},
+        }
+        adds = []
         for i, name in enumerate(UsageAmounts.names()):
             value = getattr(amounts, name)
-            if value or name == "requests":
-                names[f"#a{i}"], values[f":a{i}"] = name, {"N": str(_number(value))}
-                adds.append(f"#a{i} :a{i}")
-        for i, (name, label) in enumerate(labels.items()):
-            names[f"#l{i}"], values[f":l{i}"] = name, {"S": label}
-            sets.append(f"#l{i} = :l{i}")
-        names["#exp"], values[":exp"] = TTL_ATTRIBUTE, {"N": str(expires_at)}
-        sets.append("#exp = if_not_exists(#exp, :exp)")
+            if not value and name != "requests":
+                continue
+            values[f":a{i}"] = {"N": str(_number(value))}
+            for prefix, attribute in (("a", name), ("m", f"model|{model}|{name}"), ("r", f"route|{route}|{name}")):
+                names[f"#{prefix}{i}"] = attribute
+                adds.append(f"#{prefix}{i} :a{i}")
         self._ddb.update_item(
             TableName=self._table,
-            Key={"pk": {"S": pk}, "sk": {"S": sk}},
-            UpdateExpression=f"ADD {', '.join(adds)} SET {', '.join(sets)}",
+            Key={"pk": {"S": f"usage#{tenant}"}, "sk": {"S": day_key(day)}},
+            UpdateExpression=f"ADD {', '.join(adds)} SET #t = :t, #p = :p, #exp = if_not_exists(#exp, :exp)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+        self._index(day, tenant, expires_at)
 
     def _index(self, day: date, tenant: str, expires_at: int) -> None:
         with self._lock:
@@ -158,30 +143,32 @@ class UsageStore:
     def spend(self, tenant: str, when: datetime, *, day: bool = True, month: bool = True) -> Spend:
         """The tenant's day and/or month totals, read with strong consistency (budgets act on the latest)."""
         today = when.astimezone(UTC).date()
-        periods = ((day_key(today), "day", day), (month_key(today), "month", month))
-        wanted = {key: name for key, name, on in periods if on}
-        if not wanted:
+        if not (day or month):
             return Spend()
-        found: dict[str, float] = {}
-        keys = [{"pk": {"S": f"usage#{tenant}"}, "sk": {"S": sk}} for sk in wanted]
-        request: dict[str, Any] = {
-            self._table: {
-                "Keys": keys,
-                "ConsistentRead": True,
-                "ProjectionExpression": "sk, cost_usd",
-            }
+        first = today.replace(day=1) if month else today
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"usage#{tenant}"},
+                ":low": {"S": day_key(first)},
+                ":high": {"S": day_key(today)},
+            },
+            "ProjectionExpression": "sk, cost_usd",
+            "ConsistentRead": True,
         }
-        for _ in range(5):
-            page = self._ddb.batch_get_item(RequestItems=request)
-            for item in page.get("Responses", {}).get(self._table, []):
-                found[item["sk"]["S"]] = float(item.get("cost_usd", {}).get("N", "0"))
-            request = page.get("UnprocessedKeys") or {}
-            if not request:
+        costs: dict[str, float] = {}
+        while True:
+            page = self._ddb.query(**kwargs)
+            for item in page["Items"]:
+                costs[item["sk"]["S"]] = float(item.get("cost_usd", {}).get("N", "0"))
+            if "LastEvaluatedKey" not in page:
                 break
-        else:
-            raise RuntimeError("usage counters could not be read (unprocessed keys after retries)")
-        values = {name: found.get(key, 0.0) for key, name in wanted.items()}
-        return Spend(day_usd=values.get("day"), month_usd=values.get("month"))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return Spend(
+            day_usd=costs.get(day_key(today), 0.0) if day else None,
+            month_usd=sum(costs.values()) if month else None,
+        )
 
     def tenants(self, since: date, until: date) -> list[str]:
         """Tenants with usage on any day from `since` to `until` (inclusive)."""
@@ -199,16 +186,16 @@ class UsageStore:
     @staticmethod
     def _fold(report: UsageReport, tenant: str, items: Iterable[dict[str, Any]]) -> None:
         for item in items:
-            amounts = UsageAmounts.from_item(item)
-            parts = str(item["sk"]).split("#", 3)
-            if len(parts) == 2:
-                report.tenants[tenant] = report.tenants.get(tenant, UsageAmounts()) + amounts
-            elif parts[2] == "model":
-                key = (tenant, parts[3])
-                report.models[key] = report.models.get(key, UsageAmounts()) + amounts
-            elif parts[2] == "route":
-                key = (tenant, parts[3])
-                report.routes[key] = report.routes.get(key, UsageAmounts()) + amounts
+            report.tenants[tenant] = report.tenants.get(tenant, UsageAmounts()) + UsageAmounts.from_item(item)
+            parts: dict[tuple[str, str], dict[str, Any]] = {}
+            for attribute, value in item.items():
+                kind, sep, rest = str(attribute).partition("|")
+                if sep and kind in ("model", "route"):
+                    name, _, counter = rest.rpartition("|")
+                    parts.setdefault((kind, name), {})[counter] = value
+            for (kind, name), counters in parts.items():
+                target = report.models if kind == "model" else report.routes
+                target[(tenant, name)] = target.get((tenant, name), UsageAmounts()) + UsageAmounts.from_item(counters)
 
     def _query(self, pk: str, low: str, high: str) -> list[dict[str, Any]]:
         return query_partition(self._ddb, self._table, pk, sk_between=(low, high))
