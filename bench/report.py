@@ -259,10 +259,11 @@ both files.
 
 ## Where llm-router's time goes
 
-- **Usage counters.** Every answered request adds its tokens and cost to the tenant's counters with
-  {_fmt(r.get("dynamodb_writes_per_request"), "", 0)} DynamoDB `UpdateItem` calls, one after the other, before the
-  response goes out. Here DynamoDB answers them instantly (botocore still builds, signs and parses every call; only
-  the network wait is left out, as for the simulated model), and they still make up most of a warm request: the same
+- **Usage counters.** Every answered request adds its tokens and cost to the tenant's counters (DynamoDB writes
+  per request: {_fmt(r.get("dynamodb_writes_per_request"), "", 0)}) before the response goes out, so that budgets
+  are enforced on the latest spend. Here DynamoDB answers at once (botocore still builds, signs and parses the
+  call; only the network wait is left out, as for the simulated model), and it is still a large share of a warm
+  request: the same
   router without them takes {_fmt(bare50, "ms", 3)} at p50 ({_times(_ratio(bare50, lit50))} of LiteLLM) and
   {_fmt(bare99, "ms", 3)} at p99 ({_times(_ratio(bare99, lit99))}). On AWS each call also waits for a DynamoDB round
   trip, which no number here includes.
