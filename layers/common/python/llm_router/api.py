@@ -6,7 +6,6 @@ authorizer has already checked the key, so the router does not check it again.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 import uuid
@@ -23,6 +22,7 @@ from llm_router.gateway import Answer, CircuitBreaker, Deferred, Gateway, Reques
 from llm_router.idempotency import IdempotentRunner
 from llm_router.metrics import COUNT, MetricsRecorder, emitter_for
 from llm_router.observability import logger
+from llm_router.providers.factories import FACTORIES
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.schemas.openai import ChatCompletionRequest
 from llm_router.settings import get_settings
@@ -47,7 +47,7 @@ def get_gateway() -> Gateway:
         metrics.record([("InvalidConfigItems", len(items), COUNT)], dimensions={})
 
     config = ConfigStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, on_invalid=count_invalid)
-    providers = ProviderRegistry(simulate_all=settings.simulate_all, factories=_real_providers())
+    providers = ProviderRegistry(simulate_all=settings.simulate_all, factories=FACTORIES)
     queue = requests = None
     if settings.fallback_queue_url:
         payloads = PayloadStore(settings.state_table_name)
@@ -71,15 +71,6 @@ def get_gateway() -> Gateway:
 def get_idempotency() -> IdempotentRunner:
     settings = get_settings()
     return IdempotentRunner(settings.state_table_name, settings.idempotency_ttl_seconds)
-
-
-def _real_providers() -> dict[str, Any]:
-    """Adapters for real APIs, when installed (imported lazily so a cold start pays only for what it uses)."""
-    try:
-        real = importlib.import_module("llm_router.providers.factories")
-    except ImportError:
-        return {}
-    return dict(real.FACTORIES)
 
 
 def _context() -> RequestContext:
