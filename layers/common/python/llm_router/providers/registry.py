@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from llm_router.providers.base import Provider
+from llm_router.providers.base import Provider, ProviderAuthError
 from llm_router.providers.simulated import SimulatedProvider
 from llm_router.schemas.catalog import ModelSpec
 
@@ -28,8 +28,6 @@ class ProviderRegistry:
         if provider is None:
             factory = self._factories.get(name)
             if factory is None:
-                from llm_router.providers.base import ProviderAuthError
-
                 raise ProviderAuthError(f"no adapter for provider {name!r} is installed")
             provider = self._instances[name] = factory()
         return provider
