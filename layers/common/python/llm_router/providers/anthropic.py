@@ -71,7 +71,11 @@ class AnthropicProvider:
         limit = request.output_token_limit or model.max_output_tokens or DEFAULT_MAX_TOKENS
         if model.max_output_tokens is not None:
             limit = min(limit, model.max_output_tokens)
-        body: dict[str, Any] = {"model": model.model_id, "max_tokens": limit, "messages": _messages(request)}
+        body: dict[str, Any] = {
+            "model": model.model_id,
+            "max_tokens": limit,
+            "messages": formats.alternating_turns(request, _blocks),
+        }
         system = formats.system_prompt(request, model)
         if system:
             body["system"] = system
@@ -139,21 +143,6 @@ class AnthropicProvider:
         return http.status_error(
             result.status, text, result.headers, kind="overloaded" if kind == "overloaded_error" else None
         )
-
-
-def _messages(request: ChatCompletionRequest) -> list[dict[str, Any]]:
-    """OpenAI messages as Anthropic turns: tool results become user turns, same-role neighbours are merged."""
-    turns: list[dict[str, Any]] = []
-    for message in formats.conversation(request):
-        role = "assistant" if message.role == "assistant" else "user"
-        blocks = _blocks(message)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    return turns
 
 
 def _blocks(message: Message) -> list[dict[str, Any]]:

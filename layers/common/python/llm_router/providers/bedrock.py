@@ -129,7 +129,7 @@ class BedrockProvider:
     @staticmethod
     def converse_params(request: ChatCompletionRequest, model: ModelSpec) -> dict[str, Any]:
         """Keyword arguments of `converse` for `request`."""
-        messages = _messages(request)
+        messages = formats.alternating_turns(request, _blocks)
         params: dict[str, Any] = {"modelId": model.model_id, "messages": messages}
         system = formats.system_prompt(request, model)
         if system:
@@ -237,22 +237,6 @@ def _client_error(exc: ClientError, model: ModelSpec) -> ProviderError:
     if code == "ValidationException" or (status is not None and 400 <= status < 500):
         return InvalidRequest(text, status=status)
     return RetryableError(text, status=status, kind="server_error")
-
-
-def _messages(request: ChatCompletionRequest) -> list[dict[str, Any]]:
-    """OpenAI messages as Converse turns: tool results become user turns, same-role neighbours are merged
-    (Converse requires turns to alternate)."""
-    turns: list[dict[str, Any]] = []
-    for message in formats.conversation(request):
-        role = "assistant" if message.role == "assistant" else "user"
-        blocks = _blocks(message)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-    return turns
 
 
 def _blocks(message: Message) -> list[dict[str, Any]]:

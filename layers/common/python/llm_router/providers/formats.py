@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,24 @@ def system_prompt(request: ChatCompletionRequest, model: ModelSpec) -> str | Non
 def conversation(request: ChatCompletionRequest) -> list[Message]:
     """The messages other than system prompts (APIs that take the system prompt apart)."""
     return [m for m in request.messages if m.role not in SYSTEM_ROLES]
+
+
+def alternating_turns(
+    request: ChatCompletionRequest, blocks_of: Callable[[Message], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The conversation as user/assistant turns of content blocks: tool results become user turns and
+    same-role neighbours are merged (Anthropic and Bedrock Converse both require turns to alternate)."""
+    turns: list[dict[str, Any]] = []
+    for message in conversation(request):
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = blocks_of(message)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns
 
 
 def content_parts(message: Message) -> list[TextPart | ImagePart]:
