@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -45,6 +47,11 @@ def apply_target(args: argparse.Namespace) -> None:
                 f"no local server found ({path} is missing): start one with `make run` or `llm-router serve`"
             )
         info = json.loads(path.read_text())
+        if not _listening(info["endpoint"]):
+            raise CliError(
+                f"the local server recorded in {path} is not running (pid {info.get('pid', '?')}); "
+                "start it with `make run`, or delete the file"
+            )
         os.environ.update(local_environment(info["endpoint"], info.get("region", "us-east-1")))
         os.environ["CONFIG_TABLE_NAME"] = info["config_table"]
         os.environ["STATE_TABLE_NAME"] = info["state_table"]
@@ -55,6 +62,16 @@ def apply_target(args: argparse.Namespace) -> None:
     if getattr(args, "state_table", None):
         os.environ["STATE_TABLE_NAME"] = args.state_table
     get_settings.cache_clear()
+
+
+def _listening(endpoint: str) -> bool:
+    """Whether something accepts connections at `endpoint` (a stale endpoint file outlives a killed server)."""
+    parts = urlsplit(endpoint)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def local_environment(endpoint: str, region: str) -> dict[str, str]:

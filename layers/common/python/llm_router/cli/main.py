@@ -33,11 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         return int(args.handler(args) or 0)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ClientError as exc:
+        # AWS said no (missing table, access denied, ...): its message says what, no stack trace needed.
+        error = exc.response.get("Error", {})
+        print(f"error: AWS {error.get('Code', 'error')}: {error.get('Message', exc)}", file=sys.stderr)
+        return 1
+    except BotoCoreError as exc:  # no credentials, endpoint unreachable, ...
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
