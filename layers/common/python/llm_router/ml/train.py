@@ -2,8 +2,9 @@
 
 Two layers, mirrored in pure Python by `llm_router.routing.classifier`:
 1. A sparse linear layer over the prompt's unigrams and bigrams (binary TF x IDF, L2-normalised) with outputs:
-   - `domain:<label>`: multinomial logistic regression on domain labels (MMLU subjects, dcrouter tasks, MT-Bench
-     categories mapped to code, math, medical, legal, science, general);
+   - `domain:<label>`: logits of code, math, medical, legal, science, general (MMLU subjects, dcrouter tasks,
+     MT-Bench categories mapped to these): ridge classifiers of the fine-grained group, mapped to the domains by a
+     multinomial logistic regression fitted on their out-of-fold scores, folded into one linear map;
    - `prior:<w|s|gain>`: ridge regressions onto the smoothed per-subject rates of the weak model being right, the
      strong model being right and the strong model's gain, so that a prompt inherits the record of the subject it
      reads like (the subject itself is never an input);
@@ -37,9 +38,9 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
 from sklearn.metrics import f1_score
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 from llm_router.ml import metrics
 from llm_router.ml.datasets import (
@@ -80,7 +81,9 @@ class TrainConfig:
     folds: int = 5
     min_df: int = 2
     max_terms: int = 60_000
-    domain_c: float = 10.0
+    domain_alpha: float = 0.5
+    domain_calibration_c: float = 1.0
+    domain_dcrouter_weight: float = 0.25
     outcome_c: float = 1.0
     prior_alpha: float = 0.3
     dc_alpha: float = 1.0
@@ -201,26 +204,57 @@ def dc_targets(e: Example) -> tuple[float, float]:
     return small, large - small
 
 
+def fit_domain(domain: Sequence[Example], x: sparse.csr_matrix, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Domain logits as one linear map (terms x labels, and biases). Ridge classifiers (balanced classes) score each
+    fine-grained group (MMLU subject, dcrouter task, MT-Bench category, GSM8K), and a multinomial logistic
+    regression fitted on their out-of-fold scores maps the group scores to calibrated domain logits; both are
+    linear, so they fold into one map. dcrouter's training questions weigh `domain_dcrouter_weight` each.
+    Chosen by cross-validation on the training portions over a multinomial logistic regression on the domains."""
+    y = np.array([DOMAINS.index(e.domain or "general") for e in domain])
+    names = sorted({f"{e.source}/{e.group}" for e in domain})
+    groups = np.array([names.index(f"{e.source}/{e.group}") for e in domain])
+    weight = np.array([cfg.domain_dcrouter_weight if e.source == "dcrouter" else 1.0 for e in domain])
+
+    def ridge(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        model = RidgeClassifier(alpha=cfg.domain_alpha, class_weight="balanced")
+        model.fit(x[rows], groups[rows], sample_weight=weight[rows])
+        coef, bias = np.zeros((x.shape[1], len(names))), np.zeros(len(names))
+        coef[:, model.classes_] = model.coef_.T
+        bias[model.classes_] = model.intercept_
+        return coef, bias
+
+    oof = np.zeros((len(y), len(names)))
+    for fit_idx, held_idx in StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(x, y):
+        coef, bias = ridge(fit_idx)
+        oof[held_idx] = np.asarray(x[held_idx] @ coef) + bias
+    calibration = LogisticRegression(C=cfg.domain_calibration_c, max_iter=3000).fit(oof, y)
+    assert list(calibration.classes_) == list(range(len(DOMAINS)))
+    coef, bias = ridge(np.arange(len(y)))
+    return coef @ calibration.coef_.T, bias @ calibration.coef_.T + calibration.intercept_
+
+
 def fit_layer1(
     vec: Vectorizer,
     cfg: TrainConfig,
     routellm: Sequence[Example],
     domain: Sequence[Example],
     dc: Sequence[Example],
+    with_domain: bool = True,
 ) -> Layer1:
-    """Fit every sparse-layer output on the given examples."""
+    """Fit every sparse-layer output on the given examples (the domain outputs left at zero without
+    `with_domain`: the difficulty head does not read them)."""
     outputs: list[str] = []
     coefs: list[np.ndarray] = []
     biases: list[float] = []
 
-    xd = vec.transform([e.prompt for e in domain])
-    yd = [DOMAINS.index(e.domain or "general") for e in domain]
-    clf = LogisticRegression(C=cfg.domain_c, max_iter=3000, class_weight="balanced")
-    clf.fit(xd, yd)
+    if with_domain:
+        coef, bias = fit_domain(domain, vec.transform([e.prompt for e in domain]), cfg)
+    else:
+        coef, bias = np.zeros((len(vec.vocab), len(DOMAINS))), np.zeros(len(DOMAINS))
     for k, label in enumerate(DOMAINS):
         outputs.append(f"domain:{label}")
-        coefs.append(clf.coef_[list(clf.classes_).index(k)])
-        biases.append(float(clf.intercept_[list(clf.classes_).index(k)]))
+        coefs.append(coef[:, k])
+        biases.append(float(bias[k]))
 
     xr = vec.transform([e.prompt for e in routellm])
     priors = subject_priors(routellm, cfg.prior_shrink)
@@ -392,7 +426,7 @@ def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         fit_rl = [train_rl[i] for i in fit_idx]
         fit_keys = {e.prompt for e in fit_rl}
         domain = other_domain + [e for e in corpus.domain_train if e.prompt in fit_keys]
-        layer1 = fit_layer1(vec, cfg, fit_rl, domain, corpus.dc_train)
+        layer1 = fit_layer1(vec, cfg, fit_rl, domain, corpus.dc_train, with_domain=False)
         values = layer1.apply(x_rl[held_idx])
         if oof is None:
             oof = np.zeros((len(texts), values.shape[1]))
