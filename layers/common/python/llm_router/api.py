@@ -138,7 +138,7 @@ def chat_completions() -> Response:
     prefer_async = "respond-async" in (app.current_event.headers.get("prefer") or "").lower()
 
     def run() -> dict[str, Any]:
-        outcome = get_gateway().serve(request, ctx, json.loads(raw), prefer_async=prefer_async)
+        outcome = get_gateway().serve(request, ctx, raw, prefer_async=prefer_async)
         return _render(outcome, request, ctx)
 
     key = app.current_event.headers.get("idempotency-key")

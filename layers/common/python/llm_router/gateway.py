@@ -6,6 +6,7 @@ The gateway holds no HTTP knowledge: the API turns its results and errors into r
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import threading
 import time
@@ -231,7 +232,7 @@ class Gateway:
 
     # -- answer now, or queue -------------------------------------------------------------------------------
     def serve(
-        self, request: ChatCompletionRequest, ctx: RequestContext, body: dict[str, Any], *, prefer_async: bool = False
+        self, request: ChatCompletionRequest, ctx: RequestContext, body: bytes, *, prefer_async: bool = False
     ) -> Answer | Deferred:
         """Answer the request, or queue it: straight away when asked to (async), or when every candidate failed."""
         if prefer_async:
@@ -250,12 +251,12 @@ class Gateway:
             return self._enqueue(ctx, "fallback", body, exc.decision, exc.extra.get("attempts", []))
 
     def _enqueue(
-        self, ctx: RequestContext, mode: str, body: dict[str, Any], decision: dict[str, Any], errors: list[Any]
+        self, ctx: RequestContext, mode: str, body: bytes, decision: dict[str, Any], errors: list[Any]
     ) -> Deferred:
         assert self.queue is not None and self.requests is not None
         location = f"/v1/requests/{ctx.request_id}"
         item = QueuedRequest(
-            ctx.request_id, ctx.tenant, mode, body, decision, errors, deadline_seconds=self.deadline_seconds
+            ctx.request_id, ctx.tenant, mode, json.loads(body), decision, errors, deadline_seconds=self.deadline_seconds
         )
         try:
             # The record first, so a replay that runs at once finds it.
@@ -351,10 +352,7 @@ class Gateway:
                 try:
                     response = self.providers.for_model(model).complete(request, model, deadline)
                 except RetryableError as exc:
-                    ms = (time.perf_counter() - t0) * 1000
-                    provider_ms += ms
-                    attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
-                    self._provider_error(model, exc)
+                    provider_ms += self._failed(attempts, model, exc, t0)
                     self.breaker.failure(model.id)
                     if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
                         self.breaker.rest(model.id, exc.retry_after)
@@ -364,10 +362,7 @@ class Gateway:
                         continue
                     break
                 except (ContextWindowExceeded, ProviderAuthError) as exc:
-                    ms = (time.perf_counter() - t0) * 1000
-                    provider_ms += ms
-                    attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
-                    self._provider_error(model, exc)
+                    provider_ms += self._failed(attempts, model, exc, t0)
                     if isinstance(exc, ContextWindowExceeded):
                         overflowed = model
                     break
@@ -409,6 +404,13 @@ class Gateway:
         if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
             return None
         return wait
+
+    def _failed(self, attempts: list[Attempt], model: ModelSpec, exc: ProviderError, started: float) -> float:
+        """Record a failed call in the trail and the metrics; returns its duration in milliseconds."""
+        ms = (time.perf_counter() - started) * 1000
+        attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
+        self._provider_error(model, exc)
+        return ms
 
     def _provider_error(self, model: ModelSpec, exc: ProviderError) -> None:
         logger.warning("provider_error", model=model.id, provider=model.provider, kind=exc.kind, status=exc.status)
