@@ -43,6 +43,8 @@ def child_environment() -> dict[str, str]:
             "POWERTOOLS_TRACE_DISABLED": "true",
             # Long enough that the cache never expires mid-run: the overhead test measures warm requests.
             "RULES_TTL_SECONDS": "3600",
+            # As the stack deploys it (cdk.json): counters of tenants without a budget written behind the answers.
+            "USAGE_FLUSH_SECONDS": str(workload.deployed_context()["usageFlushSeconds"]),
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "PYTHONHASHSEED": "0",
         }

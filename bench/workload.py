@@ -79,6 +79,11 @@ MOCK_ANSWER = (
 )
 
 
+def deployed_context() -> dict[str, Any]:
+    """The stack's settings as `cdk deploy` reads them (cdk.json's context)."""
+    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+
+
 def message_chars() -> dict[str, int]:
     return {name: sum(len(m["content"]) for m in msgs) for name, msgs in MESSAGES}
 

@@ -73,6 +73,9 @@ class StackSettings:
     tracing_enabled: bool = _key("tracingEnabled", False)
     router_memory_mb: int = _key("routerMemoryMb", 1024)
     rules_ttl_seconds: int = _key("rulesTtlSeconds", 30)
+    # Usage counters of tenants without a budget are written at most this often per tenant and day (0: with
+    # every answer); budgets always see every answer.
+    usage_flush_seconds: int = _key("usageFlushSeconds", 5)
     bedrock_model_arns: tuple[str, ...] = _key("bedrockModelArns", ())
     powertools_version: str = _key("powertoolsVersion", "3.37.0")
     # When set, the Powertools layer ARN is built from this layer version instead of AWS's public SSM parameter.
@@ -103,6 +106,7 @@ class StackSettings:
             (self.log_level in LOG_LEVELS, f"logLevel: one of {LOG_LEVELS}"),
             (128 <= self.router_memory_mb <= 10240, "routerMemoryMb: 128..10240"),
             (self.rules_ttl_seconds >= 0, "rulesTtlSeconds: >= 0"),
+            (0 <= self.usage_flush_seconds <= 300, "usageFlushSeconds: 0..300"),
             (_SEMVER.match(self.powertools_version), "powertoolsVersion: a release such as 3.37.0"),
             (self.powertools_layer_version is None or self.powertools_layer_version > 0, "powertoolsLayerVersion > 0"),
             (self.alarm_email == "" or _EMAIL.match(self.alarm_email), "alarmEmail: an email address or empty"),

@@ -58,6 +58,7 @@ class RouterStack(Stack):
             "FALLBACK_QUEUE_URL": self.fallback.queue.queue_url,
             "MAX_RECEIVE_COUNT": str(settings.fallback_max_receive_count),
             "RULES_TTL_SECONDS": str(settings.rules_ttl_seconds),
+            "USAGE_FLUSH_SECONDS": str(settings.usage_flush_seconds),
             "MAX_BODY_BYTES": str(settings.max_request_bytes),
             "LLM_ROUTER_METRICS_SINK": "stdout",
         }

@@ -62,7 +62,7 @@ class Functions(Construct):
         self.common_layer = lambda_.LayerVersion(
             self,
             "CommonLayer",
-            code=lambda_.Code.from_asset(str(LAYER_DIR), exclude=LAYER_EXCLUDES),
+            code=lambda_.Code.from_asset(str(LAYER_DIR), exclude=self._layer_excludes(settings)),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description="llm-router: the shared llm_router library",
@@ -78,6 +78,12 @@ class Functions(Construct):
             )
         self.powertools_layer = lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", arn)
         self.functions: list[lambda_.Function] = []
+
+    @staticmethod
+    def _layer_excludes(settings: StackSettings) -> list[str]:
+        # The shutdown extension (extensions/llm-router-shutdown) is there to flush buffered usage counters; with
+        # usageFlushSeconds 0 nothing is buffered, and the layer goes without it.
+        return LAYER_EXCLUDES + (["extensions"] if settings.usage_flush_seconds == 0 else [])
 
     def environment(self) -> dict[str, str]:
         """Powertools settings every function shares."""

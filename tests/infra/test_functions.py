@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from tests.infra.cfn import function, only, resources
@@ -73,6 +74,10 @@ def test_shared_layer_is_the_library_without_cli_local_ml_or_caches(synth: Synth
         assert not (package / excluded).exists(), excluded
     assert not list(layer_dirs[0].rglob("__pycache__"))
     assert not list(layer_dirs[0].rglob("*.egg-info"))
+    # And the shutdown extension, executable, where Lambda looks for extensions (/opt/extensions)
+    extension = layer_dirs[0] / "extensions" / "llm-router-shutdown"
+    assert extension.is_file() and os.access(extension, os.X_OK)
+    assert (package / "shutdown_extension.py").is_file()
 
 
 def test_function_code_is_the_handler_folder(synth: Synth) -> None:
@@ -124,6 +129,7 @@ def test_router_is_told_its_tables_secret_queue_and_limits(synth: Synth) -> None
     assert env["REQUEST_TIMEOUT_SECONDS"] == "29"
     assert env["MAX_BODY_BYTES"] == str(cdk_json_context()["maxRequestBytes"])
     assert env["RULES_TTL_SECONDS"] == "30"
+    assert env["USAGE_FLUSH_SECONDS"] == str(cdk_json_context()["usageFlushSeconds"])
     assert env["LLM_ROUTER_METRICS_SINK"] == "stdout"
 
 
@@ -162,3 +168,15 @@ def test_replay_worker_consumes_the_fallback_queue_with_partial_batch_failures(s
     env = replay["Environment"]["Variables"]
     assert env["FALLBACK_QUEUE_URL"] == {"Ref": queue_id}
     assert env["MAX_RECEIVE_COUNT"] == str(cdk_json_context()["fallbackMaxReceiveCount"])
+
+
+def test_without_buffered_usage_the_layer_goes_without_the_shutdown_extension(synth: Synth) -> None:
+    from dataclasses import replace
+
+    from infra.constructs.functions import LAYER_EXCLUDES, Functions
+
+    assert Functions._layer_excludes(synth.full_settings) == LAYER_EXCLUDES
+    assert Functions._layer_excludes(replace(synth.full_settings, usage_flush_seconds=0)) == [
+        *LAYER_EXCLUDES,
+        "extensions",
+    ]

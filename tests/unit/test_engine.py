@@ -29,9 +29,12 @@ def test_lowest_priority_number_wins() -> None:
 
 def test_disabled_rules_are_skipped_and_traced() -> None:
     config = snapshot(rules=[rule("off", {}, TO_LARGE, enabled=False)])
-    decision = decide("auto", features(), config)
+    decision = decide("auto", features(), config, explain=True)
     assert decision.rule == "default" and decision.candidates == ("small", "large")
     assert decision.trace[0].why == "disabled"
+    # Serving never looks at a disabled rule: the index leaves it out.
+    served = decide("auto", features(), config)
+    assert served.rule == "default" and [step.rule for step in served.trace] == ["default"]
 
 
 def test_rules_for_another_route_do_not_apply() -> None:

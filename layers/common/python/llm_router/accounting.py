@@ -25,6 +25,9 @@ bound the overshoot independently of concurrency only if the estimate were an up
 output length before the model has written it; and a function that times out between reserving and settling
 leaves the reservation behind, blocking the tenant until the period ends. Read-then-add leaves nothing behind.
 
+Tenants without a budget: their counters are written behind the answers (`USAGE_FLUSH_SECONDS` > 0, see
+stores/usage_buffer.py), since no check reads them; a tenant with a budget is written with every answer.
+
 When the counters cannot be read (DynamoDB unavailable), the request goes through and `BudgetCheckFailed` is
 counted: answering beats refusing every tenant while a read fails, and the next successful check catches up.
 """
@@ -38,6 +41,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from llm_router.errors import BudgetExceededError, ModelNotAllowedError
+from llm_router.lifecycle import on_shutdown
 from llm_router.metrics import COUNT, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.routing.engine import Decision, Plan
@@ -45,6 +49,7 @@ from llm_router.schemas.catalog import ModelSpec, Price
 from llm_router.schemas.tenants import TenantSpec, UsageAmounts
 from llm_router.stores.config_store import ConfigSnapshot
 from llm_router.stores.tenant_store import TenantStore
+from llm_router.stores.usage_buffer import UsageBuffer
 from llm_router.stores.usage_store import Spend, UsageStore, next_day, next_month
 
 if TYPE_CHECKING:
@@ -121,18 +126,25 @@ class UsageAccounting:
         usage: UsageStore,
         metrics: MetricsRecorder | None = None,
         *,
+        buffer_seconds: float = 0.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.tenants = tenants
         self.usage = usage
         self.metrics = metrics or MetricsRecorder(None)
         self._clock = clock
+        # Counters of tenants without a budget are written behind the answers when buffer_seconds > 0.
+        self.buffer: UsageBuffer | None = None
+        if buffer_seconds > 0:
+            self.buffer = UsageBuffer(usage, buffer_seconds, on_error=self._buffer_write_failed)
+            on_shutdown(self.buffer.flush)
 
     @classmethod
     def from_settings(cls, settings: RouterSettings, metrics: MetricsRecorder) -> UsageAccounting:
         """Tenant settings from the Config table (cached like rules), counters in the State table."""
         tenants = TenantStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds)
-        return cls(tenants, UsageStore(settings.state_table_name), metrics)
+        usage = UsageStore(settings.state_table_name)
+        return cls(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
 
     # -- before the call --------------------------------------------------------------------------------
     def before_call(self, ctx: RequestContext, decision: Decision, chain: Plan, config: ConfigSnapshot) -> Plan:
@@ -217,17 +229,22 @@ class UsageAccounting:
             reasoning_tokens=usage.reasoning_tokens,
             estimated_requests=int(usage.estimated),
         )
+        route = answer.decision.route or PINNED_ROUTE
+        if self.buffer is not None:
+            spec = self.tenants.get(ctx.tenant)
+            if spec is None or not spec.has_budget:
+                # Nobody checks this tenant's spend before its next request: written behind (usage_buffer.py).
+                self.buffer.add(ctx.tenant, model=answer.model.id, route=route, amounts=amounts, when=self._clock())
+                return
         try:
-            self.usage.add(
-                ctx.tenant,
-                model=answer.model.id,
-                route=answer.decision.route or PINNED_ROUTE,
-                amounts=amounts,
-                when=self._clock(),
-            )
+            self.usage.add(ctx.tenant, model=answer.model.id, route=route, amounts=amounts, when=self._clock())
         except Exception as exc:  # noqa: BLE001 - the caller already has the answer; losing a count beats failing it
             logger.warning("usage_write_failed", tenant=ctx.tenant, request_id=ctx.request_id, error=type(exc).__name__)
             self._count("UsageWriteFailed", ctx, answer.decision)
+
+    def _buffer_write_failed(self, tenant: str, exc: Exception) -> None:
+        logger.warning("usage_write_failed", tenant=tenant, error=type(exc).__name__, buffered=True)
+        self.metrics.record([("UsageWriteFailed", 1, COUNT)], dimensions={}, metadata={"tenant": tenant})
 
     def _count(self, metric: str, ctx: RequestContext, decision: Decision, **metadata: str) -> None:
         self.metrics.record(

@@ -211,7 +211,7 @@ class Gateway:
         """The decision, the candidates that would be tried, and the trace; no model is called."""
         snapshot = self.config.snapshot()
         features = Features(request, ctx.tenant)
-        decision = decide(request.model, features, snapshot)
+        decision = decide(request.model, features, snapshot, explain=True)
         result: dict[str, Any] = {"request_id": ctx.request_id, **decision.as_dict()}
         if decision.reject is None:
             try:
@@ -481,27 +481,21 @@ class Gateway:
         ]
         if baseline_cost is not None:
             values += [("BaselineCostUSD", baseline_cost, NONE), ("SavedUSD", baseline_cost - cost, NONE)]
+        # This EMF document is also the request's log line (CloudWatch Logs keeps it; Logs Insights queries it):
+        # a second, Powertools-formatted line with the same facts would cost more than the rest of the routing.
         self.metrics.record(
             values,
             dimensions={"Model": model.id, "Route": decision.route or "pinned", "Provider": model.provider},
             metadata={
+                "message": "routed",
                 "tenant": ctx.tenant,
                 "request_id": ctx.request_id,
                 "rule": decision.rule,
+                "attempts": len(attempts),
+                "skipped": [f"{m}: {why}" for m, why in chain.skipped] or None,
                 "cost_estimated": usage.estimated,
                 # Prompt routers and inference profiles name the model that actually answered.
                 "answered_by": response.answered_by,
             },
-        )
-        logger.info(
-            "routed",
-            request_id=ctx.request_id,
-            tenant=ctx.tenant,
-            rule=decision.rule,
-            model=model.id,
-            attempts=len(attempts),
-            cost_usd=cost,
-            skipped=chain.skipped or None,
-            answered_by=response.answered_by,
         )
         return answer

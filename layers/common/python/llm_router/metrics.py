@@ -1,4 +1,4 @@
-"""CloudWatch metrics as EMF through Powertools.
+"""CloudWatch metrics as EMF (CloudWatch's embedded metric format), in the shape Powertools writes.
 
 One EMF document per event, with the dimension sets `[Model]`, `[Route]`, `[Provider]` kept apart (never
 crossed), so the number of custom metrics stays small. Tenant, request id and rule go into metadata.
@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 
 from llm_router.settings import METRICS_NAMESPACE
 
@@ -23,11 +24,15 @@ MS = MetricUnit.Milliseconds
 NONE = MetricUnit.NoUnit
 
 
+# One encoder for every document: `json.dumps` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def stdout_emitter(stream: TextIO | None = None) -> Emitter:
     """Write each EMF document as one line (Lambda sends stdout to CloudWatch Logs, which extracts metrics)."""
 
     def emit(document: dict[str, Any]) -> None:
-        (stream or sys.stdout).write(json.dumps(document, separators=(",", ":")) + "\n")
+        (stream or sys.stdout).write(_ENCODER.encode(document) + "\n")
 
     return emit
 
@@ -36,7 +41,7 @@ def file_emitter(path: str) -> Emitter:
     lock = threading.Lock()
 
     def emit(document: dict[str, Any]) -> None:
-        line = json.dumps(document, separators=(",", ":")) + "\n"
+        line = _ENCODER.encode(document) + "\n"
         with lock, open(path, "a", encoding="utf-8") as fh:
             fh.write(line)
 
@@ -53,7 +58,12 @@ def emitter_for(sink: str) -> Emitter | None:
 
 
 class MetricsRecorder:
-    """Builds and emits one EMF document per call; thread-safe (a new EphemeralMetrics each time)."""
+    """Builds and emits one EMF document per call; thread-safe (nothing shared between calls).
+
+    The document is the one Powertools' `EphemeralMetrics` serializes (a `[service]` dimension set first, then
+    one set per dimension, values as lists), written directly: the metric names and units are the router's own,
+    so Powertools' per-call validation and bookkeeping would cost more than the rest of a warm request's metrics.
+    """
 
     def __init__(self, emitter: Emitter | None, service: str = "llm-router") -> None:
         self._emit = emitter
@@ -69,11 +79,18 @@ class MetricsRecorder:
         """Emit `values` once under each dimension in `dimensions` (one set each)."""
         if self._emit is None or not values:
             return
-        metrics = EphemeralMetrics(namespace=METRICS_NAMESPACE, service=self._service)
-        for name, value in dimensions.items():
-            metrics.add_dimensions(**{name: value})
-        for metric_name, metric_value, unit in values:
-            metrics.add_metric(name=metric_name, unit=unit, value=metric_value)
-        for key, item in (metadata or {}).items():
-            metrics.add_metadata(key=key, value=item)
-        self._emit(dict(metrics.serialize_metric_set()))
+        directive = {
+            "Namespace": METRICS_NAMESPACE,
+            "Dimensions": [["service"], *([name] for name in dimensions)],
+            "Metrics": [{"Name": name, "Unit": unit.value} for name, _, unit in values],
+        }
+        document: dict[str, Any] = {
+            "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]},
+            "service": self._service,
+            **dimensions,
+        }
+        if metadata:
+            document.update(metadata)
+        for name, value, _ in values:
+            document[name] = [float(value)]
+        self._emit(document)

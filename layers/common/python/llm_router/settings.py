@@ -48,6 +48,9 @@ class RouterSettings(BaseModel):
     # Circuit breaker per model and process: this many consecutive failures rest the model for the cooldown.
     circuit_failure_threshold: int = Field(5, ge=1, alias="CIRCUIT_FAILURE_THRESHOLD")
     circuit_cooldown_seconds: float = Field(30.0, ge=0, alias="CIRCUIT_COOLDOWN_SECONDS")
+    # Usage counters of tenants without a budget are written at most this often (per tenant and day) instead of
+    # with every answer; 0 writes them with every answer (stores/usage_buffer.py).
+    usage_flush_seconds: float = Field(0.0, ge=0, alias="USAGE_FLUSH_SECONDS")
     tracing_enabled: bool = Field(False, alias="POWERTOOLS_TRACE_ENABLED")
     service_name: str = Field("llm-router", alias="POWERTOOLS_SERVICE_NAME")
 

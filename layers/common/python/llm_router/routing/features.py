@@ -7,10 +7,12 @@ from typing import Any
 
 from llm_router.routing.pii import detect_pii
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.schemas.rules import WORD
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
+
+
+_NON_WORD_TO_SPACE = str.maketrans({chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")})
 
 
 def estimate_tokens(text: str) -> int:
@@ -39,7 +41,9 @@ class Features:
     def words(self) -> frozenset[str] | None:
         """The lower-case words of an ASCII text, so keyword rules can be ruled out without a scan; else None."""
         text = self.text
-        return frozenset(WORD.findall(text.lower())) if text.isascii() else None
+        # For ASCII text, `\w` is [A-Za-z0-9_]: mapping every other character to a space and splitting gives
+        # the same words as `WORD.findall`, several times faster.
+        return frozenset(text.lower().translate(_NON_WORD_TO_SPACE).split()) if text.isascii() else None
 
     @cached_property
     def chars(self) -> int:

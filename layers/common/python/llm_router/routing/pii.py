@@ -65,13 +65,17 @@ def _ibans(text: str) -> bool:
     return any(iban_valid(m.group()) for m in _IBAN.finditer(text))
 
 
-def _ips(text: str) -> bool:
+def _ipv4(text: str) -> bool:
     for match in _IPV4.finditer(text):
         try:
             ipaddress.IPv4Address(match.group())
             return True
         except ValueError:
             continue
+    return False
+
+
+def _ipv6(text: str) -> bool:
     if "::" in text or text.count(":") >= 5:
         for match in _IPV6.finditer(text):
             try:
@@ -82,6 +86,10 @@ def _ips(text: str) -> bool:
     return False
 
 
+def _ips(text: str) -> bool:
+    return _ipv4(text) or _ipv6(text)
+
+
 DETECTORS: dict[str, Callable[[str], bool]] = {
     "email": _emails,
     "phone": _phones,
@@ -90,7 +98,25 @@ DETECTORS: dict[str, Callable[[str], bool]] = {
     "ip_address": _ips,
 }
 
+# The fewest digits a text needs before each detector can find anything (an IPv6 address may have none): most
+# prompts have few digits, and counting them is far cheaper than a regex scan that fails at every position.
+MIN_DIGITS = {"email": 0, "phone": 8, "credit_card": 13, "iban": 2, "ip_address": 0}
+_IPV4_MIN_DIGITS = 4
+
+
+def _digits(text: str) -> int:
+    return sum(map(text.count, "0123456789"))
+
 
 def detect_pii(text: str) -> frozenset[str]:
     """The kinds of personal data found in `text`."""
-    return frozenset(kind for kind, found in DETECTORS.items() if found(text))
+    digits = _digits(text)
+    found = []
+    for kind, detector in DETECTORS.items():
+        if digits < MIN_DIGITS[kind]:
+            continue
+        if kind == "ip_address" and digits < _IPV4_MIN_DIGITS:
+            detector = _ipv6
+        if detector(text):
+            found.append(kind)
+    return frozenset(found)

@@ -7,6 +7,7 @@ below is the item without `pk`, with `id` in place of `sk`, like every config en
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -65,7 +66,7 @@ class UsageAmounts:
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+        return _AMOUNT_NAMES
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> UsageAmounts:
@@ -77,11 +78,15 @@ class UsageAmounts:
         return cls(**values)
 
     def __add__(self, other: UsageAmounts) -> UsageAmounts:
-        return UsageAmounts(**{name: getattr(self, name) + getattr(other, name) for name in self.names()})
+        return UsageAmounts(*map(operator.add, astuple_shallow(self), astuple_shallow(other)))
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: getattr(self, name) for name in self.names()}
+        out: dict[str, Any] = dict(zip(_AMOUNT_NAMES, astuple_shallow(self), strict=True))
         for name in ("cost_usd", "baseline_cost_usd", "saved_usd"):
             out[name] = round(out[name], 9)
         out["saved_pct"] = round(100 * self.saved_usd / self.baseline_cost_usd, 1) if self.baseline_cost_usd else None
         return out
+
+
+_AMOUNT_NAMES: tuple[str, ...] = tuple(f.name for f in fields(UsageAmounts))
+astuple_shallow = operator.attrgetter(*_AMOUNT_NAMES)  # the field values in order (no deep copy, unlike astuple)

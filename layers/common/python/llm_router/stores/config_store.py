@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from llm_router.observability import logger
+from llm_router.routing.index import RuleIndex
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.records import CONFIG_KINDS, entry_from_item, error_summary
 from llm_router.schemas.rules import Rule
@@ -34,6 +35,7 @@ class ConfigSnapshot:
     rules: tuple[Rule, ...]  # sorted by (priority, id)
     invalid: tuple[InvalidItem, ...] = ()
     _by_route: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
+    _indexes: dict[str, RuleIndex] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -54,6 +56,13 @@ class ConfigSnapshot:
         if cached is not None:
             return cached
         return tuple(r for r in self.rules if r.route in (None, route_id))
+
+    def index_for(self, route_id: str) -> RuleIndex:
+        """The rules of `route_id` indexed by their guards (built on first use, once per snapshot)."""
+        index = self._indexes.get(route_id)
+        if index is None:
+            index = self._indexes[route_id] = RuleIndex.build(self.rules_for(route_id))
+        return index
 
 
 def parse_items(raw_items: dict[str, list[dict[str, Any]]]) -> ConfigSnapshot:

@@ -63,6 +63,25 @@ class Spend:
 
 
 @dataclass
+class DayUsage:
+    """What one or more answers of a tenant added in one UTC day: totals and the model and route breakdowns."""
+
+    total: UsageAmounts = field(default_factory=UsageAmounts)
+    models: dict[str, UsageAmounts] = field(default_factory=dict)
+    routes: dict[str, UsageAmounts] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: str, route: str, amounts: UsageAmounts) -> DayUsage:
+        return cls(amounts, {model: amounts}, {route: amounts})
+
+    def merge(self, other: DayUsage) -> None:
+        self.total = self.total + other.total
+        for mine, theirs in ((self.models, other.models), (self.routes, other.routes)):
+            for name, amounts in theirs.items():
+                mine[name] = mine[name] + amounts if name in mine else amounts
+
+
+@dataclass
 class UsageReport:
     """Counters summed over a range of days, by tenant, by (tenant, model) and by (tenant, route)."""
 
@@ -96,6 +115,10 @@ class UsageStore:
     def add(self, tenant: str, *, model: str, route: str, amounts: UsageAmounts, when: datetime) -> None:
         """Add one answer's amounts to the tenant's day totals and its model and route breakdowns, in one call."""
         day = when.astimezone(UTC).date()
+        self.add_day(tenant, day, DayUsage.of(model, route, amounts))
+
+    def add_day(self, tenant: str, day: date, usage: DayUsage) -> None:
+        """Add the sums of one or more answers of one tenant and UTC day, in one `UpdateItem`."""
         expires_at = int((next_day(day) + self._retention).timestamp())
         names: dict[str, str] = {"#t": "tenant", "#p": "period", "#exp": TTL_ATTRIBUTE}
         values: dict[str, Any] = {
@@ -103,15 +126,19 @@ class UsageStore:
             ":p": {"S": day.isoformat()},
             ":exp": {"N": str(expires_at)},
         }
-        adds = []
-        for i, name in enumerate(UsageAmounts.names()):
-            value = getattr(amounts, name)
-            if not value and name != "requests":
-                continue
-            values[f":a{i}"] = {"N": str(_number(value))}
-            for prefix, attribute in (("a", name), ("m", f"model|{model}|{name}"), ("r", f"route|{route}|{name}")):
-                names[f"#{prefix}{i}"] = attribute
-                adds.append(f"#{prefix}{i} :a{i}")
+        adds: list[str] = []
+        counters = [("", usage.total)]
+        counters += [(f"model|{model}|", amounts) for model, amounts in usage.models.items()]
+        counters += [(f"route|{route}|", amounts) for route, amounts in usage.routes.items()]
+        for prefix, amounts in counters:
+            for name in UsageAmounts.names():
+                value = getattr(amounts, name)
+                if not value and name != "requests":
+                    continue
+                number = len(adds)
+                names[f"#a{number}"] = prefix + name
+                values[f":a{number}"] = {"N": str(_number(value))}
+                adds.append(f"#a{number} :a{number}")
         self._ddb.update_item(
             TableName=self._table,
             Key={"pk": {"S": f"usage#{tenant}"}, "sk": {"S": day_key(day)}},

@@ -1,0 +1,98 @@
+"""Usage counters written behind the answers: one `UpdateItem` per tenant and day every few seconds.
+
+Writing the counters with every answer costs each request a DynamoDB round trip (and the CPU to build, sign and
+parse it), although nobody reads them for seconds: reports and `llm-router usage`. So, for tenants without an
+enforced budget, the gateway adds each answer's amounts to this buffer, and the buffer writes the sums once they
+are `flush_seconds` old: one write per tenant and day, whatever the number of answers in between. Tenants with a
+budget are written with each answer (see `accounting.py`), because their next request's budget check must see it.
+
+The flush runs on the request that finds the buffer due (after its answer is built), when the process is told to
+stop (`lifecycle.on_shutdown`: SIGTERM on Lambda, where the layer's extension makes the runtime receive one; exit
+elsewhere), and on demand. What a process holds is at most `flush_seconds` old; it is lost only if the process dies
+without SIGTERM (a crash or a timeout of the function), and the request metrics in CloudWatch (`CostUSD`,
+`InputTokens`, ...) still count those answers. A failed write keeps its sums for the next flush and is counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+
+from llm_router.schemas.tenants import UsageAmounts
+from llm_router.stores.usage_store import DayUsage, UsageStore
+
+
+class UsageBuffer:
+    """Sums answers per (tenant, UTC day) in memory and writes them with `UsageStore.add_day`."""
+
+    def __init__(
+        self,
+        store: UsageStore,
+        flush_seconds: float,
+        *,
+        on_error: Callable[[str, Exception], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.flush_seconds = flush_seconds
+        self._on_error = on_error
+        self._clock = clock
+        self._pending: dict[tuple[str, date], DayUsage] = {}
+        self._oldest: float | None = None  # when the oldest pending answer was added
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+
+    def add(self, tenant: str, *, model: str, route: str, amounts: UsageAmounts, when: datetime) -> None:
+        """Hold one answer's amounts; writes everything held when the oldest of it is `flush_seconds` old."""
+        key = (tenant, when.astimezone(UTC).date())
+        usage = DayUsage.of(model, route, amounts)
+        now = self._clock()
+        with self._lock:
+            held = self._pending.get(key)
+            if held is None:
+                self._pending[key] = usage
+            else:
+                held.merge(usage)
+            if self._oldest is None:
+                self._oldest = now
+            due = now - self._oldest >= self.flush_seconds
+        if due:
+            self.flush()
+
+    @property
+    def pending(self) -> int:
+        """How many (tenant, day) sums are waiting to be written."""
+        with self._lock:
+            return len(self._pending)
+
+    def flush(self) -> int:
+        """Write every sum held; returns how many writes succeeded. A failed write is kept for the next flush."""
+        if not self._flushing.acquire(blocking=False):
+            return 0  # another thread is writing them
+        try:
+            with self._lock:
+                batch, self._pending, self._oldest = self._pending, {}, None
+            written = 0
+            for (tenant, day), usage in batch.items():
+                try:
+                    self.store.add_day(tenant, day, usage)
+                    written += 1
+                except Exception as exc:  # noqa: BLE001 - keep the sums; the next flush tries again
+                    self._keep((tenant, day), usage)
+                    if self._on_error is not None:
+                        self._on_error(tenant, exc)
+            return written
+        finally:
+            self._flushing.release()
+
+    def _keep(self, key: tuple[str, date], usage: DayUsage) -> None:
+        with self._lock:
+            held = self._pending.get(key)
+            if held is None:
+                self._pending[key] = usage
+            else:
+                held.merge(usage)
+            if self._oldest is None:
+                self._oldest = self._clock()
