@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--cprofile", action="store_true", help="cProfile's top functions instead of pyinstrument")
     parser.add_argument("--top", type=int, default=40)
-    parser.add_argument("--without-usage-writes", action="store_true", help="leave the usage counters out")
+    parser.add_argument(
+        "--budget-tenant", action="store_true", help="requests of a tenant with a budget (spend read, usage written)"
+    )
     args = parser.parse_args()
 
     from llm_router.local.runtime import LocalStack, reset_process_caches
@@ -46,12 +48,19 @@ def main() -> None:
     profiler: Any = None
     try:
         handler = workers.import_router_handler()
-        workers.ZeroLatencyWrites().install()
-        if args.without_usage_writes:
-            from llm_router import api
+        tenant = workload.TENANT
+        if args.budget_tenant:
+            from llm_router.schemas.tenants import TenantSpec
+            from llm_router.settings import get_settings
+            from llm_router.stores.tenant_store import TenantStore
 
-            api.get_gateway().accounting = None
-        calls = [workers.router_call(handler, i) for i in range(args.requests + WARMUP)]
+            tenant = workload.BUDGET_TENANT
+            spec = TenantSpec.model_validate({"id": tenant, "daily_budget_usd": 1_000_000})
+            TenantStore(get_settings().config_table_name).put(spec)
+            workers.router_call(handler, 0, tenant)()  # tenant settings cached before the queries are answered
+        writes = workers.ZeroLatencyWrites().install()
+        writes.reads = args.budget_tenant
+        calls = [workers.router_call(handler, i, tenant) for i in range(args.requests + WARMUP)]
         for call in calls[:WARMUP]:
             call()
         if args.cprofile:

@@ -107,9 +107,10 @@ def assemble(
         "overhead_isolated_p99_ms": _get(rss_ours, "overhead", "p99_ms"),
         "litellm_overhead_isolated_p50_ms": _get(rss_theirs, "overhead", "p50_ms"),
         "litellm_overhead_isolated_p99_ms": _get(rss_theirs, "overhead", "p99_ms"),
-        "overhead_without_usage_writes_p50_ms": _get(overhead, "ours_without_usage_writes", "p50_ms"),
-        "overhead_without_usage_writes_p99_ms": _get(overhead, "ours_without_usage_writes", "p99_ms"),
+        "overhead_budget_tenant_p50_ms": _get(overhead, "ours_budget_tenant", "p50_ms"),
+        "overhead_budget_tenant_p99_ms": _get(overhead, "ours_budget_tenant", "p99_ms"),
         "dynamodb_writes_per_request": _get(overhead, "dynamodb_writes_per_request"),
+        "budget_tenant_dynamodb_calls_per_request": _get(overhead, "budget_tenant_dynamodb_calls_per_request"),
         "cold_start_aws_calls": len(cold.get("ours_first_request_aws_calls") or []) or None,
         "cold_start_aws_wait_ms": cold.get("ours_first_request_aws_ms"),
         "rss_after_import_mib": _get(rss_ours, "rss_after_import_mib"),
@@ -123,7 +124,8 @@ def assemble(
             "package": package,
             "workload": config,
         },
-        "metrics_sink": "stdout, as on Lambda (EMF documents and log lines), sent to a file by the benchmark",
+        "usage_flush_seconds": config.get("usage_flush_seconds"),
+        "metrics_sink": "stdout, as on Lambda (one EMF document per request, also its log line), sent to a file",
         "versions": versions,
         "machine": machine,
         "command": command,
@@ -192,6 +194,14 @@ def markdown(r: dict[str, Any]) -> str:
             3,
         ),
         (
+            "Overhead p50, a tenant with a budget (spend read and usage written per request)",
+            "overhead_budget_tenant_p50_ms",
+            "litellm_overhead_p50_ms",
+            "ms",
+            3,
+        ),
+        ("Overhead p99, a tenant with a budget", "overhead_budget_tenant_p99_ms", "litellm_overhead_p99_ms", "ms", 3),
+        (
             "Cold start: import + first request (median)",
             "cold_start_ms",
             "litellm_import_and_first_request_ms",
@@ -235,13 +245,12 @@ def markdown(r: dict[str, Any]) -> str:
 
     ours_cold, their_cold = cold.get("ours", {}), cold.get("litellm", {})
     wait = r.get("cold_start_aws_wait_ms")
-    cold_net = r["cold_start_ms"] - wait if r.get("cold_start_ms") is not None and wait is not None else None
     calls = cold.get("ours_first_request_aws_calls") or []
     call_list = ", ".join(f"{calls.count(c)} {c}" for c in dict.fromkeys(calls))
     msgs = ", ".join(f"{k} ({n:,} chars)" for k, n in work["messages"].items())
     dirty = " (and files not yet committed under `layers/` or `functions/`)" if v["llm_router_tree_dirty"] else ""
-    bare50, bare99 = r.get("overhead_without_usage_writes_p50_ms"), r.get("overhead_without_usage_writes_p99_ms")
-    lit50, lit99 = r.get("litellm_overhead_p50_ms"), r.get("litellm_overhead_p99_ms")
+    dyn = cold.get("dynamodb") or {}
+    flush = r.get("usage_flush_seconds")
     return f"""# Benchmarks: llm-router against LiteLLM
 
 Measured side by side on one machine in one run of `{r["command"]}` ({r["generated_at"]}, {r["duration_s"]:.0f} s).
@@ -259,28 +268,37 @@ both files.
 
 ## Where llm-router's time goes
 
-- **Usage counters.** Every answered request adds its tokens and cost to the tenant's counters (DynamoDB writes
-  per request: {_fmt(r.get("dynamodb_writes_per_request"), "", 0)}) before the response goes out, so that budgets
-  are enforced on the latest spend. Here DynamoDB answers at once (botocore still builds, signs and parses the
-  call; only the network wait is left out, as for the simulated model), and it is still a large share of a warm
-  request: the same
-  router without them takes {_fmt(bare50, "ms", 3)} at p50 ({_times(_ratio(bare50, lit50))} of LiteLLM) and
-  {_fmt(bare99, "ms", 3)} at p99 ({_times(_ratio(bare99, lit99))}). On AWS each call also waits for a DynamoDB round
-  trip, which no number here includes.
+- **Usage counters.** Every answer adds its tokens and cost to the tenant's counters in DynamoDB. For a tenant
+  without a budget, as here, nothing reads them before its next request, so the router sums them in memory and
+  writes one `UpdateItem` per tenant and day every {_fmt(flush, "s", 0)} (`usageFlushSeconds` in `cdk.json`, which
+  this run used; on SIGTERM too, see `stores/usage_buffer.py`): {_fmt(r.get("dynamodb_writes_per_request"), "", 4)}
+  DynamoDB writes per request in this run. A tenant with a budget has its spend read before and its usage written
+  after every request ({_fmt(r.get("budget_tenant_dynamodb_calls_per_request"), "", 1)} DynamoDB calls per request,
+  answered at once here: botocore still builds, signs and parses them): that costs
+  {_fmt(r.get("overhead_budget_tenant_p50_ms"), "ms", 3)} at p50 and
+  {_fmt(r.get("overhead_budget_tenant_p99_ms"), "ms", 3)} at p99 (rows above), and on AWS two DynamoDB round trips
+  more, which no number here includes.
+- **Rules.** 200 rules are not evaluated one by one: each rule's condition gives a *guard*, facts of which a request
+  must show one to have any chance of matching it (a word of each keyword, the tenant, a metadata value, tools or
+  images, a string every regex match contains), and serving evaluates only the rules whose guard a request meets,
+  in priority order (`routing/index.py`; `/v1/route` still evaluates and traces every rule). A test on generated
+  rules and prompts checks that this decides exactly as evaluating every rule does.
 - **Cold start.** The first request makes {len(calls)} AWS calls ({call_list}): the config (three partitions of the
-  Config table, {work["rules"]} rules), the tenant settings, then the usage counters. Against moto's server they took
-  {_fmt(wait, "ms", 0)} of the {_fmt(r.get("cold_start_ms"), "ms", 0)}; moto spends most of that building its answer to
-  the {work["rules"]}-item query in Python. Without the time spent in those calls the cold start is
-  {_fmt(cold_net, "ms", 0)} ({_times(_ratio(cold_net, r.get("litellm_import_ms")))} of LiteLLM's import); DynamoDB
-  itself answers faster than moto but not in zero time, so a real cold start lies in between.
-- **Fixed with this benchmark** (commit 731e8c9): keyword conditions are ruled out by a word-set look-up before
-  their pattern scans the text; regex conditions by the strings every match must contain, read from the parsed
-  pattern; evaluation runs only the checks a condition sets and formats a failed keyword or regex check's reason
-  once per rule; boto3 clients skip client-side parameter validation. Before them, the same measurement on this
-  machine gave llm-router 2.7 times LiteLLM's p50 and 2.9 times its p99, and 13 ms to evaluate the 200 rules
-  against the long message (0.7 ms after).
+  Config table, {work["rules"]} rules) and the tenant settings. They are answered by moto through a loopback proxy
+  that replays moto's recorded answer to a repeated read ({_fmt(dyn.get("measured_runs_hits"))} reads answered so,
+  {_fmt(dyn.get("measured_runs_passed_to_moto"))} passed on to moto; `bench/read_cache.py`): moto takes hundreds of
+  milliseconds to build its answer to the {work["rules"]}-item query in Python, far longer than DynamoDB, and that
+  would have been counted as ours. Waiting for those calls took {_fmt(wait, "ms", 1)} of the
+  {_fmt(r.get("cold_start_ms"), "ms", 0)}; on AWS, add DynamoDB's round trips (a few milliseconds each, after a TLS
+  handshake). The functions import botocore, not boto3 (boto3 and s3transfer were a fifth of the import).
+- **Fixed with this benchmark**: the rule index above; PII detectors skipped when a text has too few digits for
+  what they look for; the text's words split with `str.translate`; usage counters written behind the answers for
+  tenants without a budget; EMF documents written directly (the shape Powertools writes) and carrying the request's
+  log fields, instead of a second, Powertools-formatted log line per request (that line alone cost about 0.1 ms);
+  earlier (commit 731e8c9): keyword and regex pre-filters, per-rule check lists, no client-side parameter
+  validation. On this machine a warm request went from 1.39 ms (p50) to the figure above.
 - `make bench-profile` prints the call tree of warm requests (pyinstrument; `BENCH_ARGS=--cprofile` for cProfile's
-  top functions, `--without-usage-writes` to leave the counters out), and
+  top functions, `--budget-tenant` for a tenant with a budget), and
   `.venv-bench/bin/python -X importtime -c "import sys; sys.path.insert(0, 'functions/router'); import handler"`
   what each import of a cold start costs.
 
@@ -291,17 +309,17 @@ both files.
   llm-router: an API Gateway proxy event (the authorizer has run, as API Gateway passes it) into
   `functions/router/handler.py`'s `lambda_handler`, the proxy response out: the body parsed and validated (pydantic),
   the {work["rules"]}-rule config from the in-memory cache (`RULES_TTL_SECONDS=3600`, so no reload mid-run), features
-  (PII scan included), rule evaluation, the simulated model (zero latency), cost, the usage counters, one EMF metrics
-  document and one JSON log line on stdout (as on Lambda; the benchmark sends stdout to a file), and the response
-  serialised to JSON. Rules that decided: {rule_hits}; `default` means all {work["rules"]} were evaluated without a
-  match. LiteLLM: `Router` with {work["litellm_deployments"]} deployments behind one model name, each with
-  `mock_response`, called with `router.completion(model=..., messages=...)`; Python objects in and out, no JSON. The
-  same four message sets take turns on both sides: {msgs}.
+  (PII scan included), rule evaluation, the simulated model (zero latency), cost, the usage counters, one EMF
+  document on stdout that is both the request's metrics and its log line (as on Lambda; the benchmark sends stdout
+  to a file), and the response serialised to JSON. Rules that decided: {rule_hits}; `default` means none of the
+  {work["rules"]} matched. LiteLLM: `Router` with {work["litellm_deployments"]} deployments behind one model name,
+  each with `mock_response`, called with `router.completion(model=..., messages=...)`; Python objects in and out, no
+  JSON. The same four message sets take turns on both sides: {msgs}.
 - **Cold start.** A fresh interpreter per run, {cold.get("runs")} runs per side taking turns (medians), after one
   discarded run each so that both read compiled bytecode. llm-router: from just before `import handler` (the router
   function's module, its folder first on `sys.path`, as the Lambda runtime does) until the first response is back,
-  including the boto3 client and the config read from DynamoDB (moto's server, started in the parent process on a
-  loopback port, so moto's own import is not counted). LiteLLM: `import litellm` alone, with
+  including the botocore client and the config read from DynamoDB (moto's server in the parent process, behind the
+  read-replaying proxy described above; moto's own import is not counted). LiteLLM: `import litellm` alone, with
   `LITELLM_LOCAL_MODEL_COST_MAP=True`; its `Router` set-up and first `completion` add
   {_fmt(their_cold.get("first_request_ms"), "ms", 1)}. Modules loaded: {_fmt(cold.get("ours_modules"))} against
   {_fmt(cold.get("litellm_modules"))}; X-Ray SDK imported by the router: {cold.get("ours_xray_sdk_imported")}. Whole
@@ -322,14 +340,14 @@ both files.
 ## What is and is not comparable
 
 - LiteLLM's call is its in-process Python API; ours starts from the Lambda event and ends with the HTTP response
-  body, so ours also parses and serialises JSON, writes a log line and metrics, and updates usage counters. Neither
-  includes API Gateway, the Lambda service's own invoke overhead, or a real model.
+  body, so ours also parses and serialises JSON, writes its metrics and log document, and updates usage counters.
+  Neither includes API Gateway, the Lambda service's own invoke overhead, or a real model.
 - LiteLLM's router here has no rules: it spreads calls over its 4 deployments with its default strategy. Ours
   evaluates up to {work["rules"]} rules per request. Comparable jobs, not the same job.
-- The cold-start target sets our import *and* first request, DynamoDB round trips to an emulator included, against
-  LiteLLM's import alone. On Lambda our code is not precompiled (the package has no `__pycache__` and the file system
-  is read-only), which adds compile time to a real cold start that this run, with warm bytecode caches on both
-  sides, does not show.
+- The cold-start target sets our import *and* first request (DynamoDB's answers replayed, its latency left out)
+  against LiteLLM's import alone. On Lambda our code is not precompiled (the package has no `__pycache__` and the
+  file system is read-only), which adds compile time to a real cold start that this run, with warm bytecode caches
+  on both sides, does not show.
 - This machine is {m["arch"]} with Python {v["python"]}; the stack deploys on arm64 with a newer Python. Other
   processes may share its {m["cores"]} cores, and a process that loses its core for a scheduler time slice shows it as
   a 5-7 ms request: such pauses dominate both sides' p99 and max. The ratios, measured side by side, carry over

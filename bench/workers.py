@@ -44,13 +44,16 @@ class ZeroLatencyWrites:
     """Answers the router's DynamoDB writes (usage counters) at once, after botocore has built and signed them.
 
     The simulated model answers in zero time; this does the same for the State table's round trips, so that
-    what is measured is the router's own work. The writes are counted and reported per request.
+    what is measured is the router's own work. The writes are counted and reported per request. With
+    `reads` on, queries (a budget tenant's spend) are answered at once too, with no items: nothing spent yet.
     """
 
     OPERATIONS = ("UpdateItem", "PutItem")
 
     def __init__(self) -> None:
         self.calls = 0
+        self.reads = False
+        self.read_calls = 0
 
     def install(self) -> ZeroLatencyWrites:
         from llm_router.stores.aws import client
@@ -58,19 +61,32 @@ class ZeroLatencyWrites:
         events = client("dynamodb").meta.events
         for operation in self.OPERATIONS:
             events.register(f"before-send.dynamodb.{operation}", self._answer)
+        events.register("before-send.dynamodb.Query", self._answer_query)
         return self
 
-    def _answer(self, request: Any, **_: Any) -> Any:
+    @staticmethod
+    def _response(request: Any, body: bytes) -> Any:
         from botocore.awsrequest import AWSResponse
 
-        self.calls += 1
         headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "bench"}
-        return AWSResponse(request.url, 200, headers, _Body(b"{}"))
+        return AWSResponse(request.url, 200, headers, _Body(body))
+
+    def _answer(self, request: Any, **_: Any) -> Any:
+        self.calls += 1
+        return self._response(request, b"{}")
+
+    def _answer_query(self, request: Any, **_: Any) -> Any:
+        if not self.reads:
+            return None  # on to DynamoDB (moto)
+        self.read_calls += 1
+        return self._response(request, b'{"Items":[],"Count":0,"ScannedCount":0}')
 
 
-def router_call(lambda_handler: Callable[..., dict[str, Any]], index: int) -> Callable[[], dict[str, Any]]:
+def router_call(
+    lambda_handler: Callable[..., dict[str, Any]], index: int, tenant: str = workload.TENANT
+) -> Callable[[], dict[str, Any]]:
     """A zero-argument call of the handler with request `index` (the event is built outside the timed call)."""
-    event = workload.api_event(workload.chat_body(index))
+    event = workload.api_event(workload.chat_body(index), tenant)
     context = workload.LambdaContext()
     return lambda: lambda_handler(event, context)
 
@@ -232,24 +248,32 @@ def litellm_rss(args: argparse.Namespace) -> dict[str, Any]:
 def overhead(args: argparse.Namespace) -> dict[str, Any]:
     """Both gateways warm in one process; blocks of requests take turns so both see the same machine noise.
 
-    A third variant, ours without the per-request usage-counter writes, shows what those writes cost.
+    A third variant sends the same requests for a tenant with a daily budget: its spend is read before and its
+    usage written after every request (one Query and one UpdateItem, answered at once), where the benchmark's
+    tenant, without a budget, has its usage written behind the answers (USAGE_FLUSH_SECONDS, as deployed).
     """
     lambda_handler = import_router_handler()
+    from llm_router.schemas.tenants import TenantSpec
+    from llm_router.settings import get_settings
+    from llm_router.stores.tenant_store import TenantStore
+
+    # Stored before the writes are answered here, so that the router reads it from DynamoDB.
+    TenantStore(get_settings().config_table_name).put(
+        TenantSpec.model_validate({"id": workload.BUDGET_TENANT, "daily_budget_usd": 1_000_000})
+    )
     writes = ZeroLatencyWrites().install()
     router = litellm_router()
-    from llm_router import api
-
-    gateway = api.get_gateway()
-    accounting = gateway.accounting
     rules: dict[str, int] = {}
     for i in range(args.warmup):
         check_router_response(router_call(lambda_handler, i)(), rules)
         check_litellm_response(litellm_call(router, i)())
+        check_router_response(router_call(lambda_handler, i, workload.BUDGET_TENANT)(), {})
     rules.clear()
     writes.calls = 0
     ours: list[float] = []
-    ours_bare: list[float] = []
+    ours_budget: list[float] = []
     theirs: list[float] = []
+    budget_writes = 0
     index = 0
     while len(ours) < args.requests:
         block = min(args.block, args.requests - len(ours))
@@ -261,14 +285,15 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
             elapsed, response = timed(litellm_call(router, i))
             check_litellm_response(response)
             theirs.append(elapsed)
-        gateway.accounting = None
+        before, writes.reads = writes.calls, True
         try:
             for i in range(index, index + block):
-                elapsed, response = timed(router_call(lambda_handler, i))
+                elapsed, response = timed(router_call(lambda_handler, i, workload.BUDGET_TENANT))
                 check_router_response(response, {})
-                ours_bare.append(elapsed)
+                ours_budget.append(elapsed)
         finally:
-            gateway.accounting = accounting
+            writes.reads = False
+            budget_writes += writes.calls - before
         index += block
     return {
         "requests": args.requests,
@@ -276,9 +301,10 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
         "block": args.block,
         "ours": workload.summarize_ms(ours),
         "litellm": workload.summarize_ms(theirs),
-        "ours_without_usage_writes": workload.summarize_ms(ours_bare),
+        "ours_budget_tenant": workload.summarize_ms(ours_budget),
         "rules": rules,
-        "dynamodb_writes_per_request": writes.calls / args.requests,
+        "dynamodb_writes_per_request": (writes.calls - budget_writes) / args.requests,
+        "budget_tenant_dynamodb_calls_per_request": (budget_writes + writes.read_calls) / args.requests,
     }
 
 

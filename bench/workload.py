@@ -19,6 +19,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 CONFIG_PATH = BENCH_DIR / "rules-200.yaml"
 TENANT = "bench"
+BUDGET_TENANT = "bench-budget"  # the same requests from a tenant with a daily budget
 ROUTE = "auto"
 RULE_COUNT = 200
 

@@ -36,10 +36,10 @@ def reset_process_caches() -> None:
     """Forget settings, clients and the gateway so the next request sees the current environment."""
     from llm_router import api, authorizer, replay
     from llm_router.settings import get_settings
-    from llm_router.stores.aws import client
+    from llm_router.stores import aws
 
     get_settings.cache_clear()
-    client.cache_clear()
+    aws.reset()
     api.get_gateway.cache_clear()
     api.get_idempotency.cache_clear()
     authorizer.get_key_store.cache_clear()

@@ -1,4 +1,4 @@
-"""Amazon Bedrock through the Converse API (boto3): OpenAI messages -> Converse and back, for every model kind.
+"""Amazon Bedrock through the Converse API (botocore): OpenAI messages -> Converse and back, for every model kind.
 
 `model_id` in the catalog may be any identifier Converse accepts, and is passed as is:
 
@@ -42,6 +42,7 @@ from llm_router.providers.base import (
 )
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest, ImagePart, Message, TextPart
+from llm_router.stores.aws import new_client
 
 # Read timeouts are rounded down to one of these (seconds), so a few clients per region serve every deadline:
 # botocore fixes the read timeout when a client is created.
@@ -202,8 +203,6 @@ def region_for(model: ModelSpec) -> str | None:
 
 
 def _new_client(region: str | None, read_timeout: float) -> Any:
-    import boto3
-
     config = Config(
         # One attempt: the gateway retries once with jitter and then falls back; SDK retries on top would
         # multiply the calls and run past the request's deadline.
@@ -212,7 +211,7 @@ def _new_client(region: str | None, read_timeout: float) -> Any:
         read_timeout=read_timeout,
         tcp_keepalive=True,
     )
-    return boto3.session.Session().client("bedrock-runtime", region_name=region, config=config)
+    return new_client("bedrock-runtime", region_name=region, config=config)
 
 
 def _client_error(exc: ClientError, model: ModelSpec) -> ProviderError:

@@ -1,7 +1,7 @@
 """DynamoDB items of the Config table, and their conversion to and from the config-file shape.
 
 A config-file entry is the table item without `pk`, with `id` in place of `sk`. Numbers come back from DynamoDB
-as `Decimal`; they are turned into int/float here, before validation.
+as strings; `stores.dynamo.plain_item` turns them into int/float before validation.
 """
 
 from __future__ import annotations
@@ -23,19 +23,8 @@ KEY_PARTITION = "apikey"
 SCHEMAS: dict[str, type[BaseModel]] = {"model": ModelSpec, "route": RouteSpec, "rule": Rule}
 
 
-def from_dynamo(value: Any) -> Any:
-    """Plain Python from what boto3's deserializer returns (Decimal -> int/float, sets -> lists)."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list | set | tuple):
-        return [from_dynamo(v) for v in value]
-    return value
-
-
 def to_dynamo(value: Any) -> Any:
-    """What boto3's serializer accepts (float -> Decimal; empty strings kept)."""
+    """Values as DynamoDB stores them (float -> Decimal; None dropped from maps; empty strings kept)."""
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, dict):

@@ -1,7 +1,12 @@
-"""boto3 clients, created lazily and once per process (warm starts reuse them; tests set up moto first)."""
+"""AWS clients, created lazily and once per process (warm starts reuse them; tests set up moto first).
+
+Plain botocore clients: boto3's session adds nothing the router uses, and importing it (with s3transfer) would
+add tens of milliseconds to every cold start.
+"""
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -15,9 +20,31 @@ _CONFIG = Config(
 )
 
 
+_creating = threading.Lock()
+
+
 @cache
 def client(service: str, region: str | None = None) -> Any:
-    """A shared boto3 client for `service` (and `region`, default from the environment)."""
-    import boto3
+    """A shared client for `service` (and `region`, default from the environment)."""
+    return new_client(service, region_name=region, config=_CONFIG)
 
-    return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+
+def new_client(service: str, **kwargs: Any) -> Any:
+    """A new botocore client from the process's session (a session is not thread-safe: one client at a time)."""
+    with _creating:
+        return session().create_client(service, **kwargs)
+
+
+@cache
+def session() -> Any:
+    """One botocore session per process: its loader reads the endpoint and service data files (tens of
+    milliseconds of JSON) once, not once per client. `reset()` forgets it with the clients."""
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+def reset() -> None:
+    """Forget every client and the session (tests and local mode, after changing the environment)."""
+    client.cache_clear()
+    session.cache_clear()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
 from pydantic import BaseModel, ValidationError
 
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
@@ -24,9 +23,9 @@ from llm_router.schemas.records import (
 )
 from llm_router.schemas.rules import Rule
 from llm_router.stores.aws import client
+from llm_router.stores.dynamo import item as dynamo_item
 from llm_router.stores.dynamo import plain_item, query_partition
 
-_ser = TypeSerializer()
 SECTION = {"model": "models", "route": "routes", "rule": "rules"}
 
 
@@ -113,12 +112,12 @@ class ConfigAdmin:
 
     def put(self, kind: ConfigKind, obj: BaseModel) -> None:
         item = to_dynamo(item_from_entry(kind, dump_entry(obj)))
-        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in item.items()})
+        self._ddb.put_item(TableName=self._table, Item=dynamo_item(item))
 
     def put_raw(self, kind: str, entry: dict[str, Any]) -> None:
         """Write an entry without validation (tests and repairs only)."""
         item = to_dynamo(item_from_entry(kind, entry))  # type: ignore[arg-type]
-        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in item.items()})
+        self._ddb.put_item(TableName=self._table, Item=dynamo_item(item))
 
     def delete(self, kind: str, item_id: str) -> bool:
         old = self._ddb.delete_item(

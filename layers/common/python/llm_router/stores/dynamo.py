@@ -1,20 +1,84 @@
-"""Small DynamoDB helpers shared by the stores: plain items and paginated partition queries."""
+"""Small DynamoDB helpers shared by the stores: attribute values, plain items and paginated partition queries.
+
+The conversions are boto3's `TypeSerializer`/`TypeDeserializer` for the types the router stores, written here so
+that the functions need only botocore (boto3 would add its import, and s3transfer's, to every cold start).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 
-from llm_router.schemas.records import from_dynamo
+def attribute(value: Any) -> dict[str, Any]:
+    """A DynamoDB attribute value for a plain Python value (as `TypeSerializer`, and floats are accepted)."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | Decimal):
+        return {"N": str(value)}
+    if isinstance(value, float):
+        return {"N": str(Decimal(str(value)))}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bytes | bytearray):
+        return {"B": bytes(value)}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): attribute(v) for k, v in value.items()}}
+    if isinstance(value, set | frozenset):
+        if all(isinstance(v, str) for v in value):
+            return {"SS": sorted(value)}
+        if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in value):
+            return {"NS": [attribute(v)["N"] for v in value]}
+        if all(isinstance(v, bytes) for v in value):
+            return {"BS": list(value)}
+        raise TypeError(f"a set of mixed types cannot be stored: {value!r}")
+    if isinstance(value, list | tuple):
+        return {"L": [attribute(v) for v in value]}
+    raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
 
-_deserializer = TypeDeserializer()
+
+def item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A low-level client item from plain Python values."""
+    return {k: attribute(v) for k, v in values.items()}
+
+
+def _number(text: str) -> int | float:
+    if text.lstrip("-").isdigit():
+        return int(text)
+    number = Decimal(text)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+def plain_value(value: dict[str, Any]) -> Any:
+    """Plain Python from an attribute value: numbers as int/float (never Decimal), sets as lists."""
+    (kind, data), *_ = value.items()
+    if kind == "S":
+        return data
+    if kind == "N":
+        return _number(data)
+    if kind == "BOOL":
+        return bool(data)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: plain_value(v) for k, v in data.items()}
+    if kind == "L":
+        return [plain_value(v) for v in data]
+    if kind == "SS" or kind == "BS":
+        return list(data)
+    if kind == "NS":
+        return [_number(v) for v in data]
+    if kind == "B":
+        return bytes(data)
+    raise TypeError(f"unknown DynamoDB attribute type {kind!r}")
 
 
 def plain_item(raw: dict[str, Any]) -> dict[str, Any]:
     """A low-level client item as plain Python (numbers as int/float, no Decimal)."""
-    plain: dict[str, Any] = from_dynamo({k: _deserializer.deserialize(v) for k, v in raw.items()})
-    return plain
+    return {k: plain_value(v) for k, v in raw.items()}
 
 
 def query_partition(

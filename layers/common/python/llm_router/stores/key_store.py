@@ -6,13 +6,11 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
-
 from llm_router.schemas.records import KEY_PARTITION, ApiKeyItem, hash_key
 from llm_router.stores.aws import client
+from llm_router.stores.dynamo import item as dynamo_item
 from llm_router.stores.dynamo import plain_item, query_partition
 
-_ser = TypeSerializer()
 KEY_PREFIX = "sk-"
 PREFIX_SHOWN = 10
 
@@ -50,7 +48,7 @@ class KeyStore:
             prefix=key[:PREFIX_SHOWN],
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in record.model_dump().items()})
+        self._ddb.put_item(TableName=self._table, Item=dynamo_item(record.model_dump()))
         return key, record
 
     def all(self) -> list[ApiKeyItem]:

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
 from pydantic import ValidationError
 
 from llm_router.observability import logger
@@ -14,9 +13,8 @@ from llm_router.schemas.records import entry_from_item, error_summary, to_dynamo
 from llm_router.schemas.tenants import TENANT_PARTITION, TenantSpec
 from llm_router.stores.aws import client
 from llm_router.stores.cache import TtlCache
+from llm_router.stores.dynamo import item as dynamo_item
 from llm_router.stores.dynamo import plain_item, query_partition
-
-_ser = TypeSerializer()
 
 
 class TenantStore:
@@ -83,7 +81,7 @@ class TenantStore:
     def put(self, spec: TenantSpec) -> None:
         body = spec.model_dump(mode="json", exclude_defaults=True, exclude={"id"})
         item = to_dynamo({"pk": TENANT_PARTITION, "sk": spec.id, **body})
-        self._ddb.put_item(TableName=self._table, Item={k: _ser.serialize(v) for k, v in item.items()})
+        self._ddb.put_item(TableName=self._table, Item=dynamo_item(item))
         self.invalidate()
 
     def delete(self, tenant: str) -> bool:
