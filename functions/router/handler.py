@@ -1,5 +1,6 @@
 """Router function: API Gateway proxy events -> llm_router.api."""
 
+import gc
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -7,7 +8,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from llm_router.api import handle
 from llm_router.observability import logger
 
+_frozen = False
+
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context)
+    global _frozen
+    response = handle(event, context)
+    if not _frozen:
+        # What exists after the first request (modules, clients, the cached config) lives as long as the process:
+        # moved out of the collector's generations, it is no longer walked by every full collection.
+        gc.freeze()
+        _frozen = True
+    return response
