@@ -46,19 +46,8 @@ class UsageBuffer:
 
     def add(self, tenant: str, *, model: str, route: str, amounts: UsageAmounts, when: datetime) -> None:
         """Hold one answer's amounts; writes everything held when the oldest of it is `flush_seconds` old."""
-        key = (tenant, when.astimezone(UTC).date())
-        usage = DayUsage.of(model, route, amounts)
-        now = self._clock()
-        with self._lock:
-            held = self._pending.get(key)
-            if held is None:
-                self._pending[key] = usage
-            else:
-                held.merge(usage)
-            if self._oldest is None:
-                self._oldest = now
-            due = now - self._oldest >= self.flush_seconds
-        if due:
+        age = self._hold((tenant, when.astimezone(UTC).date()), DayUsage.of(model, route, amounts))
+        if age >= self.flush_seconds:
             self.flush()
 
     @property
@@ -80,14 +69,16 @@ class UsageBuffer:
                     self.store.add_day(tenant, day, usage)
                     written += 1
                 except Exception as exc:  # noqa: BLE001 - keep the sums; the next flush tries again
-                    self._keep((tenant, day), usage)
+                    self._hold((tenant, day), usage)
                     if self._on_error is not None:
                         self._on_error(tenant, exc)
             return written
         finally:
             self._flushing.release()
 
-    def _keep(self, key: tuple[str, date], usage: DayUsage) -> None:
+    def _hold(self, key: tuple[str, date], usage: DayUsage) -> float:
+        """Add `usage` to what is held for `key`; returns the age in seconds of the oldest amounts held."""
+        now = self._clock()
         with self._lock:
             held = self._pending.get(key)
             if held is None:
@@ -95,4 +86,5 @@ class UsageBuffer:
             else:
                 held.merge(usage)
             if self._oldest is None:
-                self._oldest = self._clock()
+                self._oldest = now
+            return now - self._oldest
