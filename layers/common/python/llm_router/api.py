@@ -135,13 +135,14 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 def chat_completions() -> Response:
     ctx = _context()
     request, raw = _parse_request_and_body()
-    prefer_async = "respond-async" in (app.current_event.headers.get("prefer") or "").lower()
+    headers = app.current_event.headers  # a new case-insensitive copy on every access: read once
+    prefer_async = "respond-async" in (headers.get("prefer") or "").lower()
 
     def run() -> dict[str, Any]:
         outcome = get_gateway().serve(request, ctx, raw, prefer_async=prefer_async)
         return _render(outcome, request, ctx)
 
-    key = app.current_event.headers.get("idempotency-key")
+    key = headers.get("idempotency-key")
     if not key:
         result = run()
     else:
