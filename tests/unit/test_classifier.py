@@ -15,6 +15,7 @@ from llm_router.routing.classifier import (
     WEIGHTS_FORMAT,
     Classifier,
     default_classifier,
+    dense_features,
     load_classifier,
     terms,
 )
@@ -70,6 +71,21 @@ def test_features_are_unigrams_and_bigrams_with_digits_folded() -> None:
     assert terms("Add 12 and 7!") == {"add", "00", "and", "0", "!", "add 00", "00 and", "and 0", "0 !"}
 
 
+def test_word_prefixes_are_extra_terms_that_no_word_or_bigram_can_look_like() -> None:
+    assert terms("Cardiac ~cardi", prefix=5) == {"cardiac", "~", "cardi", "cardiac ~", "~ cardi", "~cardi"}
+    assert "~cardi" not in terms("Cardiac ~cardi")
+
+
+def test_open_questions_get_word_problem_shape_features() -> None:
+    problem = dense_features("A shirt costs $12.50. It is 20% off. How much is 3/4 of it?")
+    assert problem["open"] == 1.0 and problem["choices"] == 0.0
+    assert problem["money"] == problem["percent"] == problem["decimal"] == problem["fraction"] == 1.0
+    assert problem["log_sentences"] == pytest.approx(math.log1p(3))
+    mcq = dense_features("Which is largest?\nA. 1\nB. 2\nAnswer:")
+    assert mcq["choices"] == 1.0 and mcq["open"] == 0.0
+    assert mcq["money"] == mcq["percent"] == mcq["decimal"] == mcq["fraction"] == 0.0
+
+
 def _tiny_weights() -> dict[str, Any]:
     """Two terms, two domain outputs and one auxiliary output, quantised exactly."""
     vocab = ["python", "court"]
@@ -118,6 +134,15 @@ def test_unknown_text_falls_back_to_the_biases_and_difficulty_is_the_strong_win_
     assert clf.difficulty("nothing known here") == pytest.approx(0.5)
     # aux > 0 raises P(w0s1) over P(w1s0).
     assert clf.difficulty("python") > 0.5
+
+
+def test_weights_with_word_prefixes_score_the_prefix_terms() -> None:
+    weights = _tiny_weights()
+    weights["linear"] = {**weights["linear"], "vocab": "~pytho\ncourt", "word_prefix": 5}
+    clf = Classifier(weights)
+    assert clf.linear_outputs("pythonic")["aux"] == pytest.approx(50 * 0.1 / math.sqrt(4.0))
+    # Weights without `word_prefix` (older files) never look prefixes up.
+    assert Classifier(_tiny_weights()).linear_outputs("pythonic")["aux"] == 0.0
 
 
 def test_weights_of_another_format_are_refused() -> None:

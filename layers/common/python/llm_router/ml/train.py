@@ -1,7 +1,8 @@
 """Train the routing classifiers from the shared outcome data and write the weights file the layer reads.
 
 Two layers, mirrored in pure Python by `llm_router.routing.classifier`:
-1. A sparse linear layer over the prompt's unigrams and bigrams (binary TF x IDF, L2-normalised) with outputs:
+1. A sparse linear layer over the prompt's unigrams, bigrams and word prefixes (the first `word_prefix` letters of
+   longer words; binary TF x IDF, L2-normalised) with outputs:
    - `domain:<label>`: logits of code, math, medical, legal, science, general (MMLU subjects, dcrouter tasks,
      MT-Bench categories mapped to these): ridge classifiers of the fine-grained group, mapped to the domains by a
      multinomial logistic regression fitted on their out-of-fold scores, folded into one linear map;
@@ -12,9 +13,11 @@ Two layers, mirrored in pure Python by `llm_router.routing.classifier`:
    - `dc:<small|gap>`: ridge regressions onto dcrouter's mean score of its small (7-9B) models and the gain of its
      large (49-70B) models over them, a second opinion on difficulty from other model families.
 2. The difficulty head: a multinomial logistic regression over the layer-1 outputs and a few shape features
-   (length, digits, lines, lettered choices) predicting the joint outcome of the two models; difficulty is the
-   strong model's win rate (1 + P(w0s1) - P(w1s0)) / 2, which ranks prompts by the expected gain.
-   It is fitted on out-of-fold layer-1 outputs, so it learns how far to trust them on prompts they have not seen.
+   (length, digits, lines, lettered choices; for open questions also sentences, percentages, decimals, fractions
+   and money) predicting the joint outcome of the two models; difficulty is the strong model's win rate
+   (1 + P(w0s1) - P(w1s0)) / 2, which ranks prompts by the expected gain.
+   It is fitted on out-of-fold layer-1 outputs, so it learns how far to trust them on prompts they have not seen
+   (dcrouter questions that repeat a held-out fold's prompt are left out of that fold's layer too).
 
 Only training portions are used: RouteLLM's SHA-256-odd halves (MMLU, GSM8K, MT-Bench) and dcrouter's train file,
 minus any dcrouter question that also appears in a RouteLLM held-out half. Model selection uses cross-validation
@@ -70,6 +73,8 @@ DC_SMALL = (
 )
 DC_LARGE = ("llama-3.3-nemotron-super-49b-v1", "llama-3.1-nemotron-51b-instruct", "llama3-chatqa-1.5-70b")
 DENSE = ("log_chars", "log_digits", "log_lines", "choices")
+# Shape features of open questions (word problems), seen by the head only when the prompt offers no choices.
+OPEN_DENSE = ("log_sentences", "percent", "decimal", "fraction", "money")
 QUANT = 32767
 
 
@@ -80,9 +85,10 @@ class TrainConfig:
     seed: int = 0
     folds: int = 5
     min_df: int = 2
-    max_terms: int = 60_000
+    max_terms: int = 75_000
+    word_prefix: int = 6
     domain_alpha: float = 0.5
-    domain_calibration_c: float = 1.0
+    domain_calibration_c: float = 3.0
     domain_dcrouter_weight: float = 0.25
     outcome_c: float = 1.0
     prior_alpha: float = 0.3
@@ -138,10 +144,11 @@ def load_corpus(data_dir: Path) -> Corpus:
 class Vectorizer:
     """Binary TF x IDF over a fixed vocabulary, L2-normalised: exactly what the pure-Python classifier computes."""
 
-    def __init__(self, texts: Sequence[str], min_df: int, max_terms: int) -> None:
+    def __init__(self, texts: Sequence[str], min_df: int, max_terms: int, prefix: int = 0) -> None:
+        self.prefix = prefix
         df: Counter[str] = Counter()
         for text in texts:
-            df.update(terms(text))
+            df.update(terms(text, prefix))
         kept = [t for t, c in df.items() if c >= min_df and "\n" not in t]
         kept.sort(key=lambda t: (-df[t], t))
         self.vocab = kept[:max_terms]
@@ -152,7 +159,7 @@ class Vectorizer:
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         rows, cols = [], []
         for r, text in enumerate(texts):
-            for c in sorted(self.index[t] for t in terms(text) if t in self.index):
+            for c in sorted(self.index[t] for t in terms(text, self.prefix) if t in self.index):
                 rows.append(r)
                 cols.append(c)
         values = self.idf[cols] if cols else np.zeros(0)
@@ -282,16 +289,19 @@ def fit_layer1(
 
 
 def head_inputs(layer1: Layer1, values: np.ndarray, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """The difficulty head's inputs: every layer-1 output except the domain logits, shape features, and each of
-    them times the multiple-choice indicator (one head serves both kinds of prompt)."""
+    """The difficulty head's inputs: every layer-1 output except the domain logits, shape features, each of them
+    times the multiple-choice indicator (one head serves both kinds of prompt), and the shape features of open
+    questions times the open-question indicator."""
     keep = [i for i, name in enumerate(layer1.outputs) if not name.startswith("domain:")]
-    shape = np.array([[dense_features(t)[k] for k in DENSE] for t in texts])
+    dense = [dense_features(t) for t in texts]
+    shape = np.array([[d[k] for k in DENSE] for d in dense])
     names = [layer1.outputs[i] for i in keep] + list(DENSE)
     base = np.column_stack([values[:, keep], shape])
     choices = shape[:, DENSE.index("choices")][:, None]
     crossed = [n for n in names if n != "choices"]
-    x = np.column_stack([base, base[:, [names.index(n) for n in crossed]] * choices])
-    return names + [f"{n}*choices" for n in crossed], x
+    open_shape = np.array([[d[k] * d["open"] for k in OPEN_DENSE] for d in dense])
+    x = np.column_stack([base, base[:, [names.index(n) for n in crossed]] * choices, open_shape])
+    return names + [f"{n}*choices" for n in crossed] + [f"{n}*open" for n in OPEN_DENSE], x
 
 
 @dataclass
@@ -384,6 +394,7 @@ def export(vec: Vectorizer, layer1: Layer1, head: Head, metadata: dict[str, Any]
             "scales": [float(f"{s:.9g}") for s in scales],
             "bias": [round(float(b), 7) for b in layer1.bias],
             "norm_scale": float(f"{norm_scale:.9g}"),
+            "word_prefix": vec.prefix,
             "vocab": "\n".join(vec.vocab),
             "weights": base64.b64encode(data.tobytes()).decode("ascii"),
         },
@@ -409,7 +420,7 @@ def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         f"dcrouter {len(corpus.dc_train)} ({corpus.dropped_overlaps} dropped: also in a RouteLLM held-out half)"
     )
     vocab_texts = sorted({e.prompt for e in corpus.routellm_train + corpus.domain_train + corpus.dc_train})
-    vec = Vectorizer(vocab_texts, cfg.min_df, cfg.max_terms)
+    vec = Vectorizer(vocab_texts, cfg.min_df, cfg.max_terms, cfg.word_prefix)
     log(f"vocabulary: {len(vec.vocab)} terms")
 
     # Out-of-fold layer-1 outputs for every RouteLLM training prompt: the head learns from outputs on prompts the
@@ -426,7 +437,12 @@ def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         fit_rl = [train_rl[i] for i in fit_idx]
         fit_keys = {e.prompt for e in fit_rl}
         domain = other_domain + [e for e in corpus.domain_train if e.prompt in fit_keys]
-        layer1 = fit_layer1(vec, cfg, fit_rl, domain, corpus.dc_train, with_domain=False)
+        # dcrouter questions that are also held-out prompts of this fold (GSM8K items among its agentverse-mgsm
+        # task) are left out too: otherwise their dc outputs are in-sample here but never on new prompts, and the
+        # head would learn to trust them too much.
+        held_keys = {overlap_key(train_rl[i].prompt) for i in held_idx}
+        dc = [e for e in corpus.dc_train if overlap_key(e.prompt) not in held_keys]
+        layer1 = fit_layer1(vec, cfg, fit_rl, domain, dc, with_domain=False)
         values = layer1.apply(x_rl[held_idx])
         if oof is None:
             oof = np.zeros((len(texts), values.shape[1]))

@@ -1,9 +1,10 @@
 """Learned routing scores in pure Python: the request's domain and the probability that the strong model is needed.
 
-Inference is a sparse linear layer over word unigrams and bigrams (TF-IDF weighting, L2-normalised) followed by a
-small dense layer; `llm-router train` fits both offline with scikit-learn and writes them to one JSON weights file.
-Nothing here imports numpy or scikit-learn: the file is read once per process and a prompt costs tens of
-microseconds, so the Lambda pays for ML only when a condition or strategy asks for a score.
+Inference is a sparse linear layer over word unigrams, bigrams and (when the weights say so) word prefixes (TF-IDF
+weighting, L2-normalised) followed by a small dense layer; `llm-router train` fits both offline with scikit-learn
+and writes them to one JSON weights file. Nothing here imports numpy or scikit-learn: the file is read once per
+process and a prompt costs about a hundred microseconds, so the Lambda pays for ML only when a condition or
+strategy asks for a score.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ TAIL_CHARS = 500
 _DIGITS = str.maketrans("123456789", "000000000")
 _TOKEN = re.compile(r"[^\W\d_]+|0+|_|[^\w\s]")
 _CHOICES = re.compile(r"(?m)^\(?A[.)].*\n\(?B[.)]")
+_SENTENCE_END = re.compile(r"[.?!](?:\s|$)")
+_DECIMAL = re.compile(r"\d\.\d")
+_FRACTION = re.compile(r"\d/\d")
 _FIELD_BITS = 32
 _FIELD_MASK = (1 << _FIELD_BITS) - 1
 _OFFSET = 1 << 15
@@ -47,24 +51,38 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(clip_text(text).lower().translate(_DIGITS))
 
 
-def terms(text: str) -> set[str]:
-    """The distinct unigrams and bigrams of a prompt: the sparse features, shared by training and inference."""
+def terms(text: str, prefix: int = 0) -> set[str]:
+    """The distinct unigrams and bigrams of a prompt: the sparse features, shared by training and inference. With
+    `prefix`, each longer word also yields its first `prefix` letters as `~` + prefix (a crude stem, so that
+    `anatomy` and `anatomical` share one at 6); no unigram or bigram can look like one."""
     tokens = tokenize(text)
     found = set(tokens)
     found.update(map(" ".join, itertools.pairwise(tokens)))
+    if prefix:
+        found.update(["~" + t[:prefix] for t in tokens if len(t) > prefix])
     return found
 
 
 def dense_features(text: str) -> dict[str, float]:
-    """Shape features the difficulty head sees besides the linear outputs: length, digits, lines, and whether the
-    prompt offers lettered choices (the other outputs mean different things for multiple-choice questions)."""
+    """Shape features the difficulty head sees besides the linear outputs: length, digits, lines, whether the
+    prompt offers lettered choices (the other outputs mean different things for multiple-choice questions), and for
+    open questions such as word problems the number of sentences and whether it involves percentages, decimals,
+    fractions or money."""
     clipped = clip_text(text)
+    lowered = clipped.lower()
     digits = sum(clipped.count(d) for d in "0123456789")
+    choices = 1.0 if _CHOICES.search(clipped) else 0.0
     return {
         "log_chars": math.log1p(len(text)),
         "log_digits": math.log1p(digits),
         "log_lines": math.log1p(text.count("\n")),
-        "choices": 1.0 if _CHOICES.search(clipped) else 0.0,
+        "choices": choices,
+        "open": 1.0 - choices,
+        "log_sentences": math.log1p(len(_SENTENCE_END.findall(clipped))),
+        "percent": 1.0 if "%" in clipped or "percent" in lowered else 0.0,
+        "decimal": 1.0 if _DECIMAL.search(clipped) else 0.0,
+        "fraction": 1.0 if _FRACTION.search(clipped) else 0.0,
+        "money": 1.0 if "$" in clipped else 0.0,
     }
 
 
@@ -94,6 +112,7 @@ class Classifier:
         self._scales: list[float] = [float(s) for s in linear["scales"]]
         self._bias: list[float] = [float(b) for b in linear["bias"]]
         self._norm_scale = float(linear["norm_scale"])
+        self._prefix = int(linear.get("word_prefix", 0))
         vocab = linear["vocab"].split("\n")
         width = len(self.outputs) + 1  # the last field holds idf^2, for the L2 norm
         packed = array.array("H", base64.b64decode(linear["weights"]))
@@ -131,7 +150,7 @@ class Classifier:
         if last is not None and last[0] == text:
             return last[1]
         rows = self._rows
-        found = [rows[t] for t in terms(text) if t in rows]
+        found = [rows[t] for t in terms(text, self._prefix) if t in rows]
         total = sum(found)
         count = len(found)
         width = self._width
