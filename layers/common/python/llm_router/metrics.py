@@ -13,15 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from llm_router.settings import METRICS_NAMESPACE
 
 Emitter = Callable[[dict[str, Any]], None]
 
-COUNT = MetricUnit.Count
-MS = MetricUnit.Milliseconds
-NONE = MetricUnit.NoUnit
+# CloudWatch's unit names (as Powertools' MetricUnit values).
+COUNT = "Count"
+MS = "Milliseconds"
+NONE = "None"
 
 
 # One encoder for every document: `json.dumps` with options builds a new one per call.
@@ -71,7 +70,7 @@ class MetricsRecorder:
 
     def record(
         self,
-        values: list[tuple[str, float, MetricUnit]],
+        values: list[tuple[str, float, str]],
         *,
         dimensions: dict[str, str],
         metadata: dict[str, Any] | None = None,
@@ -82,7 +81,7 @@ class MetricsRecorder:
         directive = {
             "Namespace": METRICS_NAMESPACE,
             "Dimensions": [["service"], *([name] for name in dimensions)],
-            "Metrics": [{"Name": name, "Unit": unit.value} for name, _, unit in values],
+            "Metrics": [{"Name": name, "Unit": unit} for name, _, unit in values],
         }
         document: dict[str, Any] = {
             "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]},

@@ -39,7 +39,8 @@ class UsageBuffer:
         self.flush_seconds = flush_seconds
         self._on_error = on_error
         self._clock = clock
-        self._pending: dict[tuple[str, date], DayUsage] = {}
+        # Answers are summed when written, not when added: adding stays a list append on the request path.
+        self._pending: dict[tuple[str, date], list[DayUsage]] = {}
         self._oldest: float | None = None  # when the oldest pending answer was added
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
@@ -64,7 +65,10 @@ class UsageBuffer:
             with self._lock:
                 batch, self._pending, self._oldest = self._pending, {}, None
             written = 0
-            for (tenant, day), usage in batch.items():
+            for (tenant, day), answers in batch.items():
+                usage = DayUsage()
+                for answer in answers:
+                    usage.merge(answer)
                 try:
                     self.store.add_day(tenant, day, usage)
                     written += 1
@@ -82,9 +86,9 @@ class UsageBuffer:
         with self._lock:
             held = self._pending.get(key)
             if held is None:
-                self._pending[key] = usage
+                self._pending[key] = [usage]
             else:
-                held.merge(usage)
+                held.append(usage)
             if self._oldest is None:
                 self._oldest = now
             return now - self._oldest
