@@ -286,7 +286,8 @@ both files.
 - **Cold start.** The first request makes {len(calls)} AWS calls ({call_list}): the config (three partitions of the
   Config table, {work["rules"]} rules) and the tenant settings. They are answered by moto through a loopback proxy
   that replays moto's recorded answer to a repeated read ({_fmt(dyn.get("measured_runs_hits"))} reads answered so,
-  {_fmt(dyn.get("measured_runs_passed_to_moto"))} passed on to moto; `bench/read_cache.py`): moto takes hundreds of
+  {_fmt(dyn.get("measured_runs_passed_to_moto"))} calls passed on to moto: the writes of the usage each process holds
+  when it exits, after its measurement; `bench/read_cache.py`): moto takes hundreds of
   milliseconds to build its answer to the {work["rules"]}-item query in Python, far longer than DynamoDB, and that
   would have been counted as ours. Waiting for those calls took {_fmt(wait, "ms", 1)} of the
   {_fmt(r.get("cold_start_ms"), "ms", 0)}; on AWS, add DynamoDB's round trips (a few milliseconds each, after a TLS
