@@ -5,7 +5,8 @@ Two layers, mirrored in pure Python by `llm_router.routing.classifier`:
    longer words; binary TF x IDF, L2-normalised) with outputs:
    - `domain:<label>`: logits of code, math, medical, legal, science, general (MMLU subjects, dcrouter tasks,
      MT-Bench categories mapped to these): ridge classifiers of the fine-grained group, mapped to the domains by a
-     multinomial logistic regression fitted on their out-of-fold scores, folded into one linear map;
+     multinomial logistic regression fitted on their out-of-fold scores, folded into one linear map, plus per-domain
+     offsets chosen for macro-F1 on out-of-fold domain logits;
    - `prior:<w|s|gain>`: ridge regressions onto the smoothed per-subject rates of the weak model being right, the
      strong model being right and the strong model's gain, so that a prompt inherits the record of the subject it
      reads like (the subject itself is never an input);
@@ -90,6 +91,8 @@ class TrainConfig:
     domain_alpha: float = 0.5
     domain_calibration_c: float = 3.0
     domain_dcrouter_weight: float = 0.25
+    domain_offsets: bool = True
+    domain_offset_dcrouter_weight: float = 450 / 5015
     outcome_c: float = 1.0
     prior_alpha: float = 0.3
     dc_alpha: float = 1.0
@@ -230,14 +233,58 @@ def fit_domain(domain: Sequence[Example], x: sparse.csr_matrix, cfg: TrainConfig
         bias[model.classes_] = model.intercept_
         return coef, bias
 
+    def calibrate(rows: np.ndarray) -> LogisticRegression:
+        model = LogisticRegression(C=cfg.domain_calibration_c, max_iter=3000).fit(oof[rows], y[rows])
+        assert list(model.classes_) == list(range(len(DOMAINS)))
+        return model
+
+    splits = list(StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(x, y))
     oof = np.zeros((len(y), len(names)))
-    for fit_idx, held_idx in StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed).split(x, y):
+    for fit_idx, held_idx in splits:
         coef, bias = ridge(fit_idx)
         oof[held_idx] = np.asarray(x[held_idx] @ coef) + bias
-    calibration = LogisticRegression(C=cfg.domain_calibration_c, max_iter=3000).fit(oof, y)
-    assert list(calibration.classes_) == list(range(len(DOMAINS)))
+    calibration = calibrate(np.arange(len(y)))
     coef, bias = ridge(np.arange(len(y)))
-    return coef @ calibration.coef_.T, bias @ calibration.coef_.T + calibration.intercept_
+    offsets = np.zeros(len(DOMAINS))
+    if cfg.domain_offsets:
+        # Out-of-fold domain logits: the group scores are out of fold already, and the calibration of each fold is
+        # fitted on the other folds' scores.
+        logits = np.zeros((len(y), len(DOMAINS)))
+        for fit_idx, held_idx in splits:
+            logits[held_idx] = calibrate(fit_idx).decision_function(oof[held_idx])
+        score_weight = np.array([cfg.domain_offset_dcrouter_weight if e.source == "dcrouter" else 1.0 for e in domain])
+        offsets = domain_offsets(logits, y, score_weight)
+    return coef @ calibration.coef_.T, bias @ calibration.coef_.T + calibration.intercept_ + offsets
+
+
+def weighted_macro_f1(y: np.ndarray, pred: np.ndarray, weight: np.ndarray) -> float:
+    return float(f1_score(y, pred, labels=range(len(DOMAINS)), average="macro", sample_weight=weight, zero_division=0))
+
+
+def domain_offsets(
+    logits: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    grid: Sequence[float] = tuple(np.round(np.arange(-1.0, 1.0001, 0.05), 2)),
+    rounds: int = 5,
+) -> np.ndarray:
+    """Per-domain offsets added to the logits, chosen by coordinate ascent over `grid` to maximise the weighted
+    macro-F1 of out-of-fold logits (one label at a time, a change kept only if it strictly improves the score),
+    centred to sum to zero (which leaves every decision unchanged)."""
+    offsets = np.zeros(logits.shape[1])
+    best = weighted_macro_f1(y, logits.argmax(axis=1), weight)
+    for _ in range(rounds):
+        improved = False
+        for k in range(logits.shape[1]):
+            for value in grid:
+                trial = offsets.copy()
+                trial[k] = value
+                score = weighted_macro_f1(y, (logits + trial).argmax(axis=1), weight)
+                if score > best + 1e-9:
+                    best, offsets, improved = score, trial, True
+        if not improved:
+            break
+    return offsets - offsets.mean()
 
 
 def fit_layer1(
