@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
+# Training needs the `train` extra (numpy, scikit-learn); `make test` installs only `dev`.
+pytest.importorskip("numpy")
 pytest.importorskip("sklearn")
+
+import numpy as np
 
 from llm_router.ml.train import domain_offsets, weighted_macro_f1
 
