@@ -50,13 +50,8 @@ def main() -> None:
         handler = workers.import_router_handler()
         tenant = workload.TENANT
         if args.budget_tenant:
-            from llm_router.schemas.tenants import TenantSpec
-            from llm_router.settings import get_settings
-            from llm_router.stores.tenant_store import TenantStore
-
             tenant = workload.BUDGET_TENANT
-            spec = TenantSpec.model_validate({"id": tenant, "daily_budget_usd": 1_000_000})
-            TenantStore(get_settings().config_table_name).put(spec)
+            workers.store_budget_tenant()
             workers.router_call(handler, 0, tenant)()  # tenant settings cached before the queries are answered
         writes = workers.ZeroLatencyWrites().install()
         writes.reads = args.budget_tenant

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import io
 import re
+import sys
 import zipfile
 from collections.abc import Iterable, Iterator
 from importlib.metadata import Distribution, PackageNotFoundError, distribution
@@ -13,20 +14,12 @@ from typing import Any
 
 from workload import ROOT
 
+sys.path.insert(0, str(ROOT))  # the stack's asset exclusions, from infra/assets.py (no CDK import)
+from infra.assets import CODE_EXCLUDES, LAYER_EXCLUDES
+
 KIB = 1024
-# Mirrors infra/constructs/functions.py (LAYER_EXCLUDES, CODE_EXCLUDES), relative to each asset folder.
 LAYER_DIR = ROOT / "layers" / "common"
-LAYER_EXCLUDES = (
-    "python/llm_router/cli",
-    "python/llm_router/local",
-    "python/llm_router/ml",
-    "__pycache__",
-    "*.pyc",
-    "*.egg-info",
-    "requirements*.txt",
-)
 FUNCTION_DIR = ROOT / "functions" / "router"
-CODE_EXCLUDES = ("__pycache__", "*.pyc")
 # What the layer needs at run time from the AWS-managed Powertools layer (boto3 comes with the Lambda runtime).
 MANAGED_DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "pydantic-core", "typing-extensions", "annotated-types")
 

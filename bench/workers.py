@@ -82,6 +82,16 @@ class ZeroLatencyWrites:
         return self._response(request, b'{"Items":[],"Count":0,"ScannedCount":0}')
 
 
+def store_budget_tenant() -> None:
+    """The budget tenant's settings in the Config table (before `ZeroLatencyWrites`, which would swallow them)."""
+    from llm_router.schemas.tenants import TenantSpec
+    from llm_router.settings import get_settings
+    from llm_router.stores.tenant_store import TenantStore
+
+    spec = TenantSpec.model_validate({"id": workload.BUDGET_TENANT, "daily_budget_usd": 1_000_000})
+    TenantStore(get_settings().config_table_name).put(spec)
+
+
 def router_call(
     lambda_handler: Callable[..., dict[str, Any]], index: int, tenant: str = workload.TENANT
 ) -> Callable[[], dict[str, Any]]:
@@ -253,14 +263,7 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
     tenant, without a budget, has its usage written behind the answers (USAGE_FLUSH_SECONDS, as deployed).
     """
     lambda_handler = import_router_handler()
-    from llm_router.schemas.tenants import TenantSpec
-    from llm_router.settings import get_settings
-    from llm_router.stores.tenant_store import TenantStore
-
-    # Stored before the writes are answered here, so that the router reads it from DynamoDB.
-    TenantStore(get_settings().config_table_name).put(
-        TenantSpec.model_validate({"id": workload.BUDGET_TENANT, "daily_budget_usd": 1_000_000})
-    )
+    store_budget_tenant()
     writes = ZeroLatencyWrites().install()
     router = litellm_router()
     rules: dict[str, int] = {}

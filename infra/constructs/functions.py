@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from infra.assets import CODE_EXCLUDES, LAYER_EXCLUDES
 from infra.settings import StackSettings
 from llm_router.settings import METRICS_NAMESPACE, RouterSettings
 
@@ -28,17 +29,6 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 # `python3.14` -> `python314`, as the Powertools layer names spell it.
 PYTHON_TAG = RUNTIME.name.replace(".", "")
 POWERTOOLS_ACCOUNT = "017000801446"
-# The CLI, the local server and model training run on laptops only; caches and packaging metadata are noise.
-LAYER_EXCLUDES = [
-    "python/llm_router/cli",
-    "python/llm_router/local",
-    "python/llm_router/ml",
-    "__pycache__",
-    "*.pyc",
-    "*.egg-info",
-    "requirements*.txt",
-]
-CODE_EXCLUDES = ["__pycache__", "*.pyc"]
 SERVICE_NAME = RouterSettings.model_fields["service_name"].default
 
 

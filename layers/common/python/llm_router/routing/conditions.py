@@ -11,7 +11,7 @@ from llm_router.schemas.rules import Condition
 Result = tuple[bool, str]
 
 
-def _as_tuple(value: str | tuple[str, ...]) -> tuple[str, ...]:
+def as_tuple(value: str | tuple[str, ...]) -> tuple[str, ...]:
     return (value,) if isinstance(value, str) else value
 
 
@@ -71,13 +71,13 @@ def _max_tokens(c: Condition, f: Features) -> Result:
 def _metadata(c: Condition, f: Features) -> Result:
     for key, expected in (c.metadata or {}).items():
         actual = f.metadata.get(key)
-        if actual is None or actual not in _as_tuple(expected):
-            return False, f"metadata {key}={actual!r} not in {list(_as_tuple(expected))}"
+        if actual is None or actual not in as_tuple(expected):
+            return False, f"metadata {key}={actual!r} not in {list(as_tuple(expected))}"
     return True, f"metadata matches {c.metadata}"
 
 
 def _tenant(c: Condition, f: Features) -> Result:
-    allowed = _as_tuple(c.tenant or ())
+    allowed = as_tuple(c.tenant or ())
     return f.tenant in allowed, f"tenant {f.tenant!r} {'in' if f.tenant in allowed else 'not in'} {list(allowed)}"
 
 

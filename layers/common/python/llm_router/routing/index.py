@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from llm_router.routing.conditions import as_tuple
 from llm_router.routing.features import Features
 from llm_router.schemas.rules import Condition, Rule
 
@@ -32,10 +33,6 @@ Fact = tuple[str, ...] | tuple[str, str, bool]
 Guard = frozenset[Fact]
 
 _FLAGS = ("has_tools", "has_images")
-
-
-def _as_tuple(value: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (value,) if isinstance(value, str) else value
 
 
 def _cost(guard: Guard) -> tuple[int, int]:
@@ -61,9 +58,9 @@ def _by_generality(words: Counter[str]) -> Callable[[str], tuple[int, int, str]]
 def _own_guards(condition: Condition, rank: Callable[[str], Any]) -> Iterable[Guard]:
     """One guard per key of `condition` that offers one (each key must hold, so any one of them will do)."""
     if condition.tenant is not None:
-        yield frozenset(("tenant", t) for t in _as_tuple(condition.tenant))
+        yield frozenset(("tenant", t) for t in as_tuple(condition.tenant))
     for key, expected in (condition.metadata or {}).items():
-        yield frozenset(("meta", key, v) for v in _as_tuple(expected))
+        yield frozenset(("meta", key, v) for v in as_tuple(expected))
         break  # every pair must hold: one is enough for a guard
     for flag in _FLAGS:
         value = getattr(condition, flag)

@@ -86,37 +86,20 @@ def _ipv6(text: str) -> bool:
     return False
 
 
-def _ips(text: str) -> bool:
-    return _ipv4(text) or _ipv6(text)
-
-
-DETECTORS: dict[str, Callable[[str], bool]] = {
-    "email": _emails,
-    "phone": _phones,
-    "credit_card": _cards,
-    "iban": _ibans,
-    "ip_address": _ips,
-}
-
-# The fewest digits a text needs before each detector can find anything (an IPv6 address may have none): most
-# prompts have few digits, and counting them is far cheaper than a regex scan that fails at every position.
-MIN_DIGITS = {"email": 0, "phone": 8, "credit_card": 13, "iban": 2, "ip_address": 0}
-_IPV4_MIN_DIGITS = 4
-
-
-def _digits(text: str) -> int:
-    return sum(map(text.count, "0123456789"))
+# (kind, the fewest digits a text needs before the detector can find anything, detector). Most prompts have few
+# digits, and counting them is far cheaper than a regex scan that fails at every position. An IPv6 address may have
+# no digits at all, so IP addresses have two detectors.
+DETECTORS: tuple[tuple[str, int, Callable[[str], bool]], ...] = (
+    ("email", 0, _emails),
+    ("phone", 8, _phones),
+    ("credit_card", 13, _cards),
+    ("iban", 2, _ibans),
+    ("ip_address", 4, _ipv4),
+    ("ip_address", 0, _ipv6),
+)
 
 
 def detect_pii(text: str) -> frozenset[str]:
     """The kinds of personal data found in `text`."""
-    digits = _digits(text)
-    found = []
-    for kind, detector in DETECTORS.items():
-        if digits < MIN_DIGITS[kind]:
-            continue
-        if kind == "ip_address" and digits < _IPV4_MIN_DIGITS:
-            detector = _ipv6
-        if detector(text):
-            found.append(kind)
-    return frozenset(found)
+    digits = sum(map(text.count, "0123456789"))
+    return frozenset(kind for kind, fewest, found in DETECTORS if digits >= fewest and found(text))

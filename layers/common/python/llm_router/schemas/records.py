@@ -7,7 +7,6 @@ as strings; `stores.dynamo.plain_item` turns them into int/float before validati
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,9 +23,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {"model": ModelSpec, "route": RouteSpec, "
 
 
 def to_dynamo(value: Any) -> Any:
-    """Values as DynamoDB stores them (float -> Decimal; None dropped from maps; empty strings kept)."""
-    if isinstance(value, float):
-        return Decimal(str(value))
+    """Values as config items store them: None dropped from maps, sequences and sets as lists (empty strings kept;
+    `stores.dynamo.attribute` turns the result into attribute values)."""
     if isinstance(value, dict):
         return {k: to_dynamo(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple | set | frozenset):

@@ -84,11 +84,7 @@ class UsageBuffer:
         """Add `usage` to what is held for `key`; returns the age in seconds of the oldest amounts held."""
         now = self._clock()
         with self._lock:
-            held = self._pending.get(key)
-            if held is None:
-                self._pending[key] = [usage]
-            else:
-                held.append(usage)
+            self._pending.setdefault(key, []).append(usage)
             if self._oldest is None:
                 self._oldest = now
             return now - self._oldest
