@@ -7,6 +7,7 @@ whether to retry, fall back, or answer the caller.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -55,6 +56,25 @@ class ProviderResponse:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StreamDelta:
+    """One increment of a streamed answer, in the router's terms (translated from the provider's events).
+
+    `tool_calls` are OpenAI chunk-shaped deltas: `{"index": i, "id": ..., "type": "function",
+    "function": {"name": ..., "arguments": "<fragment>"}}`, where only the first delta of a call carries its id,
+    type and name. `finish_reason` comes once, near the end; `usage` once, when the provider reports it (usually
+    last). Empty deltas are never yielded.
+    """
+
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    # The model that actually answered, when the provider says (prompt routers, inference profiles).
+    answered_by: str | None = None
+    simulated: bool = False
+
+
 class Provider(Protocol):
     """Calls one kind of API. Implementations must be safe to share across threads."""
 
@@ -63,6 +83,20 @@ class Provider(Protocol):
     def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
         """Answer `request` with `model` before `deadline`, or raise a ProviderError subclass."""
         ...
+
+    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+        """Answer `request` with `model` as a stream of deltas.
+
+        The call is made on the first `next()`: a failure before the provider's first delta raises a typed
+        ProviderError there (so the gateway can still fall back); a failure later raises a ProviderError from a
+        later `next()`. `deadline` bounds the time to the first delta; after it, each read waits at most
+        `STREAM_IDLE_SECONDS`. Closing the iterator early closes the upstream connection.
+        """
+        ...
+
+
+# After the first delta, a stream may run for minutes; each read waits at most this long for the next bytes.
+STREAM_IDLE_SECONDS = 60.0
 
 
 class ProviderError(Exception):
