@@ -5,9 +5,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_router.observability import logger
-from llm_router.replay import handle
+from llm_router.settings import RouterSettings
+from llm_router.wiring import build_replayer
+
+replayer = build_replayer(RouterSettings.from_env())
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, context)
+    return replayer.handle(event, context)

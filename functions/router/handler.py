@@ -1,20 +1,23 @@
-"""Router function: API Gateway proxy events -> llm_router.api."""
+"""Router function: API Gateway proxy events -> llm_router.api (streamed through the runtime loop)."""
 
 import gc
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from llm_router.api import handle
+from llm_router.api import Response
 from llm_router.observability import logger
+from llm_router.settings import RouterSettings
+from llm_router.wiring import build_router_api
 
+api = build_router_api(RouterSettings.from_env())
 _frozen = False
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Response:
     global _frozen
-    response = handle(event, context)
+    response = api.handle(event, context)
     if not _frozen:
         # What exists after the first request (modules, clients, the cached config) lives as long as the process:
         # moved out of the collector's generations, it is no longer walked by every full collection.

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from moto import mock_aws
 
-from llm_router.local.runtime import DEFAULT_LOCAL_KEY, LOCAL_TENANT, reset_process_caches
+from llm_router.local.runtime import DEFAULT_LOCAL_KEY, LOCAL_TENANT
 from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE
 from llm_router.stores.config_admin import ConfigAdmin, validate_document
 from llm_router.stores.key_store import KeyStore
 from llm_router.stores.tables import table_definition
+from llm_router.wiring import AwsClients
 from tests.integration.conftest import Router
 
 
 @contextmanager
-def router_with(doc: dict[str, Any], env: dict[str, str] | None = None) -> Iterator[Router]:
+def router_with(doc: dict[str, Any], env: dict[str, str] | None = None, **overrides: Any) -> Iterator[Router]:
     """Tables, `doc` seeded, a local API key, real providers (no simulation); EMF documents captured."""
     settings = {
         "LLM_ROUTER_SIMULATE": "false",
@@ -27,37 +27,18 @@ def router_with(doc: dict[str, Any], env: dict[str, str] | None = None) -> Itera
         "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
         **(env or {}),
     }
-    saved = {name: os.environ.get(name) for name in [*settings, "FALLBACK_QUEUE_URL"]}
-    os.environ.update(settings)
-    os.environ.pop("FALLBACK_QUEUE_URL", None)
-    try:
-        with mock_aws():
-            reset_process_caches()
-            from llm_router.providers import factories
-            from llm_router.stores.aws import client
-
-            factories.provider_keys.cache_clear()
-            ddb = client("dynamodb")
-            for name in (DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE):
-                ddb.create_table(**table_definition(name))
-            config = validate_document(doc)
-            assert config.ok, config.errors
-            admin = ConfigAdmin(DEFAULT_CONFIG_TABLE)
-            admin.apply(config)
-            keys = KeyStore(DEFAULT_CONFIG_TABLE)
-            keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY)
-            router = Router(admin, keys)
-            from llm_router import api
-
-            api.get_gateway().metrics._emit = router.emitted.append
-            yield router
-    finally:
-        reset_process_caches()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with mock_aws():
+        clients = AwsClients(region="us-east-1")
+        ddb = clients.get("dynamodb")
+        for name in (DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE):
+            ddb.create_table(**table_definition(name))
+        config = validate_document(doc)
+        assert config.ok, config.errors
+        admin = ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
+        admin.apply(config)
+        keys = KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
+        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY)
+        yield Router(admin, keys, clients, settings).build(**overrides)
 
 
 def openai_model(name: str, url: str, **fields: Any) -> dict[str, Any]:

@@ -100,16 +100,12 @@ def test_malformed_bodies_get_400_naming_the_problem(
     assert fragment in error["message"]
 
 
-def test_body_over_the_size_limit_is_refused(router: Router, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llm_router.settings import get_settings
-
-    monkeypatch.setenv("MAX_BODY_BYTES", "200")
-    get_settings.cache_clear()
-    response = router.chat("x" * 500)
+def test_body_over_the_size_limit_is_refused(router: Router) -> None:
+    router.env["MAX_BODY_BYTES"] = "200"
+    response = router.build().chat("x" * 500)
 
     assert response["statusCode"] == 400
     assert router.json(response)["error"]["code"] == "request_too_large"
-    get_settings.cache_clear()
 
 
 def test_unknown_model_gets_404(router: Router) -> None:
@@ -159,10 +155,10 @@ def test_models_lists_routes_and_catalog(router: Router) -> None:
 
 
 def test_router_without_authorizer_context_refuses(router: Router) -> None:
-    from llm_router.api import handle
     from tests.helpers import api_event
 
-    response = handle(api_event({"model": "auto", "messages": [{"role": "user", "content": "x"}]}), None)
+    assert router.local is not None
+    response = router.local.api.handle(api_event({"model": "auto", "messages": [{"role": "user", "content": "x"}]}))
 
     assert response["statusCode"] == 401
 

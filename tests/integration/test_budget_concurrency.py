@@ -114,15 +114,13 @@ def run_tenant(budget_usd: float, provider_for: Callable[[], Any]) -> tuple[list
     return [c for costs, _ in results for c in costs], [refused for _, refused in results], counter
 
 
-def one_request_cost() -> float:
+def one_request_cost(router: Router) -> float:
     """What one 'Hello!' costs on the model `auto` picks for it (the simulated answers are deterministic)."""
-    from llm_router import api
-
-    return api.get_gateway().complete(chat("Hello!"), RequestContext(tenant="probe")).cost_usd
+    return router.gateway.complete(chat("Hello!"), RequestContext(tenant="probe")).cost_usd
 
 
 def test_worst_case_overshoot_is_at_most_one_request_per_concurrent_request(router: Router) -> None:
-    cost = one_request_cost()
+    cost = one_request_cost(router)
     budget = 2.5 * cost
 
     costs, refused, counter = run_tenant(budget, lambda: FirstRoundTogether(THREADS))
@@ -136,7 +134,7 @@ def test_worst_case_overshoot_is_at_most_one_request_per_concurrent_request(rout
 
 
 def test_free_running_threads_stop_at_the_budget_within_the_bound(router: Router) -> None:
-    cost = one_request_cost()
+    cost = one_request_cost(router)
     budget = 20.5 * cost
 
     costs, refused, counter = run_tenant(budget, SimulatedProvider)

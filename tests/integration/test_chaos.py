@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from llm_router.api import get_gateway
-from llm_router.stores.aws import client
+from llm_router.stores.fallback_queue import FallbackQueue
+from llm_router.stores.payload_store import PayloadStore
 from tests.helpers import header
 from tests.integration.conftest import Router
 
@@ -41,7 +41,7 @@ class Chaos:
         self.outcomes: dict[str, str] = {}  # request id -> first-response category
         self.idempotent_pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.sent = 0
-        self.gateway = get_gateway()
+        self.gateway = router.gateway
         self.gateway.config.cache.ttl = 3600  # config changes below invalidate the cache explicitly
 
     def configure(self, failing: dict[str, tuple[str, float]]) -> None:
@@ -90,7 +90,7 @@ class Chaos:
 
 
 def dead_lettered(router: Router) -> set[str]:
-    sqs = client("sqs")
+    sqs = router.clients.get("sqs")
     ids: set[str] = set()
     for _ in range(50):
         messages = sqs.receive_message(QueueUrl=router.dead_letter_queue_url, MaxNumberOfMessages=10).get(
@@ -119,10 +119,12 @@ def test_no_request_is_lost_under_faults(router: Router, capsys: pytest.CaptureF
     for _ in range(150):
         chaos.send(chaos.chat())
     # Phase 3: every model down and the queue unreachable.
-    real_sqs, chaos.gateway.queue._sqs = chaos.gateway.queue._sqs, BrokenSqs()  # type: ignore[union-attr]
+    real_queue = chaos.gateway.queue
+    payloads = PayloadStore(router.settings.state_table_name, dynamodb=router.clients.get("dynamodb"))
+    chaos.gateway.queue = FallbackQueue(router.queue_url, payloads, sqs=BrokenSqs())
     for _ in range(60):
         chaos.send(chaos.chat())
-    chaos.gateway.queue._sqs = real_sqs  # type: ignore[union-attr]
+    chaos.gateway.queue = real_queue
     # Phase 4: idempotent retries under faults, async requests, malformed bodies, a model that never recovers.
     chaos.random_faults()
     for i in range(100):

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from llm_router import api
 from llm_router.gateway import CircuitBreaker
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.openai_api import FakeOpenAI
@@ -97,7 +96,7 @@ def test_a_long_retry_after_moves_on_at_once_and_rests_the_model(router: Router,
     assert header(first, "x-router-model") == header(second, "x-router-model") == "secondary"
     assert header(first, "x-router-attempts") == "2"  # no second try of the throttled model
     assert len(fakes["primary"].requests) == 1  # the second request did not call it while it rests
-    attempts = api.get_gateway().breaker
+    attempts = router.gateway.breaker
     assert not attempts.allow("primary")
 
 
@@ -105,7 +104,7 @@ def test_a_short_retry_after_is_waited_for_and_the_same_model_answers(router: Ro
     fakes["primary"].script("throttle")
     fakes["primary"].retry_after = "0"
     waits: list[float] = []
-    api.get_gateway()._sleep = waits.append
+    router.build(sleep=waits.append)
 
     response = router.chat("Hello!")
 
@@ -182,9 +181,7 @@ def test_circuit_opens_after_repeated_failures_and_closes_after_a_good_trial(
     router: Router, fakes: dict[str, Any]
 ) -> None:
     now = [0.0]
-    gateway = api.get_gateway()
-    gateway.breaker = CircuitBreaker(threshold=2, cooldown=10, clock=lambda: now[0])
-    gateway._sleep = lambda seconds: None
+    router.build(breaker=CircuitBreaker(threshold=2, cooldown=10, clock=lambda: now[0]))
     fakes["primary"].mode = "server_error"
 
     assert header(router.chat("one"), "x-router-model") == "secondary"  # two failures: the circuit opens

@@ -57,9 +57,7 @@ def test_replay_uses_the_rules_in_force_and_records_both_decisions(router: Route
 
     router.drain()
 
-    from llm_router.api import get_gateway
-
-    record = get_gateway().requests.get(request_id)  # type: ignore[union-attr]
+    record = router.gateway.requests.get(request_id)  # type: ignore[union-attr]
     assert record is not None and record.status == "done"
     assert [d["rule"] for d in record.decisions] == ["threshold", "hello-to-sonnet"]
     assert record.result is not None and record.result["model"] == "claude-sonnet"
@@ -140,14 +138,9 @@ def test_dlq_cli_lists_and_redrives(router: Router, capsys: pytest.CaptureFixtur
     assert router.queue_depth(router.dead_letter_queue_url) == 0
 
 
-def test_large_bodies_travel_through_the_state_table(router: Router, monkeypatch: pytest.MonkeyPatch) -> None:
-    from llm_router.local.runtime import reset_process_caches
-
-    monkeypatch.setenv("QUEUE_INLINE_LIMIT_BYTES", "2000")
-    reset_process_caches()
-    from llm_router import api
-
-    api.get_gateway().metrics._emit = router.emitted.append
+def test_large_bodies_travel_through_the_state_table(router: Router) -> None:
+    router.env["QUEUE_INLINE_LIMIT_BYTES"] = "2000"
+    router.build()
     big = {"model": "auto", "messages": [{"role": "user", "content": "long story " * 2000}]}
 
     request_id = router.json(router.call(big, headers={"Prefer": "respond-async"}))["id"]

@@ -11,7 +11,6 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from llm_router import api
 from llm_router.providers.bedrock import BedrockProvider
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.router import openai_model, router_with
@@ -62,8 +61,7 @@ def router(fallback: FakeOpenAI) -> Iterator[tuple[Router, Stubber]]:
     with router_with(doc) as r:
         client = boto3.client("bedrock-runtime", region_name="eu-central-1")
         with Stubber(client) as stubber:
-            api.get_gateway().providers.register("bedrock", BedrockProvider(lambda region, timeout: client))
-            api.get_gateway()._sleep = lambda seconds: None
+            r.build(providers={"bedrock": BedrockProvider(lambda region, timeout: client)})
             yield r, stubber
             stubber.assert_no_pending_responses()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import boto3
 from botocore.stub import ANY, Stubber
 
-from llm_router import api
 from llm_router.providers.bedrock import BedrockProvider
 from tests.fakes.router import router_with
 from tests.helpers import header
@@ -24,7 +23,7 @@ def test_a_prompt_router_reports_the_model_it_picked() -> None:
         client = boto3.client("bedrock-runtime", region_name="us-east-1")
         regions: list[str | None] = []
         provider = BedrockProvider(lambda region, timeout: regions.append(region) or client)
-        api.get_gateway().providers.register("bedrock", provider)
+        r.build(providers={"bedrock": provider})
         with Stubber(client) as stubber:
             answer = reply([{"text": "ok"}], trace={"promptRouter": {"invokedModelId": invoked}})
             stubber.add_response("converse", answer, {"modelId": router_arn, "messages": ANY})

@@ -104,13 +104,9 @@ def test_a_failed_write_keeps_its_sums_for_the_next_flush(store: UsageStore) -> 
 
 
 def test_budget_tenants_are_written_with_every_answer_and_others_behind(router: Router) -> None:
-    from llm_router import api
-
-    gateway = api.get_gateway()
-    accounting = gateway.accounting
-    assert isinstance(accounting, UsageAccounting)
-    buffered = UsageAccounting(accounting.tenants, accounting.usage, accounting.metrics, buffer_seconds=3600)
-    gateway.accounting = buffered
+    router.env["USAGE_FLUSH_SECONDS"] = "3600"
+    buffered = router.build().gateway.accounting
+    assert isinstance(buffered, UsageAccounting)
     state = UsageStore(DEFAULT_STATE_TABLE)
     today = datetime.now(UTC).date()
 
@@ -123,7 +119,7 @@ def test_budget_tenants_are_written_with_every_answer_and_others_behind(router: 
     assert spent() == 0 and buffered.buffer is not None and buffered.buffer.pending == 1
 
     TenantStore(DEFAULT_CONFIG_TABLE).put(TenantSpec.model_validate({"id": "local", "daily_budget_usd": 10}))
-    accounting.tenants.invalidate()
+    buffered.tenants.invalidate()
     assert router.chat("Hello again!")["statusCode"] == 200
     assert spent() == 1  # the budget tenant's answer is counted at once; the earlier one is still held
 

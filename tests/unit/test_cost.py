@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from llm_router.api import answer_headers
 from llm_router.gateway import Gateway, RequestContext
 from llm_router.local.runtime import example_config
 from llm_router.metrics import MetricsRecorder
@@ -83,7 +84,7 @@ def test_savings_are_negative_when_the_routed_model_is_dearer_than_the_baseline(
     assert answer.cost_usd == pytest.approx(0.018)
     assert answer.baseline_cost_usd == pytest.approx(0.0005)
     assert answer.saved_usd == pytest.approx(0.0005 - 0.018)
-    assert answer.headers("r")["x-router-saved-usd"] == "-0.01750000"
+    assert answer_headers(answer)["x-router-saved-usd"] == "-0.01750000"
     assert emitted[-1]["SavedUSD"] == [pytest.approx(-0.0175)]
     assert emitted[-1]["BaselineCostUSD"] == [pytest.approx(0.0005)]
 
@@ -113,7 +114,7 @@ def test_a_route_without_baseline_reports_no_savings() -> None:
     answer = gw.complete(chat(), RequestContext(tenant="t"))
 
     assert answer.saved_usd is None
-    assert "x-router-saved-usd" not in answer.headers("r")
+    assert "x-router-saved-usd" not in answer_headers(answer)
     assert "SavedUSD" not in emitted[-1]
 
 
@@ -124,7 +125,7 @@ def test_usage_is_estimated_and_flagged_when_the_provider_reports_none() -> None
     answer = gw.complete(chat("x" * 400), RequestContext(tenant="t"))
 
     assert answer.usage.estimated and answer.usage.input_tokens >= 100
-    assert answer.headers("r")["x-router-cost-estimated"] == "true"
+    assert answer_headers(answer)["x-router-cost-estimated"] == "true"
     assert emitted[-1]["cost_estimated"] is True
     assert answer.cost_usd > 0
 
@@ -136,7 +137,7 @@ def test_reported_usage_is_never_replaced_by_an_estimate() -> None:
     answer = gw.complete(chat("x" * 4000), RequestContext(tenant="t"))
 
     assert answer.cost_usd == pytest.approx((7 * 0.1 + 3 * 0.4) / 1e6)
-    assert "x-router-cost-estimated" not in answer.headers("r")
+    assert "x-router-cost-estimated" not in answer_headers(answer)
 
 
 def test_reasoning_tokens_reach_the_caller_in_completion_token_details() -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from llm_router.breaker import CircuitBreaker
 from llm_router.errors import AllModelsFailedError
-from llm_router.gateway import CircuitBreaker, Gateway, RequestContext
+from llm_router.gateway import Gateway, RequestContext
 from llm_router.metrics import MetricsRecorder
 from llm_router.pricing import cost_usd
 from llm_router.providers.base import Deadline, RetryableError, Usage
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.providers.simulated import SimulatedProvider
 from llm_router.schemas.catalog import Price, RouteSpec
-from llm_router.streaming import _pieces
 from tests.helpers import chat, model, snapshot
 
 
@@ -80,9 +80,3 @@ def test_circuit_opens_after_repeated_failures_and_allows_one_trial_after_cooldo
     assert not breaker.allow("m")  # only one trial while half-open
     breaker.success("m")
     assert breaker.allow("m")
-
-
-def test_stream_pieces_join_back_to_the_text() -> None:
-    text = "word " * 40 + "end"
-    assert "".join(_pieces(text)) == text
-    assert all(len(p) <= 48 for p in _pieces(text))

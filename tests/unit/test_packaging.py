@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,17 @@ def test_handler_imports_nothing_the_layer_leaves_out(function: str) -> None:
         "import handler\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    # The environment the stack gives the functions (their handlers build everything at import).
+    env = {
+        **os.environ,
+        "CONFIG_TABLE_NAME": "config",
+        "STATE_TABLE_NAME": "state",
+        "FALLBACK_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/fallback",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True, env=env
+    )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
 
     offending = [m for m in loaded if m.split(".")[0] in NOT_IN_LAMBDA or m.startswith(NOT_IN_LAMBDA)]

@@ -1,115 +1,343 @@
-"""The HTTP surface: OpenAI-compatible routes on Powertools' APIGatewayRestResolver, errors mapped in one place.
+"""The HTTP surface, and the only module that knows HTTP: API Gateway proxy events in, statuses, headers and the
+OpenAI error envelope out.
 
 The caller's tenant comes from the API Gateway authorizer context (`requestContext.authorizer.tenant`); the
-authorizer has already checked the key, so the router does not check it again.
+authorizer has already checked the key, so the router does not check it again. Nothing request-scoped is kept on
+the object or the module: one `RouterApi` serves many threads at once (the local server does).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
-from functools import cache
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError as ResolverNotFound
 from pydantic import ValidationError
 
-from llm_router.accounting import UsageAccounting
 from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
-from llm_router.gateway import Answer, CircuitBreaker, Deferred, Gateway, RequestContext
-from llm_router.idempotency import IdempotentRunner
-from llm_router.metrics import COUNT, MetricsRecorder, emitter_for
+from llm_router.gateway import (
+    Answer,
+    Answered,
+    Gateway,
+    NotKept,
+    Outcome,
+    Queued,
+    Refused,
+    RequestContext,
+    StreamEnd,
+    StreamEvent,
+    Streaming,
+    StreamStart,
+)
 from llm_router.observability import logger
-from llm_router.providers.factories import FACTORIES
-from llm_router.providers.registry import ProviderRegistry
+from llm_router.runtime import StreamingResponse
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.settings import get_settings
-from llm_router.stores.config_store import ConfigStore, InvalidItem
-from llm_router.stores.fallback_queue import FallbackQueue
-from llm_router.stores.payload_store import PayloadStore
-from llm_router.stores.request_store import RequestStore
-from llm_router.streaming import sse_body
+from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+Result = dict[str, Any]  # status, content_type, body, headers: a response an idempotent retry can get again
 
-app = APIGatewayRestResolver()
+
+def error_envelope(message: str, type: str, code: str | None, param: str | None = None, **extra: Any) -> dict[str, Any]:
+    """OpenAI's error body, `{"error": {"message", "type", "param", "code", ...}}`: the one place it is built."""
+    return {"error": {"message": message, "type": type, "param": param, "code": code, **extra}}
 
 
-@cache
-def get_gateway() -> Gateway:
-    """The process-wide gateway, built from settings on first use (warm invocations reuse it)."""
-    settings = get_settings()
-    metrics = MetricsRecorder(emitter_for(settings.metrics_sink), settings.service_name)
+def error_of(exc: RouterError) -> dict[str, Any]:
+    return error_envelope(exc.message, exc.type, exc.code, exc.param, **exc.extra)
 
-    def count_invalid(items: tuple[InvalidItem, ...]) -> None:
-        metrics.record([("InvalidConfigItems", len(items), COUNT)], dimensions={})
 
-    config = ConfigStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, on_invalid=count_invalid)
-    providers = ProviderRegistry(simulate_all=settings.simulate_all, factories=FACTORIES)
-    queue = requests = None
-    if settings.fallback_queue_url:
-        payloads = PayloadStore(settings.state_table_name)
-        queue = FallbackQueue(
-            settings.fallback_queue_url, payloads, inline_limit_bytes=settings.queue_inline_limit_bytes
+@dataclass(frozen=True)
+class HttpRequest:
+    """What a route needs from the proxy event: header names lower-cased, the body decoded."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    tenant: str | None
+    request_id: str
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> HttpRequest:
+        context = event.get("requestContext") or {}
+        authorizer = context.get("authorizer") or {}
+        raw = event.get("body") or ""
+        body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", "surrogateescape")
+        request_id = str(context.get("requestId") or "").replace("-", "")
+        return cls(
+            method=str(event.get("httpMethod") or "GET").upper(),
+            path=str(event.get("path") or "/"),
+            headers={str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()},
+            body=body,
+            tenant=str(authorizer["tenant"]) if authorizer.get("tenant") else None,
+            request_id=request_id if request_id.isalnum() else uuid.uuid4().hex,
         )
-        requests = RequestStore(settings.state_table_name, ttl_seconds=settings.request_result_ttl_seconds)
-    return Gateway(
-        config,
-        providers,
-        metrics,
-        deadline_seconds=settings.deadline_seconds,
-        breaker=CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds),
-        queue=queue,
-        requests=requests,
-        accounting=UsageAccounting.from_settings(settings, metrics),
+
+    def context(self) -> RequestContext:
+        if not self.tenant:
+            raise AuthenticationError("Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.")
+        return RequestContext(tenant=self.tenant, request_id=self.request_id)
+
+
+class Idempotency(Protocol):
+    def run(self, tenant: str, idempotency_key: str, body: bytes, work: Callable[[], Result]) -> Result: ...
+
+
+class RequestReader(Protocol):
+    def get(self, request_id: str) -> RequestRecord | None: ...
+
+
+Response = dict[str, Any] | StreamingResponse
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """An API Gateway proxy result with a JSON body."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": JSON, **(headers or {})},
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+def error_response(exc: RouterError) -> dict[str, Any]:
+    if exc.status >= 500:
+        logger.warning("request_failed", status=exc.status, code=exc.code)
+    return json_response(exc.status, error_of(exc), exc.headers)
+
+
+UNAUTHORIZED = AuthenticationError("Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.")
+
+
+class RouterApi:
+    """OpenAI-compatible routes over one gateway."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        max_body_bytes: int,
+        idempotency: Idempotency | None = None,
+        requests: RequestReader | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.max_body_bytes = max_body_bytes
+        self.idempotency = idempotency
+        self.requests = requests
+        self._routes: dict[tuple[str, str], Callable[[HttpRequest], Response]] = {
+            ("POST", "/v1/chat/completions"): self.chat_completions,
+            ("POST", "/v1/route"): self.route_dry_run,
+            ("GET", "/v1/models"): self.list_models,
+            ("GET", "/health"): self.health,
+        }
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> Response:
+        """An API Gateway REST proxy event -> a proxy result, or a StreamingResponse for a streamed answer."""
+        try:
+            request = HttpRequest.from_event(event)
+            route = self._routes.get((request.method, request.path.rstrip("/") or "/"))
+            if route is not None:
+                return route(request)
+            if request.method == "GET" and request.path.startswith("/v1/requests/"):
+                return self.get_request(request, request.path.removeprefix("/v1/requests/"))
+            return self._unknown(request)
+        except RouterError as exc:
+            return error_response(exc)
+        except Exception:  # noqa: BLE001 - the caller sees a plain message; operators get the stack trace in the log
+            logger.exception("unhandled_error")
+            return json_response(
+                500, error_envelope("The router hit an internal error.", "server_error", "internal_error")
+            )
+
+    # -- routes ------------------------------------------------------------------------------------------
+    def chat_completions(self, http: HttpRequest) -> Response:
+        ctx = http.context()
+        request, raw = self._parse(http)
+        prefer_async = "respond-async" in http.headers.get("prefer", "").lower()
+        key = http.headers.get("idempotency-key")
+        if not key or self.idempotency is None:
+            return to_proxy(self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request))
+
+        def run() -> Result:
+            # A streamed answer is kept whole under its key, so that a retry replays exactly what was sent.
+            rendered = self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request)
+            return drained(rendered)
+
+        result = self.idempotency.run(ctx.tenant, key, raw, run)
+        if result["headers"].get("x-router-request-id") != ctx.request_id:
+            result = {**result, "headers": {**result["headers"], "x-router-idempotent-replay": "true"}}
+        return to_proxy(result)
+
+    def get_request(self, http: HttpRequest, request_id: str) -> Response:
+        ctx = http.context()
+        record = self.requests.get(request_id) if self.requests is not None and request_id.isalnum() else None
+        # Another tenant's request is reported exactly like a missing one.
+        if record is None or record.tenant != ctx.tenant:
+            raise NotFoundError(
+                f"No request {request_id!r} (it may have expired).", param="request_id", code="request_not_found"
+            )
+        return json_response(200, record.public(), {"x-router-request-id": request_id})
+
+    def route_dry_run(self, http: HttpRequest) -> Response:
+        ctx = http.context()
+        request, _ = self._parse(http)
+        return json_response(200, self.gateway.explain(request, ctx), {"x-router-request-id": ctx.request_id})
+
+    def list_models(self, http: HttpRequest) -> Response:
+        http.context()
+        snapshot = self.gateway.config.snapshot()
+        created = int(time.time())
+        data = [
+            {"id": route.id, "object": "model", "created": created, "owned_by": "llm-router:route"}
+            for route in snapshot.routes.values()
+        ] + [
+            {"id": model.id, "object": "model", "created": created, "owned_by": f"llm-router:{model.provider}"}
+            for model in snapshot.models.values()
+        ]
+        return json_response(200, {"object": "list", "data": data})
+
+    def health(self, http: HttpRequest) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    def _unknown(self, http: HttpRequest) -> Response:
+        message = f"Unknown endpoint: {http.method} {http.path}. Try POST /v1/chat/completions."
+        return json_response(404, error_envelope(message, "invalid_request_error", "unknown_url"))
+
+    # -- request bodies -------------------------------------------------------------------------------------
+    def _parse(self, http: HttpRequest) -> tuple[ChatCompletionRequest, bytes]:
+        raw = http.body
+        if len(raw) > self.max_body_bytes:
+            raise InvalidRequestError(
+                f"The request body is {len(raw)} bytes; the limit is {self.max_body_bytes}.", code="request_too_large"
+            )
+        if not raw.strip():
+            raise InvalidRequestError("The request body is empty; send a JSON object.", code="invalid_json")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequestError(
+                f"The request body is not valid UTF-8 (byte {exc.start}); send JSON text.", code="invalid_json"
+            ) from None
+        try:
+            return ChatCompletionRequest.model_validate_json(raw), raw
+        except ValidationError as exc:
+            message, param = describe(exc)
+            raise InvalidRequestError(message, param=param, code="invalid_request") from None
+
+    # -- outcomes -> responses ------------------------------------------------------------------------------
+    def render(self, outcome: Outcome, request: ChatCompletionRequest) -> Result | StreamingResponse:
+        """An outcome as a response: a plain dict, or a StreamingResponse for a stream under way."""
+        if isinstance(outcome, Answered):
+            body = outcome.answer.completion.model_dump_json(exclude_none=True)
+            return {"status": 200, "content_type": JSON, "body": body, "headers": answer_headers(outcome.answer)}
+        if isinstance(outcome, Streaming):
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            headers = {
+                "Content-Type": EVENT_STREAM,
+                "Cache-Control": "no-cache",
+                "x-router-model": outcome.start.model.id,
+                "x-router-rule": outcome.start.decision.rule,
+                "x-router-request-id": outcome.start.request_id,
+                "x-router-attempts": str(len(outcome.start.attempts)),
+            }
+            if outcome.start.simulated:
+                headers["x-router-simulated"] = "true"
+            return StreamingResponse(200, headers, sse_stream(outcome.start, outcome.events, include_usage))
+        if isinstance(outcome, Queued):
+            return _json_result(*queued(outcome))
+        if isinstance(outcome, NotKept):
+            return _json_result(*not_kept(outcome))
+        if isinstance(outcome, Refused):
+            exc = outcome.error
+            if exc.status >= 500:
+                logger.warning("request_failed", status=exc.status, code=exc.code)
+            return _json_result(exc.status, error_of(exc), exc.headers)
+        raise TypeError(f"unknown outcome {outcome!r}")
+
+
+def _json_result(status: int, body: Any, headers: dict[str, str]) -> Result:
+    return {"status": status, "content_type": JSON, "body": json.dumps(body, separators=(",", ":")), "headers": headers}
+
+
+def answer_headers(answer: Answer) -> dict[str, str]:
+    headers = {
+        "x-router-model": answer.model.id,
+        "x-router-rule": answer.decision.rule,
+        "x-router-cost-usd": f"{answer.cost_usd:.8f}",
+        "x-router-request-id": answer.completion.id.removeprefix("chatcmpl-"),
+        "x-router-attempts": str(len(answer.attempts)),
+    }
+    if answer.saved_usd is not None:
+        headers["x-router-saved-usd"] = f"{answer.saved_usd:.8f}"
+    if answer.usage.estimated:
+        headers["x-router-cost-estimated"] = "true"
+    if answer.simulated:
+        headers["x-router-simulated"] = "true"
+    return headers
+
+
+def queued(outcome: Queued) -> tuple[int, dict[str, Any], dict[str, str]]:
+    location = f"/v1/requests/{outcome.request_id}"
+    headers = {"Location": location, "x-router-request-id": outcome.request_id}
+    if outcome.mode == "async":
+        accepted = {
+            "id": outcome.request_id,
+            "object": "chat.completion.request",
+            "status": "queued",
+            "location": location,
+        }
+        return 202, accepted, headers
+    message = f"Every candidate model failed; the request is queued and will be answered: GET {location}"
+    body = error_envelope(
+        message, "server_error", "all_models_failed",
+        request_id=outcome.request_id, queued=True, attempts=outcome.attempts,
+    )  # fmt: skip
+    # `x-should-retry: false`: the request is kept, so an SDK's automatic retry would only queue it again.
+    headers |= {"Retry-After": "30", "x-router-attempts": str(len(outcome.attempts)), "x-should-retry": "false"}
+    return 503, body, headers
+
+
+def not_kept(outcome: NotKept) -> tuple[int, dict[str, Any], dict[str, str]]:
+    message = (
+        "Every candidate model failed and the request could not be queued; it was not kept. Retry it."
+        if outcome.mode == "fallback"
+        else "The request could not be queued; it was not kept. Retry it."
     )
+    body = error_envelope(
+        message, "server_error", "queue_unavailable",
+        request_id=outcome.request_id, queued=False, attempts=outcome.attempts,
+    )  # fmt: skip
+    return 503, body, {"Retry-After": "5", "x-router-request-id": outcome.request_id}
 
 
-@cache
-def get_idempotency() -> IdempotentRunner:
-    settings = get_settings()
-    return IdempotentRunner(settings.state_table_name, settings.idempotency_ttl_seconds)
+def drained(rendered: Result | StreamingResponse) -> Result:
+    """A response as a plain dict: a stream is read to its end."""
+    if isinstance(rendered, dict):
+        return rendered
+    headers = dict(rendered.headers)
+    content_type = headers.pop("Content-Type", EVENT_STREAM)
+    body = b"".join(rendered.body).decode()
+    return {"status": rendered.status_code, "content_type": content_type, "body": body, "headers": headers}
 
 
-def _context() -> RequestContext:
-    event = app.current_event
-    authorizer = (event.raw_event.get("requestContext") or {}).get("authorizer") or {}
-    tenant = authorizer.get("tenant")
-    if not tenant:
-        raise AuthenticationError("Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.")
-    request_id = str((event.raw_event.get("requestContext") or {}).get("requestId") or "").replace("-", "")
-    return RequestContext(tenant=str(tenant), request_id=request_id or uuid.uuid4().hex)
+def to_proxy(rendered: Result | StreamingResponse) -> Response:
+    if isinstance(rendered, StreamingResponse):
+        return rendered
+    return {
+        "statusCode": rendered["status"],
+        "headers": {"Content-Type": rendered["content_type"], **rendered["headers"]},
+        "body": rendered["body"],
+        "isBase64Encoded": False,
+    }
 
 
-def _body_bytes() -> bytes:
-    event = app.current_event
-    raw = ((event.decoded_body if event.is_base64_encoded else event.body) or "").encode()
-    limit = get_settings().max_body_bytes
-    if len(raw) > limit:
-        raise InvalidRequestError(
-            f"The request body is {len(raw)} bytes; the limit is {limit}.", code="request_too_large"
-        )
-    if not raw.strip():
-        raise InvalidRequestError("The request body is empty; send a JSON object.", code="invalid_json")
-    return raw
-
-
-def _parse_request() -> ChatCompletionRequest:
-    return _parse_request_and_body()[0]
-
-
-def _parse_request_and_body() -> tuple[ChatCompletionRequest, bytes]:
-    raw = _body_bytes()
-    try:
-        return ChatCompletionRequest.model_validate_json(raw), raw
-    except ValidationError as exc:
-        message, param = _describe(exc)
-        raise InvalidRequestError(message, param=param, code="invalid_request") from None
-
-
-def _describe(exc: ValidationError) -> tuple[str, str | None]:
+def describe(exc: ValidationError) -> tuple[str, str | None]:
     """A message naming every failing field, and the first field as OpenAI's `param`."""
     errors = exc.errors(include_url=False, include_input=False)
     if errors and errors[0]["type"] == "json_invalid":
@@ -127,126 +355,83 @@ def _describe(exc: ValidationError) -> tuple[str, str | None]:
     return "Invalid request: " + "; ".join(parts) + more, first
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, JSON, json.dumps(body, separators=(",", ":")), headers)
+def iter_body(response: Response) -> Iterator[bytes]:
+    """The body of any response, as bytes chunks (tests and the local server)."""
+    if isinstance(response, StreamingResponse):
+        yield from response.body
+        return
+    body = response.get("body") or ""
+    yield base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
 
 
-@app.post("/v1/chat/completions")
-def chat_completions() -> Response:
-    ctx = _context()
-    request, raw = _parse_request_and_body()
-    headers = app.current_event.headers  # a new case-insensitive copy on every access: read once
-    prefer_async = "respond-async" in (headers.get("prefer") or "").lower()
-
-    def run() -> dict[str, Any]:
-        outcome = get_gateway().serve(request, ctx, raw, prefer_async=prefer_async)
-        return _render(outcome, request, ctx)
-
-    key = headers.get("idempotency-key")
-    if not key:
-        result = run()
-    else:
-        result = get_idempotency().run(ctx.tenant, key, raw, run)
-        if result["headers"].get("x-router-request-id") != ctx.request_id:
-            result["headers"]["x-router-idempotent-replay"] = "true"
-    return Response(result["status"], result["content_type"], result["body"], result["headers"])
+# -- server-sent events ----------------------------------------------------------------------------------------
+# Each provider delta becomes an OpenAI `chat.completion.chunk` the moment it arrives. The usage chunk (sent when the
+# request sets `stream_options.include_usage`) also carries what the answer cost, in an extension field `x_router`
+# (`cost_usd`, `baseline_cost_usd`, `saved_usd`, `cost_estimated`), since the response headers are gone by then. A
+# provider failure after the first chunk ends the stream with an OpenAI-style error event (`data: {"error": ...}`),
+# which the official SDKs raise as an API error.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+DONE = b"data: [DONE]\n\n"
 
 
-def _render(outcome: Answer | Deferred, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
-    """A response as a plain dict, so an idempotent retry can get the very same one back."""
-    if isinstance(outcome, Deferred):
-        body = json.dumps(outcome.body, separators=(",", ":"))
-        return {"status": outcome.status, "content_type": JSON, "body": body, "headers": dict(outcome.headers)}
-    headers = outcome.headers(ctx.request_id)
-    if request.stream:
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        headers["cache-control"] = "no-cache"
-        body = sse_body(outcome.completion, include_usage)
-        return {"status": 200, "content_type": "text/event-stream", "body": body, "headers": headers}
-    body = outcome.completion.model_dump_json(exclude_none=True)
-    return {"status": 200, "content_type": JSON, "body": body, "headers": headers}
+def _event(body: dict[str, Any]) -> bytes:
+    return b"data: " + _ENCODER.encode(body).encode() + b"\n\n"
 
 
-@app.get("/v1/requests/<request_id>")
-def get_request(request_id: str) -> Response:
-    ctx = _context()
-    requests = get_gateway().requests
-    record = requests.get(request_id) if requests is not None and request_id.isalnum() else None
-    # Another tenant's request is reported exactly like a missing one.
-    if record is None or record.tenant != ctx.tenant:
-        raise NotFoundError(
-            f"No request {request_id!r} (it may have expired).", param="request_id", code="request_not_found"
-        )
-    return _json(200, record.public(), {"x-router-request-id": request_id})
-
-
-@app.post("/v1/route")
-def route_dry_run() -> Response:
-    ctx = _context()
-    request = _parse_request()
-    return _json(200, get_gateway().explain(request, ctx), {"x-router-request-id": ctx.request_id})
-
-
-@app.get("/v1/models")
-def list_models() -> Response:
-    _context()
-    snapshot = get_gateway().config.snapshot()
-    created = int(time.time())
-    data = [
-        {"id": route.id, "object": "model", "created": created, "owned_by": "llm-router:route"}
-        for route in snapshot.routes.values()
-    ] + [
-        {"id": model.id, "object": "model", "created": created, "owned_by": f"llm-router:{model.provider}"}
-        for model in snapshot.models.values()
-    ]
-    return _json(200, {"object": "list", "data": data})
-
-
-@app.get("/health")
-def health() -> Response:
-    return _json(200, {"status": "ok"})
-
-
-@app.exception_handler(RouterError)
-def handle_router_error(exc: RouterError) -> Response:
-    if exc.status >= 500:
-        logger.warning("request_failed", status=exc.status, code=exc.code)
-    return _json(exc.status, exc.body(), exc.headers)
-
-
-@app.exception_handler(ResolverNotFound)
-def handle_resolver_not_found(exc: ResolverNotFound) -> Response:
-    return _not_found_body()
-
-
-@app.not_found
-def handle_not_found(exc: Exception) -> Response:
-    return _not_found_body()
-
-
-def _not_found_body() -> Response:
-    event = app.current_event
-    message = f"Unknown endpoint: {event.http_method} {event.path}. Try POST /v1/chat/completions."
-    return _json(
-        404, {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "unknown_url"}}
-    )
-
-
-@app.exception_handler(Exception)
-def handle_unexpected(exc: Exception) -> Response:
-    # Logged with its stack trace for operators; the caller sees a plain message and nothing internal.
-    logger.exception("unhandled_error")
-    body = {
-        "error": {
-            "message": "The router hit an internal error.",
-            "type": "server_error",
-            "param": None,
-            "code": "internal_error",
-        }
+def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage: bool) -> Iterator[bytes]:
+    """`text/event-stream` chunks: content and tool-call deltas, the finish chunk, usage, then `[DONE]`."""
+    base = {
+        "id": start.completion_id,
+        "object": "chat.completion.chunk",
+        "created": start.created,
+        "model": start.model.id,
     }
-    return _json(500, body)
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    role_sent = finished = False
+    try:
+        for event in events:
+            if isinstance(event, StreamEnd):
+                yield from _ending(base, chunk, event, include_usage, finished)
+                return
+            delta: dict[str, Any] = {}
+            if not role_sent:
+                delta["role"] = "assistant"
+                role_sent = True
+            if event.content:
+                delta["content"] = event.content
+            elif "role" in delta:
+                delta["content"] = ""
+            if event.tool_calls:
+                delta["tool_calls"] = event.tool_calls
+            if len(delta) > 1 or event.content or event.tool_calls:
+                yield chunk(delta)
+            if event.finish_reason and not finished:
+                finished = True
+                yield chunk({}, event.finish_reason)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Entry point for the router Lambda function."""
-    return app.resolve(event, context)
+def _ending(base: dict[str, Any], chunk: Any, end: StreamEnd, include_usage: bool, finished: bool) -> Iterator[bytes]:
+    if end.error is not None:
+        message = f"The model stopped answering mid-stream: {end.error.message}"
+        yield _event(error_envelope(message, "server_error", "stream_interrupted"))
+        return
+    if not finished:
+        yield chunk({}, end.answer.completion.choices[0].finish_reason or "stop")
+    if include_usage and end.answer.completion.usage is not None:
+        answer = end.answer
+        usage = answer.completion.usage.model_dump(exclude_none=True) if answer.completion.usage else {}
+        usage["x_router"] = {
+            "cost_usd": round(answer.cost_usd, 10),
+            "baseline_cost_usd": None if answer.baseline_cost_usd is None else round(answer.baseline_cost_usd, 10),
+            "saved_usd": None if answer.saved_usd is None else round(answer.saved_usd, 10),
+            "cost_estimated": answer.usage.estimated,
+        }
+        yield _event({**base, "choices": [], "usage": usage})
+    yield DONE

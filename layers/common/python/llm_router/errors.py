@@ -1,4 +1,5 @@
-"""Errors the API turns into OpenAI-style error bodies, mapped to HTTP in one place (`api.py`)."""
+"""Errors a caller may see. Each carries its HTTP status and OpenAI error `type`/`code`; `api.py` alone renders them
+(`error_envelope`)."""
 
 from __future__ import annotations
 
@@ -32,12 +33,6 @@ class RouterError(Exception):
         if status is not None:
             self.status = status
 
-    def body(self) -> dict[str, Any]:
-        """The OpenAI error envelope: `{"error": {"message", "type", "param", "code", ...}}`."""
-        return {
-            "error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code, **self.extra}
-        }
-
 
 class InvalidRequestError(RouterError):
     status = 400
@@ -64,12 +59,21 @@ class RequestRejectedError(RouterError):
 
 
 class AllModelsFailedError(RouterError):
-    """Every candidate model failed; the error trail is in `extra`."""
+    """Every candidate model failed: the decision that chose them and each attempt's error travel with it."""
 
     status = 503
     type = "server_error"
     code = "all_models_failed"
-    decision: dict[str, Any] = {}  # set per instance when raised
+
+    def __init__(self, request_id: str, decision: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
+        super().__init__(
+            "Every candidate model failed; try again shortly.",
+            headers={"Retry-After": "5", "x-router-request-id": request_id, "x-router-attempts": str(len(attempts))},
+            extra={"request_id": request_id, "attempts": attempts, "queued": False},
+        )
+        self.request_id = request_id
+        self.decision = decision
+        self.attempts = attempts
 
 
 class ModelNotAllowedError(RouterError):

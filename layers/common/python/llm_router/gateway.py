@@ -1,6 +1,8 @@
-"""One request end to end: decide -> call with fallbacks -> account -> answer.
+"""One request end to end: decide -> call with fallbacks -> account -> a domain outcome.
 
-The gateway holds no HTTP knowledge: the API turns its results and errors into responses.
+The gateway knows nothing of HTTP: it returns what happened (answered, streaming, queued, not kept, refused) and
+`api.py` renders that as statuses, headers and bodies. Everything a request needs lives in local variables or in
+the objects it creates, so one gateway serves many threads at once.
 """
 
 from __future__ import annotations
@@ -8,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
-from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError
+from llm_router.breaker import CircuitBreaker
+from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError, RouterError
 from llm_router.metrics import COUNT, MS, NONE, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.pricing import cost_usd
@@ -24,13 +26,14 @@ from llm_router.providers.base import (
     ContextWindowExceeded,
     Deadline,
     InvalidRequest,
+    Provider,
     ProviderAuthError,
     ProviderError,
     ProviderResponse,
     RetryableError,
+    StreamDelta,
     Usage,
 )
-from llm_router.providers.registry import ProviderRegistry
 from llm_router.routing.engine import Decision, Plan, decide, plan
 from llm_router.routing.features import Features, estimate_tokens
 from llm_router.schemas.catalog import ModelSpec
@@ -44,9 +47,8 @@ from llm_router.schemas.openai import (
     PromptTokensDetails,
     ToolCall,
 )
-from llm_router.stores.config_store import ConfigSnapshot, ConfigStore
-from llm_router.stores.fallback_queue import FallbackQueue, QueuedRequest
-from llm_router.stores.request_store import RequestStore
+from llm_router.stores.config_store import ConfigSnapshot
+from llm_router.stores.fallback_queue import QueuedRequest
 
 # Below this much time left, a retry or another candidate cannot answer in time.
 MIN_ATTEMPT_SECONDS = 0.25
@@ -55,6 +57,8 @@ MIN_ATTEMPT_SECONDS = 0.25
 MAX_RETRY_AFTER_WAIT_SECONDS = 2.0
 # Attempt kinds that mean a model was passed over without being called.
 SKIPPED_KINDS = frozenset({"circuit_open", "context_too_small"})
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -80,13 +84,28 @@ class Attempt:
         return out
 
 
-@dataclass(frozen=True)
-class Deferred:
-    """A request that was queued (202 async, 503 after every candidate failed) or could not be (503)."""
+@dataclass
+class Trail:
+    """The attempts of one request, and how long its provider calls took."""
 
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
+    attempts: list[Attempt] = field(default_factory=list)
+    provider_ms: float = 0.0
+
+    def skipped(self, model: ModelSpec, why: str, kind: str) -> None:
+        self.attempts.append(Attempt(model.id, False, why, kind))
+
+    def failed(self, model: ModelSpec, exc: ProviderError, started: float) -> None:
+        ms = (time.perf_counter() - started) * 1000
+        self.provider_ms += ms
+        self.attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
+
+    def succeeded(self, model: ModelSpec, started: float) -> None:
+        ms = (time.perf_counter() - started) * 1000
+        self.provider_ms += ms
+        self.attempts.append(Attempt(model.id, True, ms=ms))
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [a.as_dict() for a in self.attempts]
 
 
 @dataclass
@@ -104,66 +123,74 @@ class Answer:
     def saved_usd(self) -> float | None:
         return None if self.baseline_cost_usd is None else self.baseline_cost_usd - self.cost_usd
 
-    def headers(self, request_id: str) -> dict[str, str]:
-        headers = {
-            "x-router-model": self.model.id,
-            "x-router-rule": self.decision.rule,
-            "x-router-cost-usd": f"{self.cost_usd:.8f}",
-            "x-router-request-id": request_id,
-            "x-router-attempts": str(len(self.attempts)),
-        }
-        if self.saved_usd is not None:
-            headers["x-router-saved-usd"] = f"{self.saved_usd:.8f}"
-        if self.usage.estimated:
-            headers["x-router-cost-estimated"] = "true"
-        if self.simulated:
-            headers["x-router-simulated"] = "true"
-        return headers
+
+# -- outcomes ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Answered:
+    """A model answered; the whole completion is ready."""
+
+    answer: Answer
 
 
-class CircuitBreaker:
-    """Per model, per process: after `threshold` consecutive retryable failures the model rests for `cooldown`
-    seconds; then one trial request decides whether it closes again."""
+@dataclass(frozen=True)
+class Queued:
+    """The request waits on the fallback queue: asked for (`async`) or after every candidate failed (`fallback`)."""
 
-    def __init__(self, threshold: int = 5, cooldown: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.threshold = threshold
-        self.cooldown = cooldown
-        self._clock = clock
-        self._failures: dict[str, int] = {}
-        self._open_until: dict[str, float] = {}
-        self._trial: set[str] = set()
-        self._lock = threading.Lock()
+    request_id: str
+    mode: Literal["async", "fallback"]
+    attempts: list[dict[str, Any]]
 
-    def allow(self, model_id: str) -> bool:
-        with self._lock:
-            until = self._open_until.get(model_id)
-            if until is None:
-                return True
-            if self._clock() < until or model_id in self._trial:
-                return False
-            self._trial.add(model_id)  # half-open: exactly one trial request
-            return True
 
-    def success(self, model_id: str) -> None:
-        with self._lock:
-            self._failures.pop(model_id, None)
-            self._open_until.pop(model_id, None)
-            self._trial.discard(model_id)
+@dataclass(frozen=True)
+class NotKept:
+    """The request had to be queued but the queue could not be written: the caller must retry it."""
 
-    def failure(self, model_id: str) -> None:
-        with self._lock:
-            count = self._failures.get(model_id, 0) + 1
-            self._failures[model_id] = count
-            if model_id in self._trial or count >= self.threshold:
-                self._open_until[model_id] = self._clock() + self.cooldown
-                self._trial.discard(model_id)
+    request_id: str
+    mode: Literal["async", "fallback"]
+    attempts: list[dict[str, Any]]
 
-    def rest(self, model_id: str, seconds: float) -> None:
-        """Skip the model for `seconds` (a provider's Retry-After), then allow one trial request."""
-        with self._lock:
-            until = self._clock() + seconds
-            self._open_until[model_id] = max(until, self._open_until.get(model_id, until))
-            self._trial.discard(model_id)
+
+@dataclass(frozen=True)
+class Refused:
+    """Refused with a reason the caller can act on (a rule, a budget, a bad request, every model failed)."""
+
+    error: RouterError
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """What is known once a provider produced its first delta: enough for the status line and the headers."""
+
+    request_id: str
+    completion_id: str
+    created: int
+    model: ModelSpec
+    decision: Decision
+    attempts: list[Attempt]
+    simulated: bool
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last event of a stream: what it cost (accounted already) and, if it broke off, why."""
+
+    answer: Answer
+    error: ProviderError | None = None
+
+
+StreamEvent = StreamDelta | StreamEnd
+
+
+@dataclass
+class Streaming:
+    """A stream under way: `events` yields the provider's deltas, then one StreamEnd. Closing it early (the client
+    went away) still accounts for what was delivered."""
+
+    start: StreamStart
+    events: Iterator[StreamEvent]
+
+
+Outcome = Answered | Streaming | Queued | NotKept | Refused
 
 
 class Accounting(Protocol):
@@ -178,13 +205,33 @@ class Accounting(Protocol):
         ...
 
 
+class ConfigSource(Protocol):
+    def snapshot(self) -> ConfigSnapshot: ...
+
+
+class ProviderSource(Protocol):
+    def for_model(self, model: ModelSpec) -> Provider: ...
+
+
+class QueuePort(Protocol):
+    def send(self, item: QueuedRequest) -> None: ...
+
+
+class RequestRecords(Protocol):
+    def put_queued(
+        self, request_id: str, tenant: str, mode: str, decision: dict[str, Any], errors: list[Any]
+    ) -> None: ...
+
+    def mark_failed(self, request_id: str, errors: list[Any], decision: dict[str, Any] | None) -> None: ...
+
+
 class Gateway:
     """Routes and answers chat completions; shared by the router function, the replay worker and local mode."""
 
     def __init__(
         self,
-        config: ConfigStore,
-        providers: ProviderRegistry,
+        config: ConfigSource,
+        providers: ProviderSource,
         metrics: MetricsRecorder,
         *,
         deadline_seconds: float = 27.5,
@@ -192,16 +239,16 @@ class Gateway:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         accounting: Accounting | None = None,
-        queue: FallbackQueue | None = None,
-        requests: RequestStore | None = None,
+        queue: QueuePort | None = None,
+        requests: RequestRecords | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
         self.metrics = metrics
         self.deadline_seconds = deadline_seconds
         self.breaker = breaker or CircuitBreaker()
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self.sleep = sleep
+        self.rng = rng or random.Random()
         self.accounting = accounting
         self.queue = queue
         self.requests = requests
@@ -230,37 +277,89 @@ class Gateway:
         result["scores"] = features.scores()
         return result
 
-    # -- answer now, or queue -------------------------------------------------------------------------------
+    # -- the outcome of one request -------------------------------------------------------------------------
     def serve(
         self, request: ChatCompletionRequest, ctx: RequestContext, body: bytes, *, prefer_async: bool = False
-    ) -> Answer | Deferred:
-        """Answer the request, or queue it: straight away when asked to (async), or when every candidate failed."""
-        if prefer_async:
-            if self.queue is None or self.requests is None:
-                raise InvalidRequestError(
-                    "Asynchronous requests need the fallback queue, which is not configured.", code="async_unavailable"
-                )
-            # Refuse now what would be refused later (unknown model, rejecting rule, no capable model, budget).
-            _, decision, _ = self._route(request, ctx)
-            return self._enqueue(ctx, "async", body, decision.as_dict(), [])
+    ) -> Outcome:
+        """Answer the request (streamed when it asks), or queue it: straight away when asked to (async), or when
+        every candidate failed before producing anything."""
         try:
-            return self.complete(request, ctx)
+            if prefer_async:
+                return self._queue_now(request, ctx, body)
+            if request.stream:
+                return self.stream(request, ctx)
+            return Answered(self.complete(request, ctx))
         except AllModelsFailedError as exc:
             if self.queue is None or self.requests is None:
-                raise
-            return self._enqueue(ctx, "fallback", body, exc.decision, exc.extra.get("attempts", []))
+                return Refused(exc)
+            return self._enqueue(ctx, "fallback", body, exc.decision, exc.attempts)
+        except RouterError as exc:
+            return Refused(exc)
 
-    def _enqueue(
-        self, ctx: RequestContext, mode: str, body: bytes, decision: dict[str, Any], errors: list[Any]
-    ) -> Deferred:
-        assert self.queue is not None and self.requests is not None
-        location = f"/v1/requests/{ctx.request_id}"
-        item = QueuedRequest(
-            ctx.request_id, ctx.tenant, mode, json.loads(body), decision, errors, deadline_seconds=self.deadline_seconds
+    def _queue_now(self, request: ChatCompletionRequest, ctx: RequestContext, body: bytes) -> Queued | NotKept:
+        if self.queue is None or self.requests is None:
+            raise InvalidRequestError(
+                "Asynchronous requests need the fallback queue, which is not configured.", code="async_unavailable"
+            )
+        # Refuse now what would be refused later (unknown model, rejecting rule, no capable model, budget).
+        _, decision, _ = self._route(request, ctx)
+        return self._enqueue(ctx, "async", body, decision.as_dict(), [])
+
+    def complete(self, request: ChatCompletionRequest, ctx: RequestContext) -> Answer:
+        """Call the candidates in order until one answers; raises AllModelsFailedError when none does."""
+        snapshot, decision, chain = self._route(request, ctx)
+
+        def call(provider: Provider, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
+            return provider.complete(request, model, deadline)
+
+        model, response, trail = self._first_success(request, ctx, decision, chain, call)
+        usage = response.usage or _estimated_usage(request, response.content or "", response.tool_calls)
+        completion = build_completion(ctx, model, response, usage)
+        answer = self._priced(completion, snapshot, decision, model, trail, usage, response.simulated)
+        self._record(ctx, answer, chain, trail, response.answered_by)
+        if self.accounting is not None:
+            self.accounting.after_answer(ctx, answer)
+        return answer
+
+    def stream(self, request: ChatCompletionRequest, ctx: RequestContext) -> Streaming:
+        """Fall back exactly as `complete` does until a provider has produced its first delta; from then on the
+        stream is committed to that model. Raises AllModelsFailedError when no candidate produced anything."""
+        snapshot, decision, chain = self._route(request, ctx)
+
+        def call(provider: Provider, model: ModelSpec, deadline: Deadline) -> tuple[StreamDelta, Iterator[StreamDelta]]:
+            deltas = provider.stream(request, model, deadline)
+            try:
+                first = next(deltas)
+            except StopIteration:
+                raise RetryableError(f"{model.id}: the stream ended before any output", kind="empty_stream") from None
+            return first, deltas
+
+        model, (first, deltas), trail = self._first_success(request, ctx, decision, chain, call)
+        start = StreamStart(
+            request_id=ctx.request_id,
+            completion_id=f"chatcmpl-{ctx.request_id}",
+            created=int(time.time()),
+            model=model,
+            decision=decision,
+            attempts=list(trail.attempts),
+            simulated=first.simulated,
         )
+        events = self._stream_events(request, ctx, snapshot, chain, start, trail, first, deltas)
+        return Streaming(start, events)
+
+    # -- queueing ------------------------------------------------------------------------------------------
+    def _enqueue(
+        self, ctx: RequestContext, mode: Literal["async", "fallback"], body: bytes, decision: dict[str, Any],
+        attempts: list[dict[str, Any]],
+    ) -> Queued | NotKept:  # fmt: skip
+        assert self.queue is not None and self.requests is not None
+        item = QueuedRequest(
+            ctx.request_id, ctx.tenant, mode, json.loads(body), decision, attempts,
+            deadline_seconds=self.deadline_seconds,
+        )  # fmt: skip
         try:
             # The record first, so a replay that runs at once finds it.
-            self.requests.put_queued(ctx.request_id, ctx.tenant, mode, decision, errors)
+            self.requests.put_queued(ctx.request_id, ctx.tenant, mode, decision, attempts)
             self.queue.send(item)
         except Exception as exc:  # noqa: BLE001 - any failure to persist: the caller must learn the request was not kept
             logger.error("queue_write_failed", request_id=ctx.request_id, error=type(exc).__name__)
@@ -269,48 +368,12 @@ class Gateway:
             )
             with contextlib.suppress(Exception):
                 self.requests.mark_failed(ctx.request_id, [{"error": "the fallback queue could not be written"}], None)
-            message = (
-                "Every candidate model failed and the request could not be queued; it was not kept. Retry it."
-                if mode == "fallback"
-                else "The request could not be queued; it was not kept. Retry it."
-            )
-            body_out = {
-                "error": {
-                    "message": message,
-                    "type": "server_error",
-                    "param": None,
-                    "code": "queue_unavailable",
-                    "request_id": ctx.request_id,
-                    "queued": False,
-                    "attempts": errors,
-                }
-            }
-            return Deferred(503, body_out, {"Retry-After": "5", "x-router-request-id": ctx.request_id})
+            return NotKept(ctx.request_id, mode, attempts)
         self.metrics.record(
             [("Queued", 1, COUNT)], dimensions={}, metadata={"request_id": ctx.request_id, "mode": mode}
         )
         logger.info("queued", request_id=ctx.request_id, tenant=ctx.tenant, mode=mode)
-        headers = {"Location": location, "x-router-request-id": ctx.request_id}
-        if mode == "async":
-            accepted = {
-                "id": ctx.request_id,
-                "object": "chat.completion.request",
-                "status": "queued",
-                "location": location,
-            }
-            return Deferred(202, accepted, headers)
-        queued = {
-            "error": {
-                "message": f"Every candidate model failed; the request is queued and will be answered: GET {location}",
-                "type": "server_error",
-                "param": None,
-                "code": "all_models_failed",
-                "request_id": ctx.request_id,
-                "queued": True,
-                "attempts": errors,
-            }
-        }
-        return Deferred(503, queued, {**headers, "Retry-After": "30", "x-router-attempts": str(len(errors))})
+        return Queued(ctx.request_id, mode, attempts)
 
     # -- the request path ----------------------------------------------------------------------------------
     def _route(self, request: ChatCompletionRequest, ctx: RequestContext) -> tuple[ConfigSnapshot, Decision, Plan]:
@@ -327,90 +390,93 @@ class Gateway:
             chain = self.accounting.before_call(ctx, decision, chain, snapshot)
         return snapshot, decision, chain
 
-    def complete(self, request: ChatCompletionRequest, ctx: RequestContext) -> Answer:
-        """Call the candidates in order until one answers; raises AllModelsFailedError when none does."""
-        snapshot, decision, chain = self._route(request, ctx)
+    def _first_success(
+        self,
+        request: ChatCompletionRequest,
+        ctx: RequestContext,
+        decision: Decision,
+        chain: Plan,
+        call: Callable[[Provider, ModelSpec, Deadline], T],
+    ) -> tuple[ModelSpec, T, Trail]:
+        """The candidate loop: the first model whose `call` succeeds, with what was tried before it."""
         deadline = Deadline(self.deadline_seconds)
-        attempts: list[Attempt] = []
-        provider_ms = 0.0
+        trail = Trail()
         overflowed: ModelSpec | None = None  # the largest model whose context window the prompt did not fit
-
         for model in chain.models:
             if overflowed is not None and model.context_window <= overflowed.context_window:
                 why = f"context window {model.context_window} is not larger than {overflowed.id}'s, which overflowed"
-                attempts.append(Attempt(model.id, False, why, "context_too_small"))
+                trail.skipped(model, why, "context_too_small")
                 continue
             if not self.breaker.allow(model.id):
-                attempts.append(
-                    Attempt(model.id, False, "circuit open: resting after repeated failures", "circuit_open")
-                )
+                trail.skipped(model, "circuit open: resting after repeated failures", "circuit_open")
                 continue
-            for try_number in (1, 2):
-                if deadline.remaining() < MIN_ATTEMPT_SECONDS:
-                    break
-                t0 = time.perf_counter()
-                try:
-                    response = self.providers.for_model(model).complete(request, model, deadline)
-                except RetryableError as exc:
-                    provider_ms += self._failed(attempts, model, exc, t0)
-                    self.breaker.failure(model.id)
-                    if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
-                        self.breaker.rest(model.id, exc.retry_after)
-                    backoff = self._backoff(exc, deadline)
-                    if try_number == 1 and backoff is not None and self.breaker.allow(model.id):
-                        self._sleep(backoff)
-                        continue
-                    break
-                except (ContextWindowExceeded, ProviderAuthError) as exc:
-                    provider_ms += self._failed(attempts, model, exc, t0)
-                    if isinstance(exc, ContextWindowExceeded):
-                        overflowed = model
-                    break
-                except (InvalidRequest, ContentFiltered) as exc:
-                    self._provider_error(model, exc)
-                    raise InvalidRequestError(
-                        f"{model.id} refused the request: {exc.message}",
-                        code=exc.kind,
-                        headers={"x-router-model": model.id, "x-router-request-id": ctx.request_id},
-                    ) from exc
-                ms = (time.perf_counter() - t0) * 1000
-                provider_ms += ms
-                attempts.append(Attempt(model.id, True, ms=ms))
-                self.breaker.success(model.id)
-                answer = self._answer(request, ctx, snapshot, decision, chain, model, response, attempts, provider_ms)
-                if self.accounting is not None:
-                    self.accounting.after_answer(ctx, answer)
-                return answer
+            try:
+                return model, self._attempt(model, ctx, deadline, trail, call), trail
+            except ContextWindowExceeded:
+                overflowed = model
+            except (RetryableError, ProviderAuthError):
+                pass
+        logger.warning("all_models_failed", request_id=ctx.request_id, attempts=trail.as_dicts())
+        raise AllModelsFailedError(ctx.request_id, decision.as_dict(), trail.as_dicts())
 
-        logger.warning("all_models_failed", request_id=ctx.request_id, attempts=[a.as_dict() for a in attempts])
-        failed = AllModelsFailedError(
-            "Every candidate model failed; try again shortly.",
-            headers={
-                "Retry-After": "5",
-                "x-router-request-id": ctx.request_id,
-                "x-router-attempts": str(len(attempts)),
-            },
-            extra={"request_id": ctx.request_id, "attempts": [a.as_dict() for a in attempts], "queued": False},
-        )
-        failed.decision = decision.as_dict()
-        raise failed
+    def _attempt(
+        self,
+        model: ModelSpec,
+        ctx: RequestContext,
+        deadline: Deadline,
+        trail: Trail,
+        call: Callable[[Provider, ModelSpec, Deadline], T],
+    ) -> T:
+        """One model: a call, and once more after a short wait if it failed in a way that waiting may fix.
+
+        Raises the provider's error when the model cannot answer (the loop moves on), or InvalidRequestError when
+        the request itself is at fault (the caller gets it; no other model would do better)."""
+        for try_number in (1, 2):
+            if deadline.remaining() < MIN_ATTEMPT_SECONDS:
+                raise RetryableError(f"{model.id}: no time left for another attempt", kind="timeout")
+            started = time.perf_counter()
+            try:
+                result = call(self.providers.for_model(model), model, deadline)
+            except RetryableError as exc:
+                self._failed(trail, model, exc, started)
+                self.breaker.failure(model.id)
+                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
+                    self.breaker.rest(model.id, exc.retry_after)
+                backoff = self._backoff(exc, deadline)
+                if try_number == 1 and backoff is not None and self.breaker.allow(model.id):
+                    self.sleep(backoff)
+                    continue
+                raise
+            except (ContextWindowExceeded, ProviderAuthError) as exc:
+                self._failed(trail, model, exc, started)
+                self.breaker.release(model.id)
+                raise
+            except (InvalidRequest, ContentFiltered) as exc:
+                self._provider_error(model, exc)
+                self.breaker.release(model.id)
+                raise InvalidRequestError(
+                    f"{model.id} refused the request: {exc.message}",
+                    code=exc.kind,
+                    headers={"x-router-model": model.id, "x-router-request-id": ctx.request_id},
+                ) from exc
+            trail.succeeded(model, started)
+            self.breaker.success(model.id)
+            return result
+        raise AssertionError("unreachable: the second try returns or raises")
 
     def _backoff(self, exc: RetryableError, deadline: Deadline) -> float | None:
         """Jittered wait before retrying the same model once (the provider's Retry-After when it sent one);
         None when the wait is too long to be worth it or would not fit the deadline."""
         if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
             return None
-        wait = exc.retry_after if exc.retry_after is not None else self._rng.uniform(0.05, 0.25)
+        wait = exc.retry_after if exc.retry_after is not None else self.rng.uniform(0.05, 0.25)
         if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
             return None
         return wait
 
-    def _failed(self, attempts: list[Attempt], model: ModelSpec, exc: ProviderError, started: float) -> float:
-        """Record a failed call in the trail and the metrics; returns its duration in milliseconds."""
-        ms = (time.perf_counter() - started) * 1000
-        attempts.append(Attempt(model.id, False, exc.message, exc.kind, ms))
+    def _failed(self, trail: Trail, model: ModelSpec, exc: ProviderError, started: float) -> None:
+        trail.failed(model, exc, started)
         self._provider_error(model, exc)
-        return ms
 
     def _provider_error(self, model: ModelSpec, exc: ProviderError) -> None:
         logger.warning("provider_error", model=model.id, provider=model.provider, kind=exc.kind, status=exc.status)
@@ -419,83 +485,211 @@ class Gateway:
             dimensions={"Provider": model.provider, "Model": model.id, "ErrorKind": exc.kind},
         )
 
-    def _answer(
+    # -- streaming -----------------------------------------------------------------------------------------
+    def _stream_events(
         self,
         request: ChatCompletionRequest,
         ctx: RequestContext,
         snapshot: ConfigSnapshot,
-        decision: Decision,
         chain: Plan,
-        model: ModelSpec,
-        response: ProviderResponse,
-        attempts: list[Attempt],
-        provider_ms: float,
+        start: StreamStart,
+        trail: Trail,
+        first: StreamDelta,
+        deltas: Iterator[StreamDelta],
+    ) -> Iterator[StreamEvent]:
+        """Pass the deltas on as they come; account for what was delivered however the stream ends."""
+        collected = _Collected()
+        error: ProviderError | None = None
+        streaming_since = time.perf_counter()
+        try:
+            delta: StreamDelta | None = first
+            while delta is not None:
+                collected.add(delta)
+                if delta.content or delta.tool_calls or delta.finish_reason:
+                    yield delta
+                delta = next(deltas, None)
+        except ProviderError as exc:
+            error = exc
+            self._provider_error(start.model, exc)
+        finally:
+            # Also reached when the client goes away (GeneratorExit): the tokens it got are still charged.
+            with contextlib.suppress(Exception):
+                deltas.close()  # type: ignore[attr-defined]
+            trail.provider_ms += (time.perf_counter() - streaming_since) * 1000
+            answer = self._stream_answer(request, ctx, snapshot, start, trail, collected)
+            self._record(ctx, answer, chain, trail, collected.answered_by, streamed=True, interrupted=error is not None)
+            if self.accounting is not None:
+                self.accounting.after_answer(ctx, answer)
+        if error is not None:
+            logger.warning("stream_interrupted", request_id=ctx.request_id, model=start.model.id, kind=error.kind)
+        yield StreamEnd(answer, error)
+
+    def _stream_answer(
+        self,
+        request: ChatCompletionRequest,
+        ctx: RequestContext,
+        snapshot: ConfigSnapshot,
+        start: StreamStart,
+        trail: Trail,
+        collected: _Collected,
     ) -> Answer:
-        usage = response.usage or Usage(
-            input_tokens=estimate_tokens("\n".join(m.text() for m in request.messages)),
-            output_tokens=estimate_tokens(response.content or ""),
-            estimated=True,
+        tool_calls = collected.tool_calls()
+        response = ProviderResponse(
+            content=collected.text() if collected.content else None,
+            finish_reason=collected.finish_reason or "stop",
+            usage=collected.usage,
+            tool_calls=tool_calls,
+            answered_by=collected.answered_by,
+            simulated=start.simulated,
         )
+        usage = collected.usage or _estimated_usage(request, collected.text(), tool_calls)
+        completion = build_completion(ctx, start.model, response, usage, created=start.created)
+        return self._priced(completion, snapshot, start.decision, start.model, trail, usage, start.simulated)
+
+    # -- pricing and the request's metrics -------------------------------------------------------------------
+    @staticmethod
+    def _priced(
+        completion: ChatCompletion,
+        snapshot: ConfigSnapshot,
+        decision: Decision,
+        model: ModelSpec,
+        trail: Trail,
+        usage: Usage,
+        simulated: bool,
+    ) -> Answer:
         cost = cost_usd(usage, model.price)
         baseline_model = snapshot.models.get(decision.baseline) if decision.baseline else None
         baseline_cost = cost_usd(usage, baseline_model.price) if baseline_model is not None else None
+        return Answer(completion, model, decision, trail.attempts, cost, baseline_cost, usage, simulated)
+
+    def _record(
+        self,
+        ctx: RequestContext,
+        answer: Answer,
+        chain: Plan,
+        trail: Trail,
+        answered_by: str | None,
+        *,
+        streamed: bool = False,
+        interrupted: bool = False,
+    ) -> None:
+        """The request's EMF document, which is also its log line (CloudWatch Logs keeps it; Logs Insights queries
+        it): a second, Powertools-formatted line with the same facts would cost more than the rest of the routing."""
+        usage = answer.usage
         prompt_tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
-        completion = ChatCompletion(
-            id=f"chatcmpl-{ctx.request_id}",
-            created=int(time.time()),
-            model=model.id,
-            choices=[
-                Choice(
-                    message=AssistantMessage(
-                        content=response.content,
-                        tool_calls=[ToolCall.model_validate(c) for c in response.tool_calls]
-                        if response.tool_calls
-                        else None,
-                    ),
-                    finish_reason=response.finish_reason,
-                )
-            ],
-            usage=CompletionUsage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=usage.output_tokens,
-                total_tokens=prompt_tokens + usage.output_tokens,
-                prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cache_read_tokens)
-                if usage.cache_read_tokens
-                else None,
-                completion_tokens_details=CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens)
-                if usage.reasoning_tokens
-                else None,
-            ),
-        )
-        answer = Answer(completion, model, decision, attempts, cost, baseline_cost, usage, response.simulated)
         total_ms = (time.perf_counter() - ctx.started) * 1000
-        values = [
+        values: list[tuple[str, float, str]] = [
             ("Requests", 1, COUNT),
             ("InputTokens", prompt_tokens, COUNT),
             ("OutputTokens", usage.output_tokens, COUNT),
-            ("CostUSD", cost, NONE),
+            ("CostUSD", answer.cost_usd, NONE),
             ("LatencyMs", total_ms, MS),
-            ("RouterOverheadMs", max(0.0, total_ms - provider_ms), MS),
+            ("RouterOverheadMs", max(0.0, total_ms - trail.provider_ms), MS),
             # Failed calls before the answer; models passed over without a call are not counted.
-            ("Fallbacks", sum(1 for a in attempts if a.kind not in SKIPPED_KINDS) - 1, COUNT),
+            ("Fallbacks", sum(1 for a in trail.attempts if a.kind not in SKIPPED_KINDS) - 1, COUNT),
         ]
-        if baseline_cost is not None:
-            values += [("BaselineCostUSD", baseline_cost, NONE), ("SavedUSD", baseline_cost - cost, NONE)]
-        # This EMF document is also the request's log line (CloudWatch Logs keeps it; Logs Insights queries it):
-        # a second, Powertools-formatted line with the same facts would cost more than the rest of the routing.
+        if answer.baseline_cost_usd is not None:
+            values += [
+                ("BaselineCostUSD", answer.baseline_cost_usd, NONE),
+                ("SavedUSD", answer.baseline_cost_usd - answer.cost_usd, NONE),
+            ]
+        if interrupted:
+            values.append(("StreamInterrupted", 1, COUNT))
+        decision = answer.decision
         self.metrics.record(
             values,
-            dimensions={"Model": model.id, "Route": decision.route or "pinned", "Provider": model.provider},
+            dimensions={
+                "Model": answer.model.id,
+                "Route": decision.route or "pinned",
+                "Provider": answer.model.provider,
+            },
             metadata={
                 "message": "routed",
                 "tenant": ctx.tenant,
                 "request_id": ctx.request_id,
                 "rule": decision.rule,
-                "attempts": len(attempts),
+                "attempts": len(trail.attempts),
                 "skipped": [f"{m}: {why}" for m, why in chain.skipped] or None,
                 "cost_estimated": usage.estimated,
                 # Prompt routers and inference profiles name the model that actually answered.
-                "answered_by": response.answered_by,
+                "answered_by": answered_by,
+                "streamed": True if streamed else None,
+                "interrupted": True if interrupted else None,
             },
         )
-        return answer
+
+
+class _Collected:
+    """What a stream delivered so far: text, tool calls by index, finish reason, usage."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.answered_by: str | None = None
+
+    def add(self, delta: StreamDelta) -> None:
+        if delta.content:
+            self.content.append(delta.content)
+        for part in delta.tool_calls or ():
+            call = self.calls.setdefault(int(part.get("index", 0)), {"id": "", "name": "", "arguments": []})
+            function = part.get("function") or {}
+            call["id"] = part.get("id") or call["id"]
+            call["name"] = function.get("name") or call["name"]
+            if function.get("arguments"):
+                call["arguments"].append(function["arguments"])
+        self.finish_reason = delta.finish_reason or self.finish_reason
+        self.usage = delta.usage or self.usage
+        self.answered_by = delta.answered_by or self.answered_by
+
+    def text(self) -> str:
+        return "".join(self.content)
+
+    def tool_calls(self) -> list[dict[str, Any]] | None:
+        if not self.calls:
+            return None
+        return [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": "".join(c["arguments"])}}
+            for _, c in sorted(self.calls.items())
+        ]
+
+
+def _estimated_usage(request: ChatCompletionRequest, text: str, tool_calls: list[dict[str, Any]] | None) -> Usage:
+    """Token counts when the provider reported none (flagged: `x-router-cost-estimated`)."""
+    arguments = "".join(str((c.get("function") or {}).get("arguments") or "") for c in tool_calls or ())
+    return Usage(
+        input_tokens=estimate_tokens("\n".join(m.text() for m in request.messages)),
+        output_tokens=estimate_tokens(text + arguments),
+        estimated=True,
+    )
+
+
+def build_completion(
+    ctx: RequestContext, model: ModelSpec, response: ProviderResponse, usage: Usage, *, created: int | None = None
+) -> ChatCompletion:
+    """The OpenAI `chat.completion` for a provider's answer."""
+    prompt_tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    tool_calls = [ToolCall.model_validate(c) for c in response.tool_calls] if response.tool_calls else None
+    return ChatCompletion(
+        id=f"chatcmpl-{ctx.request_id}",
+        created=created if created is not None else int(time.time()),
+        model=model.id,
+        choices=[
+            Choice(
+                message=AssistantMessage(content=response.content, tool_calls=tool_calls),
+                finish_reason=response.finish_reason,
+            )
+        ],
+        usage=CompletionUsage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=usage.output_tokens,
+            total_tokens=prompt_tokens + usage.output_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=usage.cache_read_tokens)
+            if usage.cache_read_tokens
+            else None,
+            completion_tokens_details=CompletionTokensDetails(reasoning_tokens=usage.reasoning_tokens)
+            if usage.reasoning_tokens
+            else None,
+        ),
+    )

@@ -7,7 +7,6 @@ its record is marked `failed` and SQS moves the message to the dead-letter queue
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -18,8 +17,6 @@ from llm_router.errors import AllModelsFailedError, RouterError
 from llm_router.gateway import Gateway, RequestContext
 from llm_router.observability import logger
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.settings import RouterSettings, get_settings
-from llm_router.stores.aws import client
 from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.request_store import RequestStore
 
@@ -36,14 +33,16 @@ class Replayer:
         gateway: Gateway,
         queue: FallbackQueue,
         requests: RequestStore,
-        settings: RouterSettings,
         *,
-        sqs: Any = None,
+        max_receive_count: int,
+        backoff_seconds: float,
+        sqs: Any,
     ) -> None:
         self.gateway = gateway
         self.queue = queue
         self.requests = requests
-        self.settings = settings
+        self.max_receive_count = max_receive_count
+        self.backoff_seconds = backoff_seconds
         self._sqs = sqs
 
     def process(self, record: SQSRecord) -> None:
@@ -63,8 +62,8 @@ class Replayer:
         try:
             answer = self.gateway.complete(request, ctx)
         except AllModelsFailedError as exc:
-            errors = [{"receive": receive_count, **a} for a in exc.extra.get("attempts", [])]
-            if receive_count >= self.settings.max_receive_count:
+            errors = [{"receive": receive_count, **a} for a in exc.attempts]
+            if receive_count >= self.max_receive_count:
                 logger.error("replay_exhausted", request_id=item.request_id, receives=receive_count)
                 self.requests.mark_failed(item.request_id, errors, exc.decision)
             else:
@@ -86,30 +85,19 @@ class Replayer:
         self.queue.release(record.body)
 
     def _back_off(self, record: SQSRecord, receive_count: int) -> None:
-        seconds = min(MAX_VISIBILITY_SECONDS, int(self.settings.replay_backoff_seconds * 2 ** (receive_count - 1)))
+        seconds = min(MAX_VISIBILITY_SECONDS, int(self.backoff_seconds * 2 ** (receive_count - 1)))
         try:
-            (self._sqs or client("sqs")).change_message_visibility(
+            self._sqs.change_message_visibility(
                 QueueUrl=self.queue.queue_url, ReceiptHandle=record.receipt_handle, VisibilityTimeout=seconds
             )
         except Exception as exc:  # noqa: BLE001 - the queue's own visibility timeout still applies
             logger.warning("visibility_backoff_failed", error=type(exc).__name__)
 
-
-@cache
-def get_replayer() -> Replayer:
-    from llm_router.api import get_gateway
-
-    gateway = get_gateway()
-    if gateway.queue is None or gateway.requests is None:
-        raise RuntimeError("FALLBACK_QUEUE_URL is not set: the replay worker has no queue to read")
-    return Replayer(gateway, gateway.queue, gateway.requests, get_settings())
-
-
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Entry point for the replay Lambda function (SQS event source with ReportBatchItemFailures)."""
-    # Report every failure item by item, even when the whole batch failed: each message keeps its own
-    # receive count and back-off instead of the whole batch being retried as one.
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=get_replayer().process, processor=processor, context=context
-    )
+    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The replay function's work (SQS event source with ReportBatchItemFailures)."""
+        # Report every failure item by item, even when the whole batch failed: each message keeps its own
+        # receive count and back-off instead of the whole batch being retried as one.
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(  # type: ignore[return-value]
+            event=event, record_handler=self.process, processor=processor, context=context
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +54,11 @@ class RouterSettings(BaseModel):
     usage_flush_seconds: float = Field(0.0, ge=0, alias="USAGE_FLUSH_SECONDS")
     tracing_enabled: bool = Field(False, alias="POWERTOOLS_TRACE_ENABLED")
     service_name: str = Field("llm-router", alias="POWERTOOLS_SERVICE_NAME")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RouterSettings:
+        """Settings from the environment (the process's own by default)."""
+        return cls.model_validate(dict(os.environ if environ is None else environ))
 
     @property
     def deadline_seconds(self) -> float:

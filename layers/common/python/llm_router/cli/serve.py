@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         server.stop()
         raise CliError(str(exc)) from None
     replay = stack.start_replay()
-    server.start()
+    server.attach(stack.gateway()).start()
     base = server.base_url
     mode = "every model simulated" if stack.simulate else "models called through their providers"
     print(

@@ -1,6 +1,8 @@
-"""Local mode's AWS: moto's server in-process on a free loopback port, the stack's tables, a seeded config.
+"""Local mode's AWS: moto's server in-process on a free loopback port, the stack's tables, a seeded config, and
+the router built on them through the composition root (`wiring`), as the Lambda functions build theirs.
 
-Everything it changes (environment variables, cached clients, the endpoint file) is put back by `stop()`.
+The process environment is left alone: clients get the emulation's endpoint and throwaway credentials directly.
+`stop()` removes the endpoint file.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from llm_router.cli.common import ENDPOINT_FILE, local_environment
-from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE
+from llm_router.cli.common import ENDPOINT_FILE
+from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, RouterSettings
 from llm_router.stores.tables import TTL_ATTRIBUTE, table_definition
 
 DEFAULT_LOCAL_KEY = "sk-local-dev"
@@ -30,20 +32,6 @@ def example_config() -> dict[str, Any]:
     text = resources.files("llm_router").joinpath("data/example-config.yaml").read_text(encoding="utf-8")
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
-
-
-def reset_process_caches() -> None:
-    """Forget settings, clients and the gateway so the next request sees the current environment."""
-    from llm_router import api, authorizer, replay
-    from llm_router.settings import get_settings
-    from llm_router.stores import aws
-
-    get_settings.cache_clear()
-    aws.reset()
-    api.get_gateway.cache_clear()
-    api.get_idempotency.cache_clear()
-    authorizer.get_key_store.cache_clear()
-    replay.get_replayer.cache_clear()
 
 
 class LocalStack:
@@ -70,7 +58,8 @@ class LocalStack:
         self.queue_url = ""
         self.dead_letter_queue_url = ""
         self._server: Any = None
-        self._saved_env: dict[str, str | None] = {}
+        self.clients: Any = None
+        self.settings: RouterSettings | None = None
 
     @property
     def endpoint_file(self) -> Path:
@@ -79,33 +68,23 @@ class LocalStack:
     def start(self) -> LocalStack:
         from moto.server import ThreadedMotoServer
 
+        from llm_router.wiring import AwsClients
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        self.clients = AwsClients(
+            region=self.region,
+            endpoint_url=self.endpoint,
+            credentials={"aws_access_key_id": "local", "aws_secret_access_key": "local"},
+        )
         state_dir = self.endpoint_file.parent
         state_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **local_environment(self.endpoint, self.region),
-            "CONFIG_TABLE_NAME": DEFAULT_CONFIG_TABLE,
-            "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
-            "LLM_ROUTER_SIMULATE": "true" if self.simulate else "false",
-            "LLM_ROUTER_METRICS_SINK": os.environ.get("LLM_ROUTER_METRICS_SINK", str(state_dir / "metrics.jsonl")),
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "MAX_RECEIVE_COUNT": str(LOCAL_MAX_RECEIVE_COUNT),
-            # Short back-offs locally, so a replayed answer shows up within seconds of the models recovering.
-            "REPLAY_BACKOFF_SECONDS": os.environ.get("REPLAY_BACKOFF_SECONDS", "2"),
-            "CIRCUIT_COOLDOWN_SECONDS": os.environ.get("CIRCUIT_COOLDOWN_SECONDS", "5"),
-        }
-        self._saved_env = {name: os.environ.get(name) for name in [*env, "AWS_PROFILE", "FALLBACK_QUEUE_URL"]}
-        os.environ.pop("AWS_PROFILE", None)
-        os.environ.update(env)
-        reset_process_caches()
         self._create_tables()
         self.queue_url, self.dead_letter_queue_url = self._create_queues()
-        os.environ["FALLBACK_QUEUE_URL"] = self.queue_url
-        reset_process_caches()
+        self.settings = self.router_settings(state_dir)
         self._seed()
         if self.write_endpoint_file:
             info = {
@@ -120,23 +99,43 @@ class LocalStack:
             self.endpoint_file.write_text(json.dumps(info, indent=2) + "\n")
         return self
 
+    def router_settings(self, state_dir: Path) -> RouterSettings:
+        """The router's settings in local mode: the process environment may change any of them (e.g.
+        RULES_TTL_SECONDS), except what points at the emulation."""
+        defaults = {
+            "LLM_ROUTER_METRICS_SINK": str(state_dir / "metrics.jsonl"),
+            # Short back-offs locally, so a replayed answer shows up within seconds of the models recovering.
+            "REPLAY_BACKOFF_SECONDS": "2",
+            "CIRCUIT_COOLDOWN_SECONDS": "5",
+        }
+        fixed = {
+            "CONFIG_TABLE_NAME": DEFAULT_CONFIG_TABLE,
+            "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
+            "FALLBACK_QUEUE_URL": self.queue_url,
+            "LLM_ROUTER_SIMULATE": "true" if self.simulate else "false",
+            "MAX_RECEIVE_COUNT": str(LOCAL_MAX_RECEIVE_COUNT),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        return RouterSettings.from_env({**defaults, **os.environ, **fixed})
+
+    def gateway(self, **overrides: Any) -> Any:
+        """API Gateway's part locally: the authorizer in front of the router's API (see local/server.py)."""
+        from llm_router.local.server import LocalGateway
+        from llm_router.wiring import build_key_store, build_router_api
+
+        assert self.settings is not None, "start() first"
+        api = build_router_api(self.settings, clients=self.clients, **overrides)
+        return LocalGateway(api, build_key_store(self.settings, clients=self.clients))
+
     def stop(self) -> None:
         if self.write_endpoint_file:
             self.endpoint_file.unlink(missing_ok=True)
         if self._server is not None:
             self._server.stop()
             self._server = None
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_process_caches()
 
     def _create_tables(self) -> None:
-        from llm_router.stores.aws import client
-
-        ddb = client("dynamodb")
+        ddb = self.clients.get("dynamodb")
         for name in (DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE):
             ddb.create_table(**table_definition(name))
         ddb.update_time_to_live(
@@ -146,9 +145,7 @@ class LocalStack:
 
     def _create_queues(self) -> tuple[str, str]:
         """The fallback queue and its dead-letter queue, with the stack's redrive policy."""
-        from llm_router.stores.aws import client
-
-        sqs = client("sqs")
+        sqs = self.clients.get("sqs")
         dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": LOCAL_MAX_RECEIVE_COUNT})
@@ -157,13 +154,14 @@ class LocalStack:
         )["QueueUrl"]
         return str(url), str(dlq_url)
 
-    def start_replay(self) -> Any:
+    def start_replay(self, **overrides: Any) -> Any:
         """The replay worker in a background thread (as the replay function consumes the queue in AWS)."""
         from llm_router.local.replay_thread import ReplayThread
-        from llm_router.replay import handle
-        from llm_router.stores.aws import client
+        from llm_router.wiring import build_replayer
 
-        return ReplayThread(client("sqs"), self.queue_url, handle).start()
+        assert self.settings is not None, "start() first"
+        replayer = build_replayer(self.settings, clients=self.clients, **overrides)
+        return ReplayThread(self.clients.get("sqs"), self.queue_url, replayer.handle).start()
 
     def _seed(self) -> None:
         from llm_router.cli.common import read_document
@@ -174,5 +172,6 @@ class LocalStack:
         config = validate_document(doc)
         if not config.ok:
             raise ValueError("invalid config: " + "; ".join(config.errors))
-        ConfigAdmin(DEFAULT_CONFIG_TABLE).apply(config)
-        KeyStore(DEFAULT_CONFIG_TABLE).create(LOCAL_TENANT, self.api_key)
+        ddb = self.clients.get("dynamodb")
+        ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb).apply(config)
+        KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb).create(LOCAL_TENANT, self.api_key)

@@ -1,31 +1,26 @@
 """HTTP on 127.0.0.1 in front of the real handlers: each request becomes an API Gateway REST proxy event,
-goes through the authorizer code first (as API Gateway would), then the router handler."""
+goes through the authorizer code first (as API Gateway would), then the router's API.
+
+Requests are served concurrently, one thread each; a streamed answer is written with chunked transfer encoding,
+each chunk as soon as the model produced it."""
 
 from __future__ import annotations
 
 import base64
-import json
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from llm_router.api import UNAUTHORIZED, Response, RouterApi, error_response
 from llm_router.authorizer import Unauthorized, authorize
+from llm_router.runtime import StreamingResponse
+from llm_router.stores.key_store import KeyStore
 
-UNAUTHORIZED_BODY = {
-    "error": {
-        "message": "Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.",
-        "type": "authentication_error",
-        "param": None,
-        "code": "invalid_api_key",
-    }
-}
 PUBLIC_PATHS = ("/health",)
-# Powertools' resolver keeps the current event on a class attribute, so two threads must never run it at once.
-# One request at a time is also what one Lambda instance does; the HTTP threads only parse and write sockets.
-_HANDLER_LOCK = threading.Lock()
 
 
 def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
@@ -62,26 +57,26 @@ def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes
     }
 
 
-def invoke(event: dict[str, Any]) -> dict[str, Any]:
-    """Authorize (except public paths) and call the router handler, like API Gateway does."""
-    from llm_router.api import handle
+@dataclass(frozen=True)
+class LocalGateway:
+    """What API Gateway does in front of the router: the authorizer, then the router's API."""
 
-    if event["path"] not in PUBLIC_PATHS:
-        try:
-            event["methodArn"] = (
-                f"arn:aws:execute-api:local:000000000000:local/local/{event['httpMethod']}{event['path']}"
-            )
-            result = authorize(event)
-        except Unauthorized:
-            return {
-                "statusCode": 401,
-                "headers": {"Content-Type": "application/json"},
-                "body": json.dumps(UNAUTHORIZED_BODY),
-            }
-        event["requestContext"]["authorizer"] = {"principalId": result["principalId"], **result["context"]}
-        event.pop("methodArn", None)
-    with _HANDLER_LOCK:
-        return handle(event, None)
+    api: RouterApi
+    keys: KeyStore
+
+    def invoke(self, event: dict[str, Any]) -> Response:
+        """Authorize (except public paths) and call the router, like API Gateway does."""
+        if event["path"] not in PUBLIC_PATHS:
+            try:
+                event["methodArn"] = (
+                    f"arn:aws:execute-api:local:000000000000:local/local/{event['httpMethod']}{event['path']}"
+                )
+                result = authorize(event, self.keys)
+            except Unauthorized:
+                return error_response(UNAUTHORIZED)
+            event["requestContext"]["authorizer"] = {"principalId": result["principalId"], **result["context"]}
+            event.pop("methodArn", None)
+        return self.api.handle(event, None)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -97,21 +92,49 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k: v for k, v in self.headers.items()}
-        response = invoke(proxy_event(self.command, self.path, headers, body, self.client_address[0]))
+        gateway: LocalGateway = self.server.gateway  # type: ignore[attr-defined]
+        response = gateway.invoke(proxy_event(self.command, self.path, headers, body, self.client_address[0]))
+        if isinstance(response, StreamingResponse):
+            self._stream(response)
+            return
         payload = response.get("body") or ""
         data = base64.b64decode(payload) if response.get("isBase64Encoded") else payload.encode()
-        self.send_response(int(response["statusCode"]))
-        merged: dict[str, list[str]] = {k: [v] for k, v in (response.get("headers") or {}).items()}
-        for name, values in (response.get("multiValueHeaders") or {}).items():
-            merged[name] = list(values)
-        for name, values in merged.items():
-            if name.lower() in ("content-length", "connection"):
-                continue
-            for value in values:
-                self.send_header(name, str(value))
+        self._head(int(response["statusCode"]), response.get("headers"), response.get("multiValueHeaders"))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _head(self, status: int, headers: dict[str, str] | None, multi: dict[str, list[str]] | None) -> None:
+        self.send_response(status)
+        merged: dict[str, list[str]] = {k: [v] for k, v in (headers or {}).items()}
+        for name, values in (multi or {}).items():
+            merged[name] = list(values)
+        for name, values in merged.items():
+            if name.lower() in ("content-length", "connection", "transfer-encoding"):
+                continue
+            for value in values:
+                self.send_header(name, str(value))
+
+    def _stream(self, response: StreamingResponse) -> None:
+        """Chunked transfer encoding, one HTTP chunk per piece the API produced, flushed at once."""
+        body = iter(response.body)
+        try:
+            self._head(response.status_code, response.headers, response.multi_value_headers)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            for piece in body:
+                if piece:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True  # the client went away; closing the body below still accounts the stream
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
@@ -123,12 +146,18 @@ class LocalServer:
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
         self._httpd.daemon_threads = True
         self._httpd.verbose = verbose  # type: ignore[attr-defined]
+        self._httpd.gateway = None  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    def attach(self, gateway: LocalGateway) -> LocalServer:
+        """What answers the requests (the socket can be bound before the emulated services start)."""
+        self._httpd.gateway = gateway  # type: ignore[attr-defined]
+        return self
 
     def start(self) -> LocalServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="llm-router-http", daemon=True)

@@ -1,4 +1,4 @@
-"""AWS clients, created lazily and once per process (warm starts reuse them; tests set up moto first).
+"""AWS clients. The functions get theirs from `wiring.AwsClients`; `client()` serves the CLI, one per service.
 
 Plain botocore clients: boto3's session adds nothing the router uses, and importing it (with s3transfer) would
 add tens of milliseconds to every cold start.
@@ -15,7 +15,7 @@ from botocore.config import Config
 # The router owns fallback, so the SDK retries little and gives up quickly on connection problems.
 # Parameters are built by this package, not by callers, and the service validates them again: client-side
 # validation would cost ~15% of every call's CPU (the usage counters make several calls per request).
-_CONFIG = Config(
+AWS_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5, parameter_validation=False
 )
 
@@ -26,7 +26,7 @@ _creating = threading.Lock()
 @cache
 def client(service: str, region: str | None = None) -> Any:
     """A shared client for `service` (and `region`, default from the environment)."""
-    return new_client(service, region_name=region, config=_CONFIG)
+    return new_client(service, region_name=region, config=AWS_CONFIG)
 
 
 def new_client(service: str, **kwargs: Any) -> Any:

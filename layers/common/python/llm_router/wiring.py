@@ -1,0 +1,227 @@
+"""The one composition root: every store, provider and client the functions use is built here, from settings.
+
+The Lambda handlers, the replay worker and local mode call these builders; tests pass fakes through their keyword
+arguments instead of patching attributes. Nothing is cached at module level: each build owns what it creates (a
+Lambda handler builds once per cold start and keeps the result).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from llm_router.accounting import UsageAccounting
+from llm_router.api import Result, RouterApi
+from llm_router.breaker import CircuitBreaker
+from llm_router.gateway import Gateway
+from llm_router.metrics import COUNT, Emitter, MetricsRecorder, emitter_for
+from llm_router.providers.base import Provider
+from llm_router.providers.registry import ProviderRegistry
+from llm_router.settings import RouterSettings
+from llm_router.stores.aws import AWS_CONFIG, new_client
+from llm_router.stores.config_store import ConfigStore, InvalidItem
+from llm_router.stores.fallback_queue import FallbackQueue
+from llm_router.stores.key_store import KeyStore
+from llm_router.stores.payload_store import PayloadStore
+from llm_router.stores.request_store import RequestStore
+from llm_router.stores.secrets import ProviderKeys
+from llm_router.stores.tenant_store import TenantStore
+from llm_router.stores.usage_store import UsageStore
+
+if TYPE_CHECKING:
+    from llm_router.idempotency import IdempotentRunner
+
+_UNSET: Any = object()
+
+
+class AwsClients:
+    """The AWS clients of one composition, each created on first use (a cold start creates only what it calls).
+
+    `endpoint_url` and `credentials` point every client somewhere other than AWS (local mode's emulated services);
+    left out, botocore's own resolution applies (the function's role, `AWS_ENDPOINT_URL_*`)."""
+
+    def __init__(
+        self,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> None:
+        self._kwargs: dict[str, Any] = {"region_name": region, "config": AWS_CONFIG}
+        if endpoint_url:
+            self._kwargs["endpoint_url"] = endpoint_url
+        self._kwargs.update(credentials or {})
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(service)
+                if client is None:
+                    client = self._clients[service] = new_client(service, **self._kwargs)
+        return client
+
+
+def provider_factories(
+    settings: RouterSettings, clients: AwsClients, key_environ: Mapping[str, str] | None = None
+) -> dict[str, Callable[[], Provider]]:
+    """Adapters for the real APIs, each created when a model of its kind is first called; they share one
+    provider-keys cache (the secret, else `key_environ`: the process environment by default)."""
+    keys_lock = threading.Lock()
+    keys: list[ProviderKeys] = []
+
+    def provider_keys() -> ProviderKeys:
+        with keys_lock:
+            if not keys:
+                secretsmanager = clients.get("secretsmanager") if settings.provider_keys_secret_id else None
+                keys.append(
+                    ProviderKeys(
+                        settings.provider_keys_secret_id,
+                        max_age=settings.provider_keys_max_age_seconds,
+                        secretsmanager=secretsmanager,
+                        environ=key_environ,
+                    )
+                )
+            return keys[0]
+
+    def openai_provider() -> Provider:
+        from llm_router.providers.openai_compat import OpenAICompatProvider
+
+        return OpenAICompatProvider(provider_keys())
+
+    def anthropic_provider() -> Provider:
+        from llm_router.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(provider_keys())
+
+    def bedrock_provider() -> Provider:
+        from llm_router.providers.bedrock import BedrockProvider
+
+        return BedrockProvider()
+
+    return {"openai": openai_provider, "anthropic": anthropic_provider, "bedrock": bedrock_provider}
+
+
+def build_gateway(
+    settings: RouterSettings,
+    *,
+    clients: AwsClients | None = None,
+    emit: Emitter | None = _UNSET,
+    providers: dict[str, Provider] | None = None,
+    breaker: CircuitBreaker | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    accounting: bool = True,
+    key_environ: Mapping[str, str] | None = None,
+) -> Gateway:
+    """The gateway and everything it calls. `emit` receives each EMF document (default: the settings' sink);
+    `providers` replaces adapters by provider name (`simulated`, `openai`, `bedrock`, ...)."""
+    clients = clients or AwsClients()
+    ddb = clients.get("dynamodb")
+    metrics = MetricsRecorder(emitter_for(settings.metrics_sink) if emit is _UNSET else emit, settings.service_name)
+
+    def count_invalid(items: tuple[InvalidItem, ...]) -> None:
+        metrics.record([("InvalidConfigItems", len(items), COUNT)], dimensions={})
+
+    config = ConfigStore(
+        settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, on_invalid=count_invalid, dynamodb=ddb
+    )
+    registry = ProviderRegistry(simulate_all=settings.simulate_all, factories=provider_factories(settings, clients, key_environ))
+    for name, provider in (providers or {}).items():
+        registry.register(name, provider)
+    queue = requests = None
+    if settings.fallback_queue_url:
+        payloads = PayloadStore(settings.state_table_name, dynamodb=ddb)
+        queue = FallbackQueue(
+            settings.fallback_queue_url,
+            payloads,
+            inline_limit_bytes=settings.queue_inline_limit_bytes,
+            sqs=clients.get("sqs"),
+        )
+        requests = build_request_store(settings, clients)
+    usage_accounting = None
+    if accounting:
+        tenants = TenantStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, dynamodb=ddb)
+        usage = UsageStore(settings.state_table_name, dynamodb=ddb)
+        usage_accounting = UsageAccounting(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
+    return Gateway(
+        config,
+        registry,
+        metrics,
+        deadline_seconds=settings.deadline_seconds,
+        breaker=breaker or CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds),
+        sleep=sleep,
+        queue=queue,
+        requests=requests,
+        accounting=usage_accounting,
+    )
+
+
+def build_request_store(settings: RouterSettings, clients: AwsClients) -> RequestStore:
+    return RequestStore(
+        settings.state_table_name, ttl_seconds=settings.request_result_ttl_seconds, dynamodb=clients.get("dynamodb")
+    )
+
+
+def build_router_api(
+    settings: RouterSettings, *, clients: AwsClients | None = None, gateway: Gateway | None = None, **overrides: Any
+) -> RouterApi:
+    """The router function's HTTP surface: the gateway, idempotency and request records."""
+    from llm_router.idempotency import IdempotentRunner
+
+    clients = clients or AwsClients()
+    gateway = gateway or build_gateway(settings, clients=clients, **overrides)
+    return RouterApi(
+        gateway,
+        max_body_bytes=settings.max_body_bytes,
+        idempotency=LazyIdempotency(
+            lambda: IdempotentRunner(
+                settings.state_table_name, settings.idempotency_ttl_seconds, dynamodb=clients.get("dynamodb")
+            )
+        ),
+        requests=build_request_store(settings, clients),
+    )
+
+
+class LazyIdempotency:
+    """Builds the idempotency runner on the first request that sends an `Idempotency-Key`: Powertools'
+    idempotency utility is a large import that most requests never need."""
+
+    def __init__(self, build: Callable[[], IdempotentRunner]) -> None:
+        self._build = build
+        self._runner: IdempotentRunner | None = None
+        self._lock = threading.Lock()
+
+    def run(self, tenant: str, idempotency_key: str, body: bytes, work: Callable[[], Result]) -> Result:
+        if self._runner is None:
+            with self._lock:
+                if self._runner is None:
+                    self._runner = self._build()
+        return self._runner.run(tenant, idempotency_key, body, work)
+
+
+def build_replayer(settings: RouterSettings, *, clients: AwsClients | None = None, **overrides: Any) -> Any:
+    """The replay worker over the fallback queue (the same gateway logic as a live request)."""
+    from llm_router.replay import Replayer
+
+    if not settings.fallback_queue_url:
+        raise RuntimeError("FALLBACK_QUEUE_URL is not set: the replay worker has no queue to read")
+    clients = clients or AwsClients()
+    gateway = build_gateway(settings, clients=clients, **overrides)
+    assert gateway.queue is not None and gateway.requests is not None
+    return Replayer(
+        gateway,
+        gateway.queue,  # type: ignore[arg-type]
+        gateway.requests,  # type: ignore[arg-type]
+        max_receive_count=settings.max_receive_count,
+        backoff_seconds=settings.replay_backoff_seconds,
+        sqs=clients.get("sqs"),
+    )
+
+
+def build_key_store(settings: RouterSettings, *, clients: AwsClients | None = None) -> KeyStore:
+    """What the authorizer checks keys against."""
+    return KeyStore(settings.config_table_name, dynamodb=(clients or AwsClients()).get("dynamodb"))
