@@ -89,7 +89,7 @@ class AnthropicProvider:
         )  # fmt: skip
 
         def event_error(body: dict[str, Any]) -> ProviderError:
-            error = body.get("error") if isinstance(body.get("error"), dict) else {}
+            error = http.as_dict(body.get("error"))
             status = ERROR_EVENT_STATUSES.get(str(error.get("type")), 500)
             return self._error(http.HttpResult(status, {}, body), model, key)
 
@@ -231,7 +231,7 @@ class EventTranslator:
         if kind == "error":
             raise self._error(event)
         if kind == "message_start":
-            message = event.get("message") if isinstance(event.get("message"), dict) else {}
+            message = http.as_dict(event.get("message"))
             self._answered_by = message.get("model") if isinstance(message.get("model"), str) else None
             self._usage.update(message.get("usage") or {})
             return None

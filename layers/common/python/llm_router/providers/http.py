@@ -125,6 +125,11 @@ def transport_errors(label: str) -> Iterator[None]:
         raise RetryableError(f"{label}: connection failed ({type(exc).__name__})", kind="connection") from None
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (for reading events whose shape is not guaranteed)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _lower(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 

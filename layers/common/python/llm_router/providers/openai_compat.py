@@ -190,8 +190,8 @@ class ChunkTranslator:
         if chunk.get("error") is not None:
             raise self._error(chunk)
         choices = chunk.get("choices") or []
-        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        choice = http.as_dict(choices[0] if choices else None)
+        delta = http.as_dict(choice.get("delta"))
         calls = [_tool_call_delta(call, i) for i, call in enumerate(delta.get("tool_calls") or [])] or None
         self._tool_calls = self._tool_calls or calls is not None
         finish = None
@@ -222,7 +222,7 @@ def _tool_call_delta(call: Any, position: int) -> dict[str, Any]:
     if call.get("id"):
         out["id"] = str(call["id"])
         out["type"] = "function"
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    function = http.as_dict(call.get("function"))
     fn: dict[str, Any] = {}
     if function.get("name"):
         fn["name"] = str(function["name"])
