@@ -83,6 +83,7 @@ class FakeAPI:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
+        self.connections_seen = 0  # connections accepted: keep-alive reuse shows as fewer than requests
         self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -214,6 +215,7 @@ def _handler_for(api: FakeAPI) -> type[BaseHTTPRequestHandler]:
             super().setup()
             with api._lock:
                 api._connections.add(self.connection)
+                api.connections_seen += 1
 
         def finish(self) -> None:
             with api._lock:
