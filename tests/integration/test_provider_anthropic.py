@@ -15,9 +15,9 @@ from llm_router.providers.base import (
     Deadline,
     InvalidRequest,
     ProviderAuthError,
+    ProviderError,
     RetryableError,
 )
-from llm_router.providers.base import ProviderError
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest
 from tests.fakes.anthropic_api import FakeAnthropic
