@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import Any
 
-from tests.fakes.server import FakeAPI, last_user_text
+from tests.fakes.server import FakeAPI, last_user_text, pieces, sse
 
 ERRORS = {
     "rate_limit": ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit."),
@@ -85,6 +85,38 @@ class FakeAnthropic(FakeAPI):
                 "cache_read_input_tokens": cached,
             },
         }
+
+    def stream_events(self, body: dict[str, Any]) -> list[bytes]:
+        """The answer as Messages API events: message_start, ping, blocks in pieces, message_delta, message_stop."""
+        answer = self.answer(body)
+        usage = answer["usage"]
+        opening = {**answer, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+        events = [sse({"type": "message_start", "message": opening}, "message_start"), sse({"type": "ping"}, "ping")]
+        for index, block in enumerate(answer["content"]):
+            if block["type"] == "text":
+                start, field, kind, whole = {"type": "text", "text": ""}, "text", "text_delta", block["text"]
+            else:
+                start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+                field, kind, whole = "partial_json", "input_json_delta", json.dumps(block["input"])
+            events.append(
+                sse({"type": "content_block_start", "index": index, "content_block": start}, "content_block_start")
+            )
+            for piece in pieces(whole, self.stream_chunks):
+                delta = {"type": "content_block_delta", "index": index, "delta": {"type": kind, field: piece}}
+                events.append(sse(delta, "content_block_delta"))
+            events.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+        closing = {"stop_reason": answer["stop_reason"], "stop_sequence": None}
+        events.append(
+            sse(
+                {"type": "message_delta", "delta": closing, "usage": {"output_tokens": usage["output_tokens"]}},
+                "message_delta",
+            )
+        )
+        events.append(sse({"type": "message_stop"}, "message_stop"))
+        return events
+
+    def stream_error_event(self) -> bytes:
+        return sse(self.error_body(529, "overloaded"), "error")
 
     def error_body(self, status: int, kind: str, message: str | None = None) -> dict[str, Any]:
         error_type, default = ERRORS[kind]

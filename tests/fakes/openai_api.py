@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from tests.fakes.server import FakeAPI, last_user_text
+from tests.fakes.server import FakeAPI, last_user_text, pieces, sse
 
 ERRORS = {
     "rate_limit": ("rate_limit_exceeded", "requests", "Rate limit reached for requests per min. Try again in 1s."),
@@ -32,8 +32,8 @@ class FakeOpenAI(FakeAPI):
             return f"Unknown path {path}"
         if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
             return "'model' and 'messages' are required"
-        if body.get("stream"):
-            return "this fake does not stream"
+        if body.get("stream_options") is not None and not body.get("stream"):
+            return "The 'stream_options' parameter is only allowed when 'stream' is enabled."
         return None
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +70,35 @@ class FakeOpenAI(FakeAPI):
             },
             "system_fingerprint": "fp_fake",
         }
+
+    def stream_events(self, body: dict[str, Any]) -> list[bytes]:
+        """The answer as `chat.completion.chunk` events: role, text or tool-call pieces, finish, usage, [DONE]."""
+        answer = self.answer(body)
+        message, choice = answer["choices"][0]["message"], answer["choices"][0]
+        frame = {k: answer[k] for k in ("id", "created", "model", "system_fingerprint")}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+            choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+            return sse({**frame, "object": "chat.completion.chunk", "choices": choices, "usage": None, **extra})
+
+        events = [chunk({"role": "assistant", "content": ""})]
+        for i, call in enumerate(message.get("tool_calls") or []):
+            opening = {"index": i, "id": call["id"], "type": "function"}
+            events.append(
+                chunk({"tool_calls": [{**opening, "function": {"name": call["function"]["name"], "arguments": ""}}]})
+            )
+            for piece in pieces(call["function"]["arguments"], self.stream_chunks):
+                events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
+        for piece in pieces(message.get("content") or "", self.stream_chunks):
+            events.append(chunk({"content": piece}))
+        events.append(chunk({}, choice["finish_reason"]))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(sse({**frame, "object": "chat.completion.chunk", "choices": [], "usage": answer["usage"]}))
+        events.append(sse("[DONE]"))
+        return events
+
+    def stream_error_event(self) -> bytes:
+        return sse(self.error_body(500, "server_error"))
 
     @staticmethod
     def _text(body: dict[str, Any], last: dict[str, Any]) -> str:

@@ -15,11 +15,13 @@ from llm_router.providers.base import (
     Deadline,
     InvalidRequest,
     ProviderAuthError,
+    ProviderError,
     RetryableError,
 )
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest
 from tests.fakes.anthropic_api import FakeAnthropic
+from tests.fakes.streams import Assembled, assemble, eventually
 
 KEY = "sk-ant-test-0123456789"
 PNG = base64.b64encode(b"\x89PNG-bytes").decode()
@@ -169,3 +171,89 @@ def test_wrong_key_or_model_is_a_configuration_error(fake: FakeAnthropic, mode: 
         provider().complete(request(), spec(fake), Deadline(10))
 
     assert KEY not in str(caught.value)
+
+
+# -- streaming -----------------------------------------------------------------------------------------------
+TOOLS = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "reply", "schema": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"tools": TOOLS}, {"response_format": JSON_SCHEMA}], ids=["text", "tool_use", "json_schema"]
+)
+def test_a_reassembled_stream_is_the_complete_answer(fake: FakeAnthropic, body: dict[str, Any]) -> None:
+    fake.cached_tokens = 3
+
+    streamed = assemble(provider().stream(request(**body), spec(fake), Deadline(10)))
+    completed = provider().complete(request(**body), spec(fake), Deadline(10))
+
+    assert streamed.same_answer() == Assembled.of(completed).same_answer()
+    assert streamed.usage is not None and streamed.usage.cache_read_tokens == 3
+    assert fake.requests[0].body["stream"] is True and "stream" not in fake.requests[1].body
+    assert len(streamed.deltas) > 5
+
+
+def test_deltas_arrive_while_the_upstream_is_still_writing(fake: FakeAnthropic) -> None:
+    fake.stream_chunks, fake.stream_interval = 20, 0.05
+    deltas = provider().stream(request(), spec(fake), Deadline(10))
+
+    first = next(deltas)
+
+    assert first.content and not fake.streams[0].completed and len(fake.streams[0].times) < 10
+    assert assemble([first, *deltas]).content == "claude-haiku-4-5 heard: Hello!"
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "kind"),
+    [
+        ("overloaded", RetryableError, "overloaded"),
+        ("throttle", RetryableError, "throttle"),
+        ("auth", ProviderAuthError, "auth"),
+        ("bad_request", InvalidRequest, "invalid_request"),
+    ],
+)
+def test_failures_before_the_first_byte_raise_the_same_typed_errors_as_complete(
+    fake: FakeAnthropic, mode: str, error: type[ProviderError], kind: str
+) -> None:
+    fake.mode = mode
+
+    with pytest.raises(error) as streamed:
+        next(provider().stream(request(), spec(fake), Deadline(10)))
+    with pytest.raises(error) as completed:
+        provider().complete(request(), spec(fake), Deadline(10))
+
+    assert streamed.value.kind == completed.value.kind == kind
+    assert streamed.value.status == completed.value.status
+
+
+def test_an_overloaded_event_mid_stream_is_retryable(fake: FakeAnthropic) -> None:
+    fake.mode, fake.stream_cut_after = "stream_error", 5  # start, ping, block start, then two text pieces
+    deltas = provider().stream(request(), spec(fake), Deadline(10))
+    next(deltas)
+
+    with pytest.raises(RetryableError) as caught:
+        list(deltas)
+
+    assert (caught.value.kind, caught.value.status) == ("overloaded", 529)
+
+
+def test_a_connection_cut_mid_stream_raises_from_a_later_next(fake: FakeAnthropic) -> None:
+    fake.mode, fake.stream_cut_after = "stream_cut", 5
+    deltas = provider().stream(request(), spec(fake), Deadline(10))
+    next(deltas)
+
+    with pytest.raises(RetryableError) as caught:
+        list(deltas)
+
+    assert caught.value.kind == "connection"
+
+
+def test_closing_the_stream_early_closes_the_upstream_connection(fake: FakeAnthropic) -> None:
+    fake.stream_interval = 0.05
+    deltas = provider().stream(request(), spec(fake), Deadline(10))
+    next(deltas)
+
+    deltas.close()
+
+    assert eventually(lambda: fake.streams[0].aborted)
+    assert not fake.streams[0].completed

@@ -1,4 +1,5 @@
-"""Bedrock through the real handler: the Converse client is stubbed (moto has no Converse), the rest is real."""
+"""Bedrock through the real handler (Converse stubbed: moto has no Converse), and ConverseStream against a loopback
+server speaking the AWS event-stream encoding, so botocore parses real bytes."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
+from llm_router.providers.base import Deadline, InvalidRequest, ProviderAuthError, ProviderError, RetryableError
 from llm_router.providers.bedrock import BedrockProvider
+from llm_router.schemas.catalog import ModelSpec
+from llm_router.schemas.openai import ChatCompletionRequest
+from tests.fakes.bedrock_api import FakeBedrock
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.router import openai_model, router_with
+from tests.fakes.streams import Assembled, assemble, eventually
 from tests.helpers import header
 from tests.integration.conftest import Router
 
@@ -173,3 +180,140 @@ def test_a_validation_error_is_returned_to_the_caller(router: tuple[Router, Stub
     assert response["statusCode"] == 400
     assert "temperature" in json.loads(response["body"])["error"]["message"]
     assert fallback.requests == []
+
+
+# -- streaming: ConverseStream against a loopback server speaking the AWS event-stream encoding ---------------
+STREAM_MODEL = ModelSpec.model_validate(
+    {**bedrock_model(), "id": "sonnet", "model_id": "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"}
+)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeBedrock]:
+    server = FakeBedrock().start()
+    yield server
+    server.stop()
+
+
+def loopback_provider(upstream: FakeBedrock, **options: Any) -> BedrockProvider:
+    def factory(region: str | None, read_timeout: float) -> Any:
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": 1}, read_timeout=read_timeout, connect_timeout=2
+        )
+        return boto3.client("bedrock-runtime", region_name=region, endpoint_url=upstream.url, config=config)
+
+    return BedrockProvider(factory, **options)
+
+
+def chat(**body: Any) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate(
+        {"model": "auto", "messages": [{"role": "user", "content": "Hello!"}], **body}
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"tools": TOOLS}, {"response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {}}}}],
+    ids=["text", "tool_use", "json_schema"],
+)
+def test_a_reassembled_converse_stream_is_the_converse_answer(upstream: FakeBedrock, body: dict[str, Any]) -> None:
+    upstream.cached_tokens, upstream.invoked_model = 4, "anthropic.claude-haiku-4-5"
+    provider = loopback_provider(upstream)
+
+    streamed = assemble(provider.stream(chat(**body), STREAM_MODEL, Deadline(10)))
+    completed = provider.complete(chat(**body), STREAM_MODEL, Deadline(10))
+
+    assert streamed.same_answer() == Assembled.of(completed).same_answer()
+    assert streamed.answered_by == "anthropic.claude-haiku-4-5"
+    assert streamed.usage is not None and streamed.usage.cache_read_tokens == 4
+    assert upstream.requests[0].path.endswith("/converse-stream") and len(streamed.deltas) > 3
+
+
+def test_converse_stream_deltas_arrive_while_bedrock_is_still_writing(upstream: FakeBedrock) -> None:
+    upstream.stream_chunks, upstream.stream_interval = 20, 0.05
+    deltas = loopback_provider(upstream).stream(chat(), STREAM_MODEL, Deadline(10))
+
+    first = next(deltas)
+
+    assert first.content and not upstream.streams[0].completed and len(upstream.streams[0].times) < 10
+    assert assemble([first, *deltas]).finish_reason == "stop"
+
+
+@pytest.mark.parametrize(
+    ("exception", "error", "kind"),
+    [
+        ("modelStreamErrorException", RetryableError, "model_error"),
+        ("internalServerException", RetryableError, "server_error"),
+        ("throttlingException", RetryableError, "throttle"),
+        ("serviceUnavailableException", RetryableError, "unavailable"),
+        ("validationException", InvalidRequest, "invalid_request"),
+    ],
+)
+def test_exception_events_mid_stream_are_typed_errors(
+    upstream: FakeBedrock, exception: str, error: type[ProviderError], kind: str
+) -> None:
+    upstream.mode, upstream.stream_exception = "stream_error", exception
+    deltas = loopback_provider(upstream).stream(chat(), STREAM_MODEL, Deadline(10))
+    next(deltas)
+
+    with pytest.raises(error) as caught:
+        list(deltas)
+
+    assert caught.value.kind == kind
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "kind"),
+    [
+        ("throttle", RetryableError, "throttle"),
+        ("overloaded", RetryableError, "unavailable"),
+        ("not_found", ProviderAuthError, "not_found"),
+        ("bad_request", InvalidRequest, "invalid_request"),
+        ("drop", RetryableError, "connection"),
+    ],
+)
+def test_failures_before_the_stream_raise_the_same_typed_errors_as_converse(
+    upstream: FakeBedrock, mode: str, error: type[ProviderError], kind: str
+) -> None:
+    upstream.mode = mode
+    provider = loopback_provider(upstream)
+
+    with pytest.raises(error) as streamed:
+        next(provider.stream(chat(), STREAM_MODEL, Deadline(10)))
+    with pytest.raises(error) as completed:
+        provider.complete(chat(), STREAM_MODEL, Deadline(10))
+
+    assert streamed.value.kind == completed.value.kind == kind
+
+
+def test_a_cut_converse_stream_raises_from_a_later_next(upstream: FakeBedrock) -> None:
+    upstream.mode = "stream_cut"
+    deltas = loopback_provider(upstream).stream(chat(), STREAM_MODEL, Deadline(10))
+    next(deltas)
+
+    with pytest.raises(RetryableError) as caught:
+        list(deltas)
+
+    assert caught.value.kind == "connection"
+
+
+def test_closing_a_converse_stream_early_closes_the_connection(upstream: FakeBedrock) -> None:
+    upstream.stream_interval = 0.05
+    deltas = loopback_provider(upstream).stream(chat(), STREAM_MODEL, Deadline(10))
+    next(deltas)
+
+    deltas.close()
+
+    assert eventually(lambda: upstream.streams[0].aborted)
+    assert not upstream.streams[0].completed
+
+
+def test_after_the_first_delta_converse_stream_reads_wait_for_the_idle_timeout(upstream: FakeBedrock) -> None:
+    upstream.stream_interval = 1.5
+    deltas = loopback_provider(upstream, stream_idle_seconds=0.3).stream(chat(), STREAM_MODEL, Deadline(30))
+    next(deltas)
+
+    with pytest.raises(RetryableError) as caught:
+        next(deltas)
+
+    assert caught.value.kind == "timeout"

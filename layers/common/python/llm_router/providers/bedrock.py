@@ -13,9 +13,10 @@ The client's region is the catalog entry's `region` (else the region in an ARN m
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.config import Config
@@ -28,9 +29,12 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ReadTimeoutError,
 )
+from urllib3.exceptions import HTTPError as TransportError
+from urllib3.exceptions import TimeoutError as TransportTimeout
 
 from llm_router.providers import formats, http
 from llm_router.providers.base import (
+    STREAM_IDLE_SECONDS,
     ContextWindowExceeded,
     Deadline,
     InvalidRequest,
@@ -38,6 +42,7 @@ from llm_router.providers.base import (
     ProviderError,
     ProviderResponse,
     RetryableError,
+    StreamDelta,
     Usage,
 )
 from llm_router.schemas.catalog import ModelSpec
@@ -57,6 +62,8 @@ RETRYABLE_CODES = {
     "ModelTimeoutException": "timeout",
     "ModelNotReadyException": "model_not_ready",
     "ModelErrorException": "model_error",
+    # Raised inside a ConverseStream event stream when the model fails after the stream began.
+    "ModelStreamErrorException": "model_error",
 }
 # Wrong permissions, credentials, model id or region: configuration errors the gateway counts and falls back from.
 CONFIG_CODES = {
@@ -92,8 +99,11 @@ class BedrockProvider:
 
     name = "bedrock"
 
-    def __init__(self, client_factory: ClientFactory | None = None) -> None:
+    def __init__(
+        self, client_factory: ClientFactory | None = None, *, stream_idle_seconds: float = STREAM_IDLE_SECONDS
+    ) -> None:
         self._factory = client_factory or _new_client
+        self._idle = stream_idle_seconds
         self._clients: dict[tuple[str | None, float], Any] = {}
         self._lock = threading.Lock()
 
@@ -112,19 +122,40 @@ class BedrockProvider:
         if deadline.expired:
             raise RetryableError(f"{model.id}: no time left for the call", kind="timeout")
         client = self.client(region_for(model), deadline.remaining())
-        try:
+        with _call_errors(model):
             response = client.converse(**params)
-        except ClientError as exc:
-            raise _client_error(exc, model) from None
-        except (ReadTimeoutError, ConnectTimeoutError):
-            raise RetryableError(f"{model.id}: Bedrock timed out", kind="timeout") from None
-        except (NoCredentialsError, PartialCredentialsError):
-            raise ProviderAuthError(f"{model.id}: no AWS credentials for Bedrock") from None
-        except ParamValidationError as exc:
-            raise InvalidRequest(f"{model.id}: {http.short(exc)}") from None
-        except BotoCoreError as exc:
-            raise RetryableError(f"{model.id}: Bedrock call failed ({type(exc).__name__})", kind="connection") from None
         return self.parse(response, model, json_tool=formats.json_schema_tool(request, model) is not None)
+
+    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+        """ConverseStream; the client's read timeout fits the deadline until the first delta, then each read of
+        the event stream waits at most the idle timeout."""
+        params = self.converse_params(request, model)
+        if deadline.expired:
+            raise RetryableError(f"{model.id}: no time left for the call", kind="timeout")
+        client = self.client(region_for(model), deadline.remaining())
+        with _call_errors(model):
+            stream = client.converse_stream(**params)["stream"]
+        translator = StreamTranslator(model, json_tool=formats.json_schema_tool(request, model) is not None)
+        events = iter(stream)
+        started = False
+        try:
+            while True:
+                if not started and deadline.expired:
+                    raise RetryableError(f"{model.id}: no answer before the deadline", kind="timeout")
+                with _call_errors(model):
+                    event = next(events, None)
+                if event is None:
+                    break
+                delta = translator.translate(event)
+                if delta is not None:
+                    if not started:
+                        started = True
+                        http.set_read_timeout(getattr(stream, "_raw_stream", None), self._idle)
+                    yield delta
+            if not translator.stopped:
+                raise RetryableError(f"{model.id}: the stream ended before the answer did", kind="connection")
+        finally:
+            stream.close()
 
     # -- request ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -191,6 +222,86 @@ class BedrockProvider:
         )
 
 
+class StreamTranslator:
+    """ConverseStream events -> StreamDelta, mapping stop reasons, tool use, usage and the prompt router's pick as
+    `parse` does. Tool calls are numbered among tool calls; with `json_tool`, the forced tool's input is text."""
+
+    def __init__(self, model: ModelSpec, *, json_tool: bool) -> None:
+        self._model = model
+        self._json_tool = json_tool
+        self._calls: dict[int, int] = {}  # content block index -> tool call index
+        self._arguments: dict[int, bool] = {}  # tool call index -> any input fragment seen
+        self._json_blocks: set[int] = set()
+        self.stopped = False
+
+    def translate(self, event: dict[str, Any]) -> StreamDelta | None:
+        """The delta `event` carries, or None (messageStart, reasoning, block ends without a delta)."""
+        if "contentBlockStart" in event:
+            body = event["contentBlockStart"]
+            return self._block_start(int(body.get("contentBlockIndex", 0)), (body.get("start") or {}).get("toolUse"))
+        if "contentBlockDelta" in event:
+            body = event["contentBlockDelta"]
+            return self._block_delta(int(body.get("contentBlockIndex", 0)), body.get("delta") or {})
+        if "contentBlockStop" in event:
+            return self._block_stop(int(event["contentBlockStop"].get("contentBlockIndex", 0)))
+        if "messageStop" in event:
+            return self._message_stop(event["messageStop"].get("stopReason"))
+        if "metadata" in event:
+            metadata = event["metadata"]
+            answered_by = ((metadata.get("trace") or {}).get("promptRouter") or {}).get("invokedModelId")
+            usage = _usage(metadata.get("usage"))
+            if usage is None and answered_by is None:
+                return None
+            return StreamDelta(usage=usage, answered_by=answered_by)
+        return None
+
+    def _block_start(self, index: int, use: dict[str, Any] | None) -> StreamDelta | None:
+        if not use:
+            return None
+        if self._json_tool and use.get("name") == formats.JSON_TOOL_NAME:
+            self._json_blocks.add(index)
+            return None
+        position = self._calls[index] = len(self._calls)
+        self._arguments[position] = False
+        function = {"name": str(use.get("name")), "arguments": ""}
+        return StreamDelta(
+            tool_calls=[{"index": position, "id": str(use.get("toolUseId")), "type": "function", "function": function}]
+        )
+
+    def _block_delta(self, index: int, delta: dict[str, Any]) -> StreamDelta | None:
+        if delta.get("text"):
+            return StreamDelta(content=str(delta["text"]))
+        fragment = str((delta.get("toolUse") or {}).get("input") or "")
+        if not fragment:
+            return None  # reasoning, citations, empty pieces
+        if index in self._json_blocks:
+            return StreamDelta(content=fragment)
+        if index not in self._calls:
+            return None
+        self._arguments[self._calls[index]] = True
+        return StreamDelta(tool_calls=[{"index": self._calls[index], "function": {"arguments": fragment}}])
+
+    def _block_stop(self, index: int) -> StreamDelta | None:
+        # A tool called without input streams no fragments; `parse` would have said "{}".
+        position = self._calls.get(index)
+        if position is None or self._arguments[position]:
+            return None
+        self._arguments[position] = True
+        return StreamDelta(tool_calls=[{"index": position, "function": {"arguments": "{}"}}])
+
+    def _message_stop(self, stop_reason: Any) -> StreamDelta:
+        if stop_reason == "model_context_window_exceeded":
+            raise ContextWindowExceeded(f"{self._model.id}: the answer ran past the model's context window")
+        if stop_reason in MALFORMED_STOP_REASONS:
+            raise RetryableError(
+                f"{self._model.id}: the model's output was malformed ({stop_reason})", kind="model_error"
+            )
+        self.stopped = True
+        if self._json_blocks:
+            return StreamDelta(finish_reason="stop")
+        return StreamDelta(finish_reason="tool_calls" if self._calls else STOP_REASONS.get(str(stop_reason), "stop"))
+
+
 def region_for(model: ModelSpec) -> str | None:
     """The catalog region, else the region inside an ARN model id, else None (the environment's region)."""
     if model.region:
@@ -214,9 +325,28 @@ def _new_client(region: str | None, read_timeout: float) -> Any:
     return new_client("bedrock-runtime", region_name=region, config=config)
 
 
+@contextlib.contextmanager
+def _call_errors(model: ModelSpec) -> Iterator[None]:
+    """botocore's failures, and urllib3's while an event stream is read, as typed errors."""
+    try:
+        yield
+    except ClientError as exc:  # includes EventStreamError, an exception event inside a stream
+        raise _client_error(exc, model) from None
+    except (ReadTimeoutError, ConnectTimeoutError, TransportTimeout):
+        raise RetryableError(f"{model.id}: Bedrock timed out", kind="timeout") from None
+    except (NoCredentialsError, PartialCredentialsError):
+        raise ProviderAuthError(f"{model.id}: no AWS credentials for Bedrock") from None
+    except ParamValidationError as exc:
+        raise InvalidRequest(f"{model.id}: {http.short(exc)}") from None
+    except (BotoCoreError, TransportError, OSError) as exc:
+        raise RetryableError(f"{model.id}: Bedrock call failed ({type(exc).__name__})", kind="connection") from None
+
+
 def _client_error(exc: ClientError, model: ModelSpec) -> ProviderError:
     error = exc.response.get("Error") or {}
     code = str(error.get("Code") or "")
+    # Exception events in a stream are named like their members (`throttlingException`).
+    code = code[:1].upper() + code[1:]
     message = http.short(error.get("Message") or code)
     metadata = exc.response.get("ResponseMetadata") or {}
     status = metadata.get("HTTPStatusCode")

@@ -7,9 +7,13 @@ deadline twice.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import email.utils
 import json
+import re
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -19,6 +23,7 @@ from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as TransportTimeout
 
 from llm_router.providers.base import (
+    STREAM_IDLE_SECONDS,
     ContentFiltered,
     ContextWindowExceeded,
     Deadline,
@@ -72,31 +77,61 @@ def post_json(
 
     `label` names the model in error messages; the URL and headers (which hold the key) never appear in them.
     """
+    with transport_errors(label):
+        response = _post(url, payload, headers, deadline, label=label, http=http, accept="application/json")
+    return HttpResult(response.status, _lower(response.headers), _parse(response.data))
+
+
+def _post(
+    url: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    deadline: Deadline,
+    *,
+    label: str,
+    http: urllib3.PoolManager | None,
+    accept: str,
+    preload_content: bool = True,
+) -> urllib3.BaseHTTPResponse:
     if deadline.expired:
         raise RetryableError(f"{label}: no time left for the call", kind="timeout")
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return (http or pool()).request(
+        "POST",
+        url,
+        body=body,
+        headers={"Content-Type": "application/json", "Accept": accept, **headers},
+        timeout=timeout_for(deadline),
+        retries=False,
+        redirect=False,
+        preload_content=preload_content,
+    )
+
+
+@contextlib.contextmanager
+def transport_errors(label: str) -> Iterator[None]:
+    """urllib3's transport failures as RetryableError; messages name the exception type only, as urllib3's text
+    includes the URL."""
     try:
-        response = (http or pool()).request(
-            "POST",
-            url,
-            body=body,
-            headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
-            timeout=timeout_for(deadline),
-            retries=False,
-            redirect=False,
-        )
+        yield
     except NewConnectionError:
         # Checked first: urllib3 makes it a subclass of its connect-timeout error, but a refused connection
         # is not a timeout.
         raise RetryableError(f"{label}: connection refused", kind="connection") from None
-    except TransportTimeout:
+    except (TransportTimeout, TimeoutError):
         raise RetryableError(f"{label}: timed out", kind="timeout") from None
-    except HTTPError as exc:
-        # Connection refused or reset, dropped mid-response, TLS failures: the message is the exception type
-        # only, as urllib3's text includes the URL.
+    except (HTTPError, OSError) as exc:
+        # Connection refused or reset, dropped mid-response, TLS failures.
         raise RetryableError(f"{label}: connection failed ({type(exc).__name__})", kind="connection") from None
-    response_headers = {k.lower(): v for k, v in response.headers.items()}
-    return HttpResult(response.status, response_headers, _parse(response.data))
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (for reading events whose shape is not guaranteed)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
 
 
 def _parse(data: bytes) -> Any:
@@ -201,3 +236,162 @@ def api_key(model: ModelSpec, keys: KeySource) -> str | None:
 def endpoint(base_url: str, path: str) -> str:
     """`base_url` joined with `path`, one slash between them."""
     return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+# -- streaming -----------------------------------------------------------------------------------------------
+READ_SIZE = 65536
+# After the last event, the rest of the body (the chunked encoding's end) is read this long at most, so the
+# connection can go back to the pool; a server that holds it open longer loses it.
+DRAIN_SECONDS = 1.0
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    event: str
+    data: str
+
+
+class SSEParser:
+    """Server-sent events from bytes as they arrive: lines split across reads, CRLF/CR/LF line ends, comments,
+    multi-line data (joined with newlines), UTF-8 split across reads. `id` and `retry` are of no use here."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buffer = ""
+        self._event = ""
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The events that `chunk` completes."""
+        self._buffer += self._decoder.decode(chunk)
+        return self._lines(final=False)
+
+    def close(self) -> list[ServerSentEvent]:
+        """The events left when the body ends; a last event without its blank line still counts."""
+        self._buffer += self._decoder.decode(b"", final=True)
+        events = self._lines(final=True)
+        if self._buffer:
+            events.extend(self._line(self._buffer))
+            self._buffer = ""
+        events.extend(self._line(""))
+        return events
+
+    def _lines(self, *, final: bool) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        start = 0
+        buffer = self._buffer
+        while (match := _LINE_END.search(buffer, start)) is not None:
+            if match.group() == "\r" and match.end() == len(buffer) and not final:
+                break  # a CR at the end of a read may be the first half of a CRLF
+            events.extend(self._line(buffer[start : match.start()]))
+            start = match.end()
+        self._buffer = buffer[start:]
+        return events
+
+    def _line(self, line: str) -> list[ServerSentEvent]:
+        if not line:
+            event = ServerSentEvent(self._event or "message", "\n".join(self._data)) if self._data else None
+            self._event, self._data = "", []
+            return [event] if event else []
+        if line.startswith(":"):
+            return []
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        return []
+
+
+class EventSource:
+    """An open server-sent-events response.
+
+    Until `started()` each read waits no longer than the deadline allows (the deadline bounds the time to the
+    first delta); after it, each read waits at most `idle_seconds`. `close()` returns a finished connection to
+    the pool and closes an unfinished one, which is how an upstream learns the caller went away.
+    """
+
+    def __init__(
+        self, response: urllib3.BaseHTTPResponse, deadline: Deadline, *, label: str, idle_seconds: float
+    ) -> None:
+        self._response = response
+        self._deadline = deadline
+        self._label = label
+        self._idle = idle_seconds
+        self._started = False
+        self._ended = False
+
+    def started(self) -> None:
+        """The first delta went out: from now on reads wait up to the idle timeout instead of the deadline."""
+        self._started = True
+
+    def __iter__(self) -> Iterator[ServerSentEvent]:
+        parser = SSEParser()
+        while True:
+            data = self._read(self._wait())
+            if not data:
+                self._ended = True
+                yield from parser.close()
+                return
+            yield from parser.feed(data)
+
+    def _wait(self) -> float:
+        if self._started:
+            return self._idle
+        if self._deadline.expired:
+            raise RetryableError(f"{self._label}: no answer before the deadline", kind="timeout")
+        return self._deadline.remaining()
+
+    def _read(self, timeout: float) -> bytes:
+        set_read_timeout(self._response, timeout)
+        with transport_errors(self._label):
+            return self._response.read1(READ_SIZE)
+
+    def close(self, *, drain: bool = False) -> None:
+        """Release the connection: with `drain` (the last event was seen), read the rest briefly for reuse."""
+        if drain and not self._ended:
+            try:
+                while self._read(min(DRAIN_SECONDS, self._idle)):
+                    pass
+                self._ended = True
+            except ProviderError:
+                pass
+        if not self._ended:
+            self._response.close()
+        self._response.release_conn()
+
+
+def set_read_timeout(response: Any, seconds: float) -> None:
+    """Give the response's socket a new read timeout (urllib3 fixes one when the request is sent)."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def open_event_stream(
+    url: str,
+    payload: dict[str, Any],
+    headers: dict[str, str],
+    deadline: Deadline,
+    *,
+    label: str,
+    error: Callable[[HttpResult], ProviderError],
+    http: urllib3.PoolManager | None = None,
+    idle_seconds: float = STREAM_IDLE_SECONDS,
+) -> EventSource:
+    """POST `payload` and return its event stream once the status line says 2xx; an error status becomes
+    `error(result)`, with the error body read in full, so failures before the stream match `post_json`'s."""
+    with transport_errors(label):
+        response = _post(
+            url, payload, headers, deadline, label=label, http=http, accept="text/event-stream", preload_content=False
+        )
+    if response.status < 300:
+        return EventSource(response, deadline, label=label, idle_seconds=idle_seconds)
+    try:
+        with transport_errors(label):
+            data = response.read()
+    finally:
+        response.release_conn()
+    raise error(HttpResult(response.status, _lower(response.headers), _parse(data)))

@@ -15,18 +15,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import urllib3
 
 from llm_router.providers import http
-from llm_router.providers.base import Deadline, ProviderAuthError, ProviderResponse, RetryableError, Usage
+from llm_router.providers.base import (
+    STREAM_IDLE_SECONDS,
+    Deadline,
+    ProviderAuthError,
+    ProviderError,
+    ProviderResponse,
+    RetryableError,
+    StreamDelta,
+    Usage,
+)
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest
 
-# Fields the router consumes itself: it answers streams from a complete upstream answer, and `metadata` feeds
-# routing rules (OpenAI accepts it only together with `store`).
+# Fields the router consumes itself: `stream` and `stream_options` are set by the adapter (`stream()` asks for
+# usage in the last chunk), and `metadata` feeds routing rules (OpenAI accepts it only together with `store`).
 ROUTER_ONLY_FIELDS = ("stream", "stream_options", "metadata")
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
@@ -40,9 +50,16 @@ class OpenAICompatProvider:
 
     name = "openai"
 
-    def __init__(self, keys: http.KeySource, *, pool: urllib3.PoolManager | None = None) -> None:
+    def __init__(
+        self,
+        keys: http.KeySource,
+        *,
+        pool: urllib3.PoolManager | None = None,
+        stream_idle_seconds: float = STREAM_IDLE_SECONDS,
+    ) -> None:
         self._keys = keys
         self._pool = pool
+        self._idle = stream_idle_seconds
 
     def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
         key = http.api_key(model, self._keys)
@@ -53,6 +70,35 @@ class OpenAICompatProvider:
         if result.status >= 400:
             raise self._error(result, model, key)
         return self.parse(result.body, model)
+
+    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+        key = http.api_key(model, self._keys)
+        payload = self.payload(request, model)
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+        events = http.open_event_stream(
+            self._url(model), payload, self._headers(model, key), deadline, label=model.id, http=self._pool,
+            error=lambda result: self._error(result, model, key), idle_seconds=self._idle,
+        )  # fmt: skip
+
+        def event_error(body: dict[str, Any]) -> ProviderError:
+            return self._error(http.HttpResult(_error_status(body), {}, body), model, key)
+
+        chunks = ChunkTranslator(model, event_error)
+        finished = False
+        try:
+            for event in events:
+                if event.data.strip() == "[DONE]":
+                    finished = True
+                    break
+                delta = chunks.translate(_json(event.data, model))
+                if delta is not None:
+                    events.started()
+                    yield delta
+            if not finished and not chunks.finished:
+                raise RetryableError(f"{model.id}: the stream ended before the answer did", kind="connection")
+        finally:
+            events.close(drain=finished)
 
     @staticmethod
     def payload(request: ChatCompletionRequest, model: ModelSpec) -> dict[str, Any]:
@@ -106,7 +152,7 @@ class OpenAICompatProvider:
         )
 
     @staticmethod
-    def _error(result: http.HttpResult, model: ModelSpec, key: str | None) -> Exception:
+    def _error(result: http.HttpResult, model: ModelSpec, key: str | None) -> ProviderError:
         error = result.body.get("error") if isinstance(result.body, dict) else None
         if isinstance(error, dict):
             message, code = error.get("message"), error.get("code") or error.get("type")
@@ -126,6 +172,81 @@ class OpenAICompatProvider:
                 content_filtered=code in CONTENT_FILTER_CODES,
             )
         return http.status_error(result.status, text, result.headers)
+
+
+class ChunkTranslator:
+    """`chat.completion.chunk` objects -> StreamDelta, mapping finish reasons and usage as `parse` does."""
+
+    def __init__(self, model: ModelSpec, error: Callable[[dict[str, Any]], ProviderError]) -> None:
+        self._model = model
+        self._error = error
+        self._tool_calls = False
+        self.finished = False
+
+    def translate(self, chunk: Any) -> StreamDelta | None:
+        """The delta in `chunk`, or None when it carries nothing (role-only chunks, filter results)."""
+        if not isinstance(chunk, dict):
+            raise RetryableError(f"{self._model.id}: a stream chunk was not a JSON object", kind="malformed_response")
+        if chunk.get("error") is not None:
+            raise self._error(chunk)
+        choices = chunk.get("choices") or []
+        choice = http.as_dict(choices[0] if choices else None)
+        delta = http.as_dict(choice.get("delta"))
+        calls = [_tool_call_delta(call, i) for i, call in enumerate(delta.get("tool_calls") or [])] or None
+        self._tool_calls = self._tool_calls or calls is not None
+        finish = None
+        if choice.get("finish_reason"):
+            finish = FINISH_REASONS.get(str(choice["finish_reason"]), "stop")
+            if choice["finish_reason"] == "function_call" or (self._tool_calls and finish == "stop"):
+                finish = "tool_calls"
+            self.finished = True
+        content = _text(delta.get("content")) or None
+        usage = _usage(chunk.get("usage"))
+        if content is None and calls is None and finish is None and usage is None:
+            return None
+        model = chunk.get("model")
+        return StreamDelta(
+            content=content,
+            tool_calls=calls,
+            finish_reason=finish,
+            usage=usage,
+            answered_by=model if isinstance(model, str) and model else None,
+        )
+
+
+def _tool_call_delta(call: Any, position: int) -> dict[str, Any]:
+    """An OpenAI tool-call delta, passed through with its arguments fragment as a string."""
+    if not isinstance(call, dict):
+        raise RetryableError("a stream chunk had a tool call that was not an object", kind="malformed_response")
+    out: dict[str, Any] = {"index": int(call.get("index", position))}
+    if call.get("id"):
+        out["id"] = str(call["id"])
+        out["type"] = "function"
+    function = http.as_dict(call.get("function"))
+    fn: dict[str, Any] = {}
+    if function.get("name"):
+        fn["name"] = str(function["name"])
+    arguments = function.get("arguments")
+    if arguments is not None:
+        # Ollama sends arguments as an object; the wire format wants a JSON string.
+        fn["arguments"] = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    if fn:
+        out["function"] = fn
+    return out
+
+
+def _json(data: str, model: ModelSpec) -> Any:
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError:
+        raise RetryableError(f"{model.id}: a stream chunk was not valid JSON", kind="malformed_response") from None
+
+
+def _error_status(body: dict[str, Any]) -> int:
+    """The status an `{"error": ...}` event would have had: the stream's status line already said 200."""
+    error = body.get("error")
+    kind = str(error.get("type") or "") if isinstance(error, dict) else ""
+    return 400 if kind == "invalid_request_error" else 500
 
 
 def _text(content: Any) -> str | None:

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
+from collections.abc import Callable, Iterator
 
 from llm_router.providers.base import (
     ContextWindowExceeded,
     Deadline,
     ProviderResponse,
     RetryableError,
+    StreamDelta,
     Usage,
 )
 from llm_router.routing.features import TOKENS_PER_MESSAGE, estimate_tokens
@@ -63,20 +66,42 @@ class SimulatedProvider:
 
     name = "simulated"
 
-    def __init__(self, sleep: object = time.sleep) -> None:
+    def __init__(self, sleep: Callable[[float], object] = time.sleep, *, chunk_delay_ms: float | None = None) -> None:
+        """`chunk_delay_ms`, when given, replaces every model's `simulate.chunk_delay_ms`."""
         self._sleep = sleep
+        self._chunk_delay_ms = chunk_delay_ms
 
     def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
+        return self._answer(request, model, deadline, streaming=False)
+
+    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+        """The same answer as `complete`, a word per delta; failures other than `interrupted` come first."""
+        sim = model.simulate or _NO_SIMULATION
+        answer = self._answer(request, model, deadline, streaming=True)
+        interrupted = sim.failure == "interrupted" and self._failing(request, model, sim)
+        delay = (self._chunk_delay_ms if self._chunk_delay_ms is not None else sim.chunk_delay_ms) / 1000
+        for i, delta in enumerate(_deltas(answer)):
+            if interrupted and i >= sim.failure_after_chunks:
+                raise RetryableError(f"simulated model {model.id}: the stream broke off", kind="connection")
+            if i and delay:
+                self._sleep(delay)
+            yield delta
+
+    def _answer(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline, *, streaming: bool
+    ) -> ProviderResponse:
         sim = model.simulate or _NO_SIMULATION
         prompt = "\n".join(m.text() for m in request.messages)
         input_tokens = estimate_tokens(prompt) + TOKENS_PER_MESSAGE * len(request.messages)
         if sim.latency_ms:
             wait = sim.latency_ms / 1000
             if wait > deadline.remaining():
-                self._sleep(deadline.remaining())  # type: ignore[operator]
+                self._sleep(deadline.remaining())
                 raise RetryableError(f"simulated model {model.id} timed out", kind="timeout")
-            self._sleep(wait)  # type: ignore[operator]
-        if sim.failure != "none" and _fraction(model.id, prompt, request.user or "") < sim.failure_rate:
+            self._sleep(wait)
+        # A stream is interrupted after it starts; a complete answer fails at once (as server_error).
+        healthy = ("none", "interrupted") if streaming else ("none",)
+        if sim.failure not in healthy and self._failing(request, model, sim):
             self._fail(model, sim)
         if input_tokens > model.context_window:
             raise ContextWindowExceeded(f"simulated model {model.id}: prompt exceeds {model.context_window} tokens")
@@ -97,6 +122,11 @@ class SimulatedProvider:
         return ProviderResponse(text, finish, Usage(input_tokens, estimate_tokens(text)), simulated=True)
 
     @staticmethod
+    def _failing(request: ChatCompletionRequest, model: ModelSpec, sim: Simulation) -> bool:
+        prompt = "\n".join(m.text() for m in request.messages)
+        return _fraction(model.id, prompt, request.user or "") < sim.failure_rate
+
+    @staticmethod
     def _text(model: ModelSpec, prompt: str, request: ChatCompletionRequest) -> str:
         if request.needs_json():
             return json.dumps({"model": model.id, "answer": "simulated", "prompt_chars": len(prompt)})
@@ -109,10 +139,27 @@ class SimulatedProvider:
     def _fail(model: ModelSpec, sim: Simulation) -> None:
         if sim.failure == "throttle":
             raise RetryableError(f"simulated model {model.id} is throttled", status=429, kind="throttle")
-        if sim.failure == "server_error":
+        if sim.failure in ("server_error", "interrupted"):
             raise RetryableError(f"simulated model {model.id} failed", status=500, kind="server_error")
         if sim.failure == "timeout":
             raise RetryableError(f"simulated model {model.id} timed out", kind="timeout")
         if sim.failure == "connection_error":
             raise RetryableError(f"simulated model {model.id}: connection reset", kind="connection")
         raise ContextWindowExceeded(f"simulated model {model.id}: prompt exceeds its context window")
+
+
+def _deltas(answer: ProviderResponse) -> Iterator[StreamDelta]:
+    """`answer` as deltas: a word each (with the space after it), tool calls, then the finish, then usage."""
+    for word in re.findall(r"\s*\S+\s*", answer.content or ""):
+        yield StreamDelta(content=word, simulated=True)
+    for index, call in enumerate(answer.tool_calls or []):
+        opening = {"index": index, "id": call["id"], "type": "function"}
+        yield StreamDelta(
+            tool_calls=[{**opening, "function": {"name": call["function"]["name"], "arguments": ""}}], simulated=True
+        )
+        yield StreamDelta(
+            tool_calls=[{"index": index, "function": {"arguments": call["function"]["arguments"]}}], simulated=True
+        )
+    yield StreamDelta(finish_reason=answer.finish_reason, simulated=True)
+    if answer.usage is not None:
+        yield StreamDelta(usage=answer.usage, simulated=True)

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Capability = Literal["tools", "images", "json"]
 ProviderName = Literal["openai", "anthropic", "bedrock", "simulated"]
-FailureMode = Literal["none", "timeout", "throttle", "server_error", "connection_error", "context_overflow"]
+FailureMode = Literal[
+    "none", "timeout", "throttle", "server_error", "connection_error", "context_overflow", "interrupted"
+]
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
@@ -27,14 +29,21 @@ class Price(BaseModel):
 
 
 class Simulation(BaseModel):
-    """How the simulated provider behaves for this model: latency and an injected failure mode."""
+    """How the simulated provider behaves for this model: latency, streaming pace and an injected failure mode.
+
+    Every failure happens before the answer starts, except `interrupted`: a stream breaks off after
+    `failure_after_chunks` deltas (a connection error), and a complete answer fails as `server_error` does.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     latency_ms: float = Field(0, ge=0)
+    # Pause between streamed deltas (one word each), after the first.
+    chunk_delay_ms: float = Field(0, ge=0)
     failure: FailureMode = "none"
     # Share of calls that fail with `failure` (deterministic per request id and model).
     failure_rate: float = Field(1.0, ge=0, le=1)
+    failure_after_chunks: int = Field(3, ge=0)
 
 
 class ModelSpec(BaseModel):

@@ -1,0 +1,78 @@
+"""The incremental server-sent-events parser: events must come out the same however the bytes are cut."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_router.providers.http import ServerSentEvent, SSEParser
+
+STREAM = (
+    b": keep-alive comment\r\n"
+    b'data: {"a": 1}\r\n'
+    b"\r\n"
+    b"event: content_block_delta\n"
+    b'data: {"text": "caf\xc3\xa9"}\n'
+    b"\n"
+    b"data: first line\r"
+    b"data:second line\r"
+    b"\r"
+    b"id: 7\n"
+    b"retry: 100\n"
+    b"data: [DONE]\n"
+    b"\n"
+)
+EXPECTED = [
+    ServerSentEvent("message", '{"a": 1}'),
+    ServerSentEvent("content_block_delta", '{"text": "café"}'),
+    ServerSentEvent("message", "first line\nsecond line"),
+    ServerSentEvent("message", "[DONE]"),
+]
+
+
+def parse(reads: list[bytes]) -> list[ServerSentEvent]:
+    parser = SSEParser()
+    events = [event for read in reads for event in parser.feed(read)]
+    return events + parser.close()
+
+
+def test_one_read_gives_every_event_in_order() -> None:
+    assert parse([STREAM]) == EXPECTED
+
+
+def test_reads_of_one_byte_give_the_same_events() -> None:
+    assert parse([STREAM[i : i + 1] for i in range(len(STREAM))]) == EXPECTED
+
+
+@pytest.mark.parametrize("cut", range(1, len(STREAM)))
+def test_any_cut_into_two_reads_gives_the_same_events(cut: int) -> None:
+    assert parse([STREAM[:cut], STREAM[cut:]]) == EXPECTED
+
+
+def test_a_crlf_split_across_reads_is_one_line_end_not_two() -> None:
+    parser = SSEParser()
+
+    first = parser.feed(b"data: x\r")
+    second = parser.feed(b"\ndata: y\r\n\r\n")
+
+    assert first == [] and second == [ServerSentEvent("message", "x\ny")]
+
+
+def test_an_event_is_not_given_before_its_blank_line() -> None:
+    parser = SSEParser()
+
+    assert parser.feed(b'data: {"partial": true}\n') == []
+    assert parser.feed(b"\n") == [ServerSentEvent("message", '{"partial": true}')]
+
+
+def test_comments_and_blank_lines_alone_give_no_events() -> None:
+    assert parse([b": ping\n\n\n: another\r\n\r\n"]) == []
+
+
+def test_a_last_event_without_its_blank_line_still_counts_when_the_body_ends() -> None:
+    assert parse([b"data: [DONE]"]) == [ServerSentEvent("message", "[DONE]")]
+
+
+def test_the_event_name_applies_to_one_event_only() -> None:
+    events = parse([b"event: ping\ndata: {}\n\ndata: {}\n\n"])
+
+    assert [e.event for e in events] == ["ping", "message"]
