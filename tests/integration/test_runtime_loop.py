@@ -17,7 +17,7 @@ import pytest
 from aws_lambda_powertools import Logger
 
 from llm_router.runtime import StreamingResponse
-from llm_router.runtime.client import RuntimeApiClient
+from llm_router.runtime.client import RuntimeApiClient, RuntimeApiError
 from llm_router.runtime.loop import Handler, run
 from tests.fakes.runtime_api import FakeRuntimeAPI, Post
 
@@ -528,3 +528,28 @@ def test_wrapper_execs_a_loop_that_serves_invocations(api: FakeRuntimeAPI, task_
         stop(process)
 
     assert post.raw == chunked(SSE_PRELUDE + NUL8, b"data: wrapped\n\n", b"data: [DONE]\n\n")
+
+
+def test_a_rejected_response_ends_that_invocation_and_the_loop_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a Runtime API that refuses responses as too large
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "before")
+    with FakeRuntimeAPI(response_status=413) as api:
+        api.invoke("big-1", {})
+        api.invoke("big-2", {})
+
+        # When the loop serves both, streamed
+        posts = serve(api, lambda event, context: {"statusCode": 200, "body": "x"}, streaming=True, invocations=2)
+
+    # Then both were answered (and refused) and the loop did not stop at the first refusal
+    assert [p.path for p in posts] == [RESPONSE.format("big-1"), RESPONSE.format("big-2")]
+
+
+def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", "before")
+    with FakeRuntimeAPI(response_status=500) as api:
+        api.invoke("broken", {})
+
+        with pytest.raises(RuntimeApiError) as raised:
+            run(RuntimeApiClient(api.address), lambda event, context: {"statusCode": 200}, True, max_invocations=1)
+
+    assert raised.value.status == 500
