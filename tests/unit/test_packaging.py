@@ -47,3 +47,45 @@ def test_handler_imports_nothing_the_layer_leaves_out(function: str) -> None:
 
     offending = [m for m in loaded if m.split(".")[0] in NOT_IN_LAMBDA or m.startswith(NOT_IN_LAMBDA)]
     assert offending == []
+
+
+WRAPPER = "layers/common/llm-router-runtime"
+
+
+def test_runtime_wrapper_is_committed_executable() -> None:
+    # Lambda refuses an AWS_LAMBDA_EXEC_WRAPPER that is not executable (exit 126) and the function never starts.
+    assert os.access(ROOT / WRAPPER, os.X_OK)
+    listed = subprocess.run(["git", "ls-files", "-s", WRAPPER], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert listed.stdout.split()[0] == "100755"
+
+
+def test_runtime_wrapper_is_in_the_layer_asset_at_its_root(tmp_path: Path) -> None:
+    # Given the layer staged the way CDK stages it, with the stack's exclusions
+    import aws_cdk as cdk
+
+    from infra.assets import LAYER_EXCLUDES
+
+    cdk.FileSystem.copy_directory(
+        str(ROOT / "layers" / "common"), str(tmp_path), cdk.CopyOptions(exclude=LAYER_EXCLUDES)
+    )
+
+    # Then the wrapper lands at the layer's root (/opt/llm-router-runtime), still executable, beside its package
+    staged = tmp_path / "llm-router-runtime"
+    assert staged.is_file() and os.access(staged, os.X_OK)
+    assert (tmp_path / "python" / "llm_router" / "runtime" / "__main__.py").is_file()
+
+
+def test_runtime_loop_needs_only_the_standard_library() -> None:
+    # It starts before anything else of the function and must not pay for (or depend on) third-party imports.
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "import llm_router.runtime.loop\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+
+    roots = {m.split(".")[0] for m in loaded}
+    assert roots - sys.stdlib_module_names - {"llm_router"} == set()
+    assert [m for m in loaded if m.startswith("llm_router.") and not m.startswith("llm_router.runtime")] == []
