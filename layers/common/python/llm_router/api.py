@@ -24,9 +24,10 @@ from llm_router.metrics import COUNT, MetricsRecorder, emitter_for
 from llm_router.observability import logger
 from llm_router.providers.factories import FACTORIES
 from llm_router.providers.registry import ProviderRegistry
+from llm_router.routing.snapshot import InvalidItem
 from llm_router.schemas.openai import ChatCompletionRequest
 from llm_router.settings import get_settings
-from llm_router.stores.config_store import ConfigStore, InvalidItem
+from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.payload_store import PayloadStore
 from llm_router.stores.request_store import RequestStore

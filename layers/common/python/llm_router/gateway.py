@@ -33,6 +33,7 @@ from llm_router.providers.base import (
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.routing.engine import Decision, Plan, decide, plan
 from llm_router.routing.features import Features, estimate_tokens
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import (
     AssistantMessage,
@@ -44,7 +45,7 @@ from llm_router.schemas.openai import (
     PromptTokensDetails,
     ToolCall,
 )
-from llm_router.stores.config_store import ConfigSnapshot, ConfigStore
+from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue, QueuedRequest
 from llm_router.stores.request_store import RequestStore
 
