@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from llm_router.routing.conditions import Condition, guard_of
 from llm_router.routing.engine import decide
 from llm_router.routing.features import Features
-from llm_router.routing.conditions import Condition, guard_of
 from llm_router.routing.index import RuleIndex
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec

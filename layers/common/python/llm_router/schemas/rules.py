@@ -1,4 +1,4 @@
-"""Routing rules: a condition (`when`) and an action (`then`), validated on write and on read."""
+"""Routing rules: a condition (`when`, whose keys `routing.conditions` defines) and an action (`then`)."""
 
 from __future__ import annotations
 

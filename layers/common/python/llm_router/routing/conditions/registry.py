@@ -81,6 +81,8 @@ class ConditionType(Generic[V]):
 
 
 CONDITION_TYPES: dict[str, ConditionType[Any]] = {}
+# Evaluation order of each key: by cost, then, within one cost, in the order the types were registered.
+_ORDER: dict[str, tuple[Cost, int]] = {}
 
 
 def register(condition_type: ConditionType[V]) -> ConditionType[V]:
@@ -88,6 +90,7 @@ def register(condition_type: ConditionType[V]) -> ConditionType[V]:
     if condition_type.key in CONDITION_TYPES:
         raise ValueError(f"condition {condition_type.key!r} is registered twice")
     CONDITION_TYPES[condition_type.key] = condition_type
+    _ORDER[condition_type.key] = (condition_type.cost, len(_ORDER))
     return condition_type
 
 
@@ -130,9 +133,7 @@ def _validate_parts(data: dict[Any, Any]) -> tuple[Part, ...]:
             errors += _under(key, exc)
     if errors:
         raise ValidationError.from_exception_data("Condition", errors)
-    # Stable: within one cost, the order in which the types were registered.
-    order = {key: position for position, key in enumerate(CONDITION_TYPES)}
-    return tuple(sorted(parts, key=lambda part: (part.type.cost, order[part.type.key])))
+    return tuple(sorted(parts, key=lambda part: _ORDER[part.type.key]))
 
 
 class Condition(BaseModel):
@@ -160,7 +161,7 @@ class Condition(BaseModel):
         return {
             part.type.key: part.type.adapter.dump_python(
                 part.value,
-                mode=info.mode,
+                mode="json" if info.mode_is_json() else "python",
                 by_alias=info.by_alias,
                 exclude_unset=info.exclude_unset,
                 exclude_defaults=info.exclude_defaults,
