@@ -5,12 +5,14 @@ Any text may be long or short enough, so they offer no index guard.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
 from llm_router.routing.conditions.registry import ConditionType, Cost, Result, no_guard, register
-from llm_router.routing.features import Features
+
+if TYPE_CHECKING:
+    from llm_router.routing.features import Features  # annotations only: conditions load no request model
 
 Count = Annotated[int, Field(ge=0)]
 

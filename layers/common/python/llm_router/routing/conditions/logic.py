@@ -7,6 +7,7 @@ one; nothing rules a `not` out, since a request lacking a fact is exactly what i
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from llm_router.routing.conditions.registry import (
     Condition,
@@ -22,7 +23,9 @@ from llm_router.routing.conditions.registry import (
     no_guard,
     register,
 )
-from llm_router.routing.features import Features
+
+if TYPE_CHECKING:
+    from llm_router.routing.features import Features  # annotations only: conditions load no request model
 
 Parts = tuple[Condition, ...]
 

@@ -6,10 +6,12 @@ text, so it offers no index guard.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from llm_router.routing.conditions.registry import ConditionType, Cost, Result, no_guard, register
-from llm_router.routing.features import Features
+
+if TYPE_CHECKING:
+    from llm_router.routing.features import Features  # annotations only: conditions load no request model
 
 PiiKind = Literal["email", "phone", "credit_card", "iban", "ip_address"]
 PiiWanted = bool | tuple[PiiKind, ...]

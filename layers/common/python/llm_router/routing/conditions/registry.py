@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import cached_property
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -30,7 +30,9 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from llm_router.routing.features import Features
+if TYPE_CHECKING:
+    from llm_router.routing.features import Features  # annotations only: conditions load no request model
+
 
 Result = tuple[bool, str]
 # ("word", w) | ("tenant", t) | ("meta", key, value) | ("flag", name, bool) | ("lit", s)
@@ -145,7 +147,9 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    parts: tuple[Part, ...] = ()  # cheapest check first
+    # Each a `Part`, cheapest check first. `Any` to pydantic: the parts are validated when built from the keys, and
+    # a `ConditionType` is no value to validate.
+    parts: tuple[Any, ...] = ()
 
     @model_validator(mode="before")
     @classmethod

@@ -5,8 +5,12 @@ The cheapest checks, and the best guards: the index finds their rules with one d
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llm_router.routing.conditions.registry import ConditionType, Cost, Guard, Rank, Result, register
-from llm_router.routing.features import Features
+
+if TYPE_CHECKING:
+    from llm_router.routing.features import Features  # annotations only: conditions load no request model
 
 OneOrMany = str | tuple[str, ...]
 

@@ -6,10 +6,14 @@ Without an installed classifier they never hold.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from llm_router.routing.conditions.registry import ConditionType, Cost, Result, no_guard, register
-from llm_router.routing.features import Features
+
+if TYPE_CHECKING:
+    from llm_router.routing.features import Features  # annotations only: conditions load no request model
 
 
 class DomainCondition(BaseModel):

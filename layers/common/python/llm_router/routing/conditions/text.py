@@ -10,12 +10,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 from pydantic import ConfigDict, RootModel, field_validator
 
 from llm_router.routing.conditions.registry import ConditionType, Cost, Guard, Rank, Result, register
-from llm_router.routing.features import Features
 from llm_router.routing.regex_literals import required_literals
+
+if TYPE_CHECKING:
+    from llm_router.routing.features import Features  # annotations only: conditions load no request model
 
 # A word as keyword patterns delimit it (`\w` runs); used to rule keywords out before scanning a text.
 WORD = re.compile(r"\w+")
