@@ -7,10 +7,10 @@ import uuid
 from typing import Any
 
 from llm_router.routing.features import Features
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest
 from llm_router.schemas.rules import Rule
-from llm_router.stores.config_store import ConfigSnapshot
 
 
 def chat(content: str = "Hello!", **extra: Any) -> ChatCompletionRequest:

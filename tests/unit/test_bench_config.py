@@ -10,11 +10,11 @@ import yaml
 
 from llm_router.routing.engine import decide
 from llm_router.routing.features import Features
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest
 from llm_router.schemas.rules import Rule
 from llm_router.stores.config_admin import validate_document
-from llm_router.stores.config_store import ConfigSnapshot
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 

@@ -20,9 +20,9 @@ from llm_router.routing.classifier import (
     terms,
 )
 from llm_router.routing.engine import decide
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.rules import Rule
-from llm_router.stores.config_store import ConfigSnapshot
 from tests.helpers import features, rule, snapshot
 
 OUTCOMES = ["w0s0", "w0s1", "w1s0", "w1s1"]

@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 
-from llm_router.routing.conditions import evaluate
-from llm_router.schemas.rules import Condition
+from llm_router.routing.conditions import Condition, evaluate
 from tests.helpers import features
 
 

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
+from llm_router.routing.conditions import Condition, guard_of
 from llm_router.routing.engine import decide
 from llm_router.routing.features import Features
-from llm_router.routing.index import RuleIndex, guard_of
+from llm_router.routing.index import RuleIndex
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.schemas.rules import Condition, Rule
-from llm_router.stores.config_store import ConfigSnapshot
+from llm_router.schemas.rules import Rule
 
 WORDS = ["refund", "mortgage", "python", "error", "region", "invoice", "prove", "déjà", "vu", "café", "stack", "trace"]
 TENANTS = ["acme", "globex", "initech"]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
-from llm_router.routing.conditions import evaluate
-from llm_router.schemas.rules import Condition, required_literals
+from llm_router.routing.conditions import Condition, evaluate
+from llm_router.routing.conditions.text import Keywords
+from llm_router.routing.regex_literals import required_literals
 from tests.helpers import features
 
 KEYWORDS = [
@@ -43,10 +47,10 @@ TEXTS = [
 
 @pytest.mark.parametrize("keywords", KEYWORDS, ids=lambda k: ",".join(k))
 def test_word_set_check_gives_the_same_outcome_as_the_pattern(keywords: list[str]) -> None:
-    condition = Condition(keywords=tuple(keywords))
-    assert condition.keyword_pattern is not None
+    condition = Condition.model_validate({"keywords": keywords})
+    pattern = Keywords.model_validate(keywords).pattern
     for text in TEXTS:
-        expected = condition.keyword_pattern.search(text) is not None
+        expected = pattern.search(text) is not None
 
         matched, _ = evaluate(condition, features(text or " "))
 
@@ -54,9 +58,9 @@ def test_word_set_check_gives_the_same_outcome_as_the_pattern(keywords: list[str
 
 
 def test_keywords_without_word_characters_or_beyond_ascii_are_left_to_the_pattern() -> None:
-    assert Condition(keywords=("=>",)).keyword_words is None
-    assert Condition(keywords=("Straße",)).keyword_words is None
-    assert Condition(keywords=("stack trace", "c++")).keyword_words == (
+    assert Keywords.model_validate(["=>"]).words is None
+    assert Keywords.model_validate(["Straße"]).words is None
+    assert Keywords.model_validate(["stack trace", "c++"]).words == (
         frozenset({"stack", "trace"}),
         frozenset({"c"}),
     )
@@ -101,10 +105,9 @@ REGEX_TEXTS = [
 
 @pytest.mark.parametrize("regex", REGEXES)
 def test_required_literal_check_gives_the_same_outcome_as_the_regex(regex: str) -> None:
-    condition = Condition(regex=regex)
-    assert condition.regex_pattern is not None
+    condition = Condition.model_validate({"regex": regex})
     for text in REGEX_TEXTS:
-        expected = condition.regex_pattern.search(text) is not None
+        expected = re.search(regex, text) is not None
 
         matched, _ = evaluate(condition, features(text))
 
@@ -116,3 +119,59 @@ def test_required_literals_are_read_from_the_pattern() -> None:
     assert required_literals(r"\b(?:ORD|TCK)-002\d{4}\b") == ("-002",)
     assert required_literals(r"(?i)abc") is None
     assert required_literals(r"\d+|abc") is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(?x) a b c", r"abc(?i)", r"\x41BC", r"\N{EM DASH}", r"[abc]+", r"a*", r".", r"(?:abc)?"],
+)
+def test_no_literal_is_named_where_the_parser_cannot_be_sure(pattern: str) -> None:
+    assert required_literals(pattern) is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literals"),
+    [
+        (r"a{2}b", ("b",)),  # a quantified character is not a literal, nor is its count
+        (r"ab\.c\(", ("ab.c(",)),
+        (r"[]x|]yz", ("yz",)),  # a `]` first in a class, and a `|` inside one, belong to the class
+        (r"(a|b)cd|ef", ("cd", "ef")),
+        (r"x\N{EM DASH}yz", ("yz",)),
+        (r"ab+cd", ("cd",)),
+        (r"abc+?d", ("ab",)),
+    ],
+)
+def test_literals_of_escapes_classes_groups_and_quantifiers(pattern: str, literals: tuple[str, ...]) -> None:
+    assert required_literals(pattern) == literals
+
+
+# Pieces of generated patterns: plain characters, escapes, classes, groups, anchors and quantifiers.
+PIECES = ["a", "b", "c", "-", "ab", "\\.", "\\d", "\\w", "\\b", "[ab]", "[^c]", "(a|bc)", "(?:b)", "(?=a)", ".", "^"]
+QUANTIFIERS = ["", "", "", "?", "*", "+", "{2}", "{1,2}", "??"]
+
+
+def _pattern(rng: random.Random) -> str:
+    branches = [
+        "".join(rng.choice(PIECES) + rng.choice(QUANTIFIERS) for _ in range(rng.randint(1, 5)))
+        for _ in range(rng.choice([1, 1, 2, 3]))
+    ]
+    return "|".join(branches)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_match_of_a_generated_pattern_contains_a_required_literal(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(50):
+        pattern = _pattern(rng)
+        try:
+            compiled = re.compile(pattern)
+        except re.error:
+            continue  # such as a quantified anchor; rules with these never validate
+        literals = required_literals(pattern)
+        if literals is None:
+            continue
+        for _ in range(40):
+            text = "".join(rng.choice("abc-.1 x") for _ in range(rng.randint(0, 12)))
+            match = compiled.search(text)
+            if match:
+                assert any(literal in match.group() for literal in literals), (pattern, text, literals)

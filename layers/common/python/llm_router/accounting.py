@@ -45,9 +45,9 @@ from llm_router.lifecycle import on_shutdown
 from llm_router.metrics import COUNT, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.routing.engine import Decision, Plan
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, Price
 from llm_router.schemas.tenants import TenantSpec, UsageAmounts
-from llm_router.stores.config_store import ConfigSnapshot
 from llm_router.stores.tenant_store import TenantStore
 from llm_router.stores.usage_buffer import UsageBuffer
 from llm_router.stores.usage_store import Spend, UsageStore, next_day, next_month

@@ -36,6 +36,7 @@ from llm_router.providers.base import (
 )
 from llm_router.routing.engine import Decision, Plan, decide, plan
 from llm_router.routing.features import Features, estimate_tokens
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import (
     AssistantMessage,
@@ -47,7 +48,6 @@ from llm_router.schemas.openai import (
     PromptTokensDetails,
     ToolCall,
 )
-from llm_router.stores.config_store import ConfigSnapshot
 from llm_router.stores.fallback_queue import QueuedRequest
 
 # Below this much time left, a retry or another candidate cannot answer in time.

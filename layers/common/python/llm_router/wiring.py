@@ -19,9 +19,10 @@ from llm_router.gateway import Gateway
 from llm_router.metrics import COUNT, Emitter, MetricsRecorder, emitter_for
 from llm_router.providers.base import Provider
 from llm_router.providers.registry import ProviderRegistry
+from llm_router.routing.snapshot import InvalidItem
 from llm_router.settings import RouterSettings
 from llm_router.stores.aws import AWS_CONFIG, new_client
-from llm_router.stores.config_store import ConfigStore, InvalidItem
+from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.key_store import KeyStore
 from llm_router.stores.payload_store import PayloadStore
@@ -129,7 +130,9 @@ def build_gateway(
     config = ConfigStore(
         settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, on_invalid=count_invalid, dynamodb=ddb
     )
-    registry = ProviderRegistry(simulate_all=settings.simulate_all, factories=provider_factories(settings, clients, key_environ))
+    registry = ProviderRegistry(
+        simulate_all=settings.simulate_all, factories=provider_factories(settings, clients, key_environ)
+    )
     for name, provider in (providers or {}).items():
         registry.register(name, provider)
     queue = requests = None

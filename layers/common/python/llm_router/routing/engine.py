@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 from llm_router.errors import InvalidRequestError, NotFoundError
 from llm_router.routing.conditions import evaluate
 from llm_router.routing.features import Features
+from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.rules import Reject, Rule, SplitArm
-from llm_router.stores.config_store import ConfigSnapshot
 
 DEFAULT_RULE = "default"
 PINNED_RULE = "pinned"

@@ -2,91 +2,31 @@
 
 Each rule's condition gets a *guard*: a set of facts of which a request must show at least one for the rule to
 have any chance of matching, such as "the text contains the word `mortgage`", "the tenant is `acme`", "metadata
-`team` is `search`", "the request uses tools" or "the text contains the string `ORD-`". A rule whose condition
-offers no such fact (an empty condition, `pii`, `not`, a length or classifier check) is always a candidate.
+`team` is `search`", "the request uses tools" or "the text contains the string `ORD-`". Each condition type
+derives its own guard (`routing.conditions`); a rule whose condition offers none (an empty condition, `pii`,
+`not`, a length or classifier check) is always a candidate.
 
 Guards only ever rule a rule *out* when it cannot match, so evaluating the candidates in priority order decides
 exactly as evaluating every rule would; the test suite checks this against the full evaluation on generated rules
 and prompts. With hundreds of rules, a request evaluates the handful that share a word, tenant or tag with it.
-
-- keywords: a keyword matches only if every one of its words is among the text's words (ASCII text; see
-  `Condition.keyword_words`), so one word per keyword is a fact; for non-ASCII text word facts are not used and
-  keyword-guarded rules are all candidates.
-- regex: a match contains one of the pattern's required literals (`Condition.regex_literals`).
-- all (and the implicit all of several keys): the guard of any one part will do; the cheapest is taken.
-- any: the union of the guards of its parts, if every part has one.
+Word facts hold for ASCII text only: for other text, every rule guarded by a word is a candidate.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from llm_router.routing.conditions import as_tuple
+from llm_router.routing.conditions import Fact, condition_words, guard_of
 from llm_router.routing.features import Features
-from llm_router.schemas.rules import Condition, Rule
-
-# A fact: ("word", w) | ("tenant", t) | ("meta", key, value) | ("flag", name, bool) | ("lit", s)
-Fact = tuple[str, ...] | tuple[str, str, bool]
-Guard = frozenset[Fact]
-
-_FLAGS = ("has_tools", "has_images")
-
-
-def _cost(guard: Guard) -> tuple[int, int]:
-    """Prefer guards checked by look-up (words, tenant, metadata, flags) over substring scans, then fewer facts."""
-    scans = sum(1 for fact in guard if fact[0] == "lit")
-    return scans, len(guard)
-
-
-def _keyword_words(condition: Condition) -> Iterable[str]:
-    """Every word of every keyword in `condition` and its parts."""
-    for words in condition.keyword_words or ():
-        yield from words
-    for sub in (*(condition.all or ()), *(condition.any or ())):
-        yield from _keyword_words(sub)
+from llm_router.schemas.rules import Rule
 
 
 def _by_generality(words: Counter[str]) -> Callable[[str], tuple[int, int, str]]:
     """Rank a keyword's words for its guard: the word fewest rules use first (a word many rules share, such as
     `region` in `region-7`, says little about a text), then the longest."""
     return lambda word: (words[word], -len(word), word)
-
-
-def _own_guards(condition: Condition, rank: Callable[[str], Any]) -> Iterable[Guard]:
-    """One guard per key of `condition` that offers one (each key must hold, so any one of them will do)."""
-    if condition.tenant is not None:
-        yield frozenset(("tenant", t) for t in as_tuple(condition.tenant))
-    for key, expected in (condition.metadata or {}).items():
-        yield frozenset(("meta", key, v) for v in as_tuple(expected))
-        break  # every pair must hold: one is enough for a guard
-    for flag in _FLAGS:
-        value = getattr(condition, flag)
-        if value is not None:
-            yield frozenset({("flag", flag, bool(value))})
-    if condition.keywords is not None and condition.keyword_words is not None:
-        yield frozenset(("word", min(words, key=rank)) for words in condition.keyword_words)
-    if condition.regex is not None and condition.regex_literals is not None:
-        yield frozenset(("lit", literal) for literal in condition.regex_literals)
-    for sub in condition.all or ():
-        guard = guard_of(sub, rank)
-        if guard is not None:
-            yield guard
-    if condition.any:
-        parts = [guard_of(sub, rank) for sub in condition.any]
-        if all(part is not None for part in parts):
-            yield frozenset().union(*(p for p in parts if p is not None))
-
-
-def guard_of(condition: Condition, rank: Callable[[str], Any] = lambda word: -len(word)) -> Guard | None:
-    """Facts of which a request must show one for `condition` to hold; None when no such set is known.
-
-    `rank` orders a keyword's words: the first one stands for the keyword.
-    """
-    guards = list(_own_guards(condition, rank))
-    return min(guards, key=_cost) if guards else None
 
 
 def _group_by_prefix(
@@ -117,7 +57,7 @@ class RuleIndex:
         by_word: dict[str, list[int]] = {}
         by_fact: dict[Fact, list[int]] = {}
         by_literal: dict[str, list[int]] = {}
-        rank = _by_generality(Counter(w for rule in rules if rule.enabled for w in set(_keyword_words(rule.when))))
+        rank = _by_generality(Counter(w for rule in rules if rule.enabled for w in set(condition_words(rule.when))))
         for position, rule in enumerate(rules):
             if not rule.enabled:
                 continue  # never a candidate
