@@ -18,7 +18,7 @@ from llm_router.errors import AllModelsFailedError, RouterError
 from llm_router.gateway import Gateway, RequestContext
 from llm_router.observability import logger
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.settings import RouterSettings, get_settings
+from llm_router.settings import ReplaySettings
 from llm_router.stores.aws import client
 from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.request_store import RequestStore
@@ -36,7 +36,7 @@ class Replayer:
         gateway: Gateway,
         queue: FallbackQueue,
         requests: RequestStore,
-        settings: RouterSettings,
+        settings: ReplaySettings,
         *,
         sqs: Any = None,
     ) -> None:
@@ -99,10 +99,11 @@ class Replayer:
 def get_replayer() -> Replayer:
     from llm_router.api import get_gateway
 
+    settings = ReplaySettings.from_env()
     gateway = get_gateway()
     if gateway.queue is None or gateway.requests is None:
         raise RuntimeError("FALLBACK_QUEUE_URL is not set: the replay worker has no queue to read")
-    return Replayer(gateway, gateway.queue, gateway.requests, get_settings())
+    return Replayer(gateway, gateway.queue, gateway.requests, settings)
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from llm_router.cli.common import ENDPOINT_FILE, local_environment
-from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE
+from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, Env
 from llm_router.stores.tables import TTL_ATTRIBUTE, table_definition
 
 DEFAULT_LOCAL_KEY = "sk-local-dev"
@@ -62,7 +62,7 @@ class LocalStack:
         self.config_path = config_path
         # Without a config file every model is simulated; with one, only when asked to.
         self.simulate = simulate if simulate is not None else config_path is None
-        self.api_key = api_key or os.environ.get("LLM_ROUTER_LOCAL_KEY") or DEFAULT_LOCAL_KEY
+        self.api_key = api_key or os.environ.get(Env.LOCAL_KEY) or DEFAULT_LOCAL_KEY
         self.project_dir = project_dir or Path.cwd()
         self.region = region
         self.write_endpoint_file = write_endpoint_file
@@ -88,23 +88,23 @@ class LocalStack:
         state_dir.mkdir(parents=True, exist_ok=True)
         env = {
             **local_environment(self.endpoint, self.region),
-            "CONFIG_TABLE_NAME": DEFAULT_CONFIG_TABLE,
-            "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
-            "LLM_ROUTER_SIMULATE": "true" if self.simulate else "false",
-            "LLM_ROUTER_METRICS_SINK": os.environ.get("LLM_ROUTER_METRICS_SINK", str(state_dir / "metrics.jsonl")),
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "MAX_RECEIVE_COUNT": str(LOCAL_MAX_RECEIVE_COUNT),
+            Env.CONFIG_TABLE_NAME: DEFAULT_CONFIG_TABLE,
+            Env.STATE_TABLE_NAME: DEFAULT_STATE_TABLE,
+            Env.SIMULATE: "true" if self.simulate else "false",
+            Env.METRICS_SINK: os.environ.get(Env.METRICS_SINK, str(state_dir / "metrics.jsonl")),
+            Env.POWERTOOLS_TRACE_DISABLED: "true",
+            Env.MAX_RECEIVE_COUNT: str(LOCAL_MAX_RECEIVE_COUNT),
             # Short back-offs locally, so a replayed answer shows up within seconds of the models recovering.
-            "REPLAY_BACKOFF_SECONDS": os.environ.get("REPLAY_BACKOFF_SECONDS", "2"),
-            "CIRCUIT_COOLDOWN_SECONDS": os.environ.get("CIRCUIT_COOLDOWN_SECONDS", "5"),
+            Env.REPLAY_BACKOFF_SECONDS: os.environ.get(Env.REPLAY_BACKOFF_SECONDS, "2"),
+            Env.CIRCUIT_COOLDOWN_SECONDS: os.environ.get(Env.CIRCUIT_COOLDOWN_SECONDS, "5"),
         }
-        self._saved_env = {name: os.environ.get(name) for name in [*env, "AWS_PROFILE", "FALLBACK_QUEUE_URL"]}
+        self._saved_env = {name: os.environ.get(name) for name in [*env, "AWS_PROFILE", Env.FALLBACK_QUEUE_URL]}
         os.environ.pop("AWS_PROFILE", None)
         os.environ.update(env)
         reset_process_caches()
         self._create_tables()
         self.queue_url, self.dead_letter_queue_url = self._create_queues()
-        os.environ["FALLBACK_QUEUE_URL"] = self.queue_url
+        os.environ[Env.FALLBACK_QUEUE_URL] = self.queue_url
         reset_process_caches()
         self._seed()
         if self.write_endpoint_file:
