@@ -75,7 +75,7 @@ class SettingsError(Exception):
         super().__init__(f"{model}: {'; '.join(problems)}")
 
 
-class _EnvSettings(BaseModel):
+class EnvSettings(BaseModel):
     """A model whose fields are environment variables (each field's alias is its `Env` name)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -103,7 +103,7 @@ class _EnvSettings(BaseModel):
         return frozenset(Env(field.alias or name) for name, field in cls.model_fields.items() if field.is_required())
 
 
-class ObservabilitySettings(_EnvSettings):
+class ObservabilitySettings(EnvSettings):
     """What observability.py needs, common to every function; never fails (everything has a default)."""
 
     service_name: str = Field(SERVICE_NAME, alias=Env.POWERTOOLS_SERVICE_NAME)
