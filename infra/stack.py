@@ -20,6 +20,7 @@ from infra.constructs.tables import Tables
 from infra.constructs.waf import ApiFirewall
 from infra.settings import StackSettings
 from llm_router.schemas.records import CONFIG_KINDS, KEY_PARTITION
+from llm_router.settings import Env
 
 # The Config partitions the router reads: the catalog and rules, and the tenant and price items it reads as
 # they are added. Never `apikey`: only the authorizer sees key hashes.
@@ -51,16 +52,15 @@ class RouterStack(Stack):
 
         self.functions = Functions(self, "Functions", settings=settings)
         timeout = settings.integration_timeout_seconds
+        # What both functions running the gateway read (GatewaySettings); each adds its own below.
         gateway_environment = {
-            "CONFIG_TABLE_NAME": self.tables.config_table.table_name,
-            "STATE_TABLE_NAME": self.tables.state_table.table_name,
-            "PROVIDER_KEYS_SECRET_ID": self.provider_keys.secret.secret_arn,
-            "FALLBACK_QUEUE_URL": self.fallback.queue.queue_url,
-            "MAX_RECEIVE_COUNT": str(settings.fallback_max_receive_count),
-            "RULES_TTL_SECONDS": str(settings.rules_ttl_seconds),
-            "USAGE_FLUSH_SECONDS": str(settings.usage_flush_seconds),
-            "MAX_BODY_BYTES": str(settings.max_request_bytes),
-            "LLM_ROUTER_METRICS_SINK": "stdout",
+            Env.CONFIG_TABLE_NAME: self.tables.config_table.table_name,
+            Env.STATE_TABLE_NAME: self.tables.state_table.table_name,
+            Env.PROVIDER_KEYS_SECRET_ID: self.provider_keys.secret.secret_arn,
+            Env.FALLBACK_QUEUE_URL: self.fallback.queue.queue_url,
+            Env.RULES_TTL_SECONDS: str(settings.rules_ttl_seconds),
+            Env.USAGE_FLUSH_SECONDS: str(settings.usage_flush_seconds),
+            Env.METRICS_SINK: "stdout",
         }
         self.router = self.functions.add_function(
             "Router",
@@ -68,16 +68,25 @@ class RouterStack(Stack):
             description="llm-router: routes OpenAI-compatible requests to models",
             timeout=Duration.seconds(timeout + ROUTER_TIMEOUT_MARGIN.to_seconds()),
             memory_size=settings.router_memory_mb,
-            environment={**gateway_environment, "REQUEST_TIMEOUT_SECONDS": str(timeout)},
+            environment={
+                **gateway_environment,
+                Env.REQUEST_TIMEOUT_SECONDS: str(timeout),
+                Env.MAX_BODY_BYTES: str(settings.max_request_bytes),
+            },
         )
-        # The replay worker runs the same gateway over the fallback queue, so it needs what the router needs.
+        # The replay worker runs the same gateway over the fallback queue: the gateway's settings (ReplaySettings),
+        # with its own deadline and the receive count at which a request is given up.
         self.replay = self.functions.add_function(
             "Replay",
             folder="replay",
             description="llm-router: answers requests waiting in the fallback queue",
             timeout=REPLAY_TIMEOUT,
             memory_size=settings.router_memory_mb,
-            environment={**gateway_environment, "REQUEST_TIMEOUT_SECONDS": str(REPLAY_REQUEST_SECONDS)},
+            environment={
+                **gateway_environment,
+                Env.REQUEST_TIMEOUT_SECONDS: str(REPLAY_REQUEST_SECONDS),
+                Env.MAX_RECEIVE_COUNT: str(settings.fallback_max_receive_count),
+            },
         )
         self.replay.add_event_source(
             lambda_event_sources.SqsEventSource(
@@ -89,7 +98,7 @@ class RouterStack(Stack):
             folder="authorizer",
             description="llm-router: checks Bearer API keys against their hashes",
             timeout=Duration.seconds(10),
-            environment={"CONFIG_TABLE_NAME": self.tables.config_table.table_name},
+            environment={Env.CONFIG_TABLE_NAME: self.tables.config_table.table_name},
         )
 
         for gateway_function in (self.router, self.replay):

@@ -5,10 +5,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_router.observability import logger
-from llm_router.settings import RouterSettings
+from llm_router.settings import ReplaySettings
 from llm_router.wiring import build_replayer
 
-replayer = build_replayer(RouterSettings.from_env())
+replayer = build_replayer(ReplaySettings.from_env())
 
 
 @logger.inject_lambda_context(clear_state=True)

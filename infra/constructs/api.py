@@ -16,7 +16,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.settings import StackSettings
-from llm_router.local.server import UNAUTHORIZED_BODY
+from llm_router.api import UNAUTHORIZED_BODY
 
 F = apigw.AccessLogField
 # One JSON object per request. The tenant and key prefix come from the authorizer; nothing from the body

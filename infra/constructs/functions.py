@@ -8,6 +8,7 @@ runtime and architecture; boto3 and urllib3 come with the Lambda runtime itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Aws, Duration, RemovalPolicy
@@ -19,7 +20,7 @@ from constructs import Construct
 
 from infra.assets import CODE_EXCLUDES, LAYER_EXCLUDES
 from infra.settings import StackSettings
-from llm_router.settings import METRICS_NAMESPACE, RouterSettings
+from llm_router.settings import METRICS_NAMESPACE, SERVICE_NAME, Env
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = ROOT / "functions"
@@ -29,7 +30,6 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 # `python3.14` -> `python314`, as the Powertools layer names spell it.
 PYTHON_TAG = RUNTIME.name.replace(".", "")
 POWERTOOLS_ACCOUNT = "017000801446"
-SERVICE_NAME = RouterSettings.model_fields["service_name"].default
 
 
 def powertools_ssm_parameter(version: str) -> str:
@@ -75,16 +75,16 @@ class Functions(Construct):
         # usageFlushSeconds 0 nothing is buffered, and the layer goes without it.
         return LAYER_EXCLUDES + (["extensions"] if settings.usage_flush_seconds == 0 else [])
 
-    def environment(self) -> dict[str, str]:
+    def environment(self) -> dict[Env, str]:
         """Powertools settings every function shares."""
         return {
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-            "POWERTOOLS_LOG_LEVEL": self._settings.log_level,
-            "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-            "POWERTOOLS_TRACE_ENABLED": str(self._settings.tracing_enabled).lower(),
+            Env.POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+            Env.POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+            Env.POWERTOOLS_LOG_LEVEL: self._settings.log_level,
+            Env.POWERTOOLS_LOGGER_LOG_EVENT: "false",
+            Env.POWERTOOLS_TRACE_ENABLED: str(self._settings.tracing_enabled).lower(),
             # Responses carry prompts and answers; they never go into traces.
-            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            Env.POWERTOOLS_TRACER_CAPTURE_RESPONSE: "false",
         }
 
     def add_function(
@@ -95,7 +95,7 @@ class Functions(Construct):
         description: str,
         timeout: Duration,
         memory_size: int = 256,
-        environment: dict[str, str] | None = None,
+        environment: Mapping[Env, str] | None = None,
     ) -> lambda_.Function:
         """A function running `functions/<folder>/handler.py:lambda_handler`, with its own log group and role."""
         if not (FUNCTIONS_DIR / folder / "handler.py").is_file():
@@ -133,7 +133,8 @@ class Functions(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel(settings.log_level),
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             tracing=lambda_.Tracing.ACTIVE if settings.tracing_enabled else lambda_.Tracing.DISABLED,
-            environment={**self.environment(), **(environment or {})},
+            # Plain strings for jsii, which would take an enum member for a jsii enum.
+            environment={name.value: value for name, value in {**self.environment(), **(environment or {})}.items()},
         )
         self.functions.append(function)
         return function

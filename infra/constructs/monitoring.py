@@ -20,9 +20,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.constructs.functions import SERVICE_NAME
 from infra.settings import StackSettings
-from llm_router.settings import METRICS_NAMESPACE
+from llm_router.metrics import Dimension, Metric
+from llm_router.settings import METRICS_NAMESPACE, SERVICE_NAME
 
 HOUR = Duration.hours(1)
 FIVE_MINUTES = Duration.minutes(5)
@@ -36,21 +36,23 @@ ESTIMATE_NOTE = (
 )
 
 
-def router_metric(name: str, *, statistic: str = "Sum", period: Duration = HOUR, label: str | None = None) -> cw.Metric:
+def router_metric(
+    name: Metric, *, statistic: str = "Sum", period: Duration = HOUR, label: str | None = None
+) -> cw.Metric:
     """A router metric over all requests (the `[service]` dimension set)."""
     return cw.Metric(
         namespace=METRICS_NAMESPACE,
-        metric_name=name,
-        dimensions_map={"service": SERVICE_NAME},
+        metric_name=name.value,
+        dimensions_map={Dimension.SERVICE.value: SERVICE_NAME},
         statistic=statistic,
         period=period,
         label=label,
     )
 
 
-def metric_by(dimension: str, name: str, *, period: Duration = HOUR) -> cw.MathExpression:
+def metric_by(dimension: Dimension, name: Metric, *, period: Duration = HOUR) -> cw.MathExpression:
     """One line per value of `dimension` (Model, Route, Provider...), found by a search."""
-    search = f'{{{METRICS_NAMESPACE},{dimension}}} MetricName="{name}"'
+    search = f'{{{METRICS_NAMESPACE},{dimension.value}}} MetricName="{name.value}"'
     return cw.MathExpression(
         expression=f"SEARCH('{search}', 'Sum', {int(period.to_seconds())})",
         label="",
@@ -94,7 +96,7 @@ class Monitoring(Construct):
 
         self._alarm(
             "CostPerHour",
-            router_metric("CostUSD"),
+            router_metric(Metric.COST_USD),
             threshold=settings.cost_per_hour_alarm_usd,
             description=f"Estimated model spend above {settings.cost_per_hour_alarm_usd} USD in one hour",
         )
@@ -117,7 +119,7 @@ class Monitoring(Construct):
         # A request that could not even be queued was lost to the caller (it was told so): always worth a look.
         self._alarm(
             "QueueWriteFailed",
-            router_metric("QueueWriteFailed", period=FIVE_MINUTES),
+            router_metric(Metric.QUEUE_WRITE_FAILED, period=FIVE_MINUTES),
             threshold=0,
             description="The router could not write a request to the fallback queue",
         )
@@ -170,48 +172,51 @@ class Monitoring(Construct):
 
         self.dashboard.add_widgets(cw.TextWidget(markdown=ESTIMATE_NOTE, width=24, height=3))
         self.dashboard.add_widgets(
-            graph("Requests per hour", [router_metric("Requests")]),
+            graph("Requests per hour", [router_metric(Metric.REQUESTS)]),
             graph(
                 "Cost and savings per hour (USD, estimated)",
                 [
-                    router_metric("CostUSD", label="Cost"),
-                    router_metric("BaselineCostUSD", label="Baseline cost"),
-                    router_metric("SavedUSD", label="Saved"),
+                    router_metric(Metric.COST_USD, label="Cost"),
+                    router_metric(Metric.BASELINE_COST_USD, label="Baseline cost"),
+                    router_metric(Metric.SAVED_USD, label="Saved"),
                 ],
             ),
-            graph("Tokens per hour", [router_metric("InputTokens"), router_metric("OutputTokens")]),
+            graph("Tokens per hour", [router_metric(Metric.INPUT_TOKENS), router_metric(Metric.OUTPUT_TOKENS)]),
         )
         self.dashboard.add_widgets(
-            graph("Cost by model per hour (USD, estimated)", [metric_by("Model", "CostUSD")], width=12),
-            graph("Cost by route per hour (USD, estimated)", [metric_by("Route", "CostUSD")], width=12),
+            graph("Cost by model per hour (USD, estimated)", [metric_by(Dimension.MODEL, Metric.COST_USD)], width=12),
+            graph("Cost by route per hour (USD, estimated)", [metric_by(Dimension.ROUTE, Metric.COST_USD)], width=12),
         )
         self.dashboard.add_widgets(
             graph(
                 "Latency (ms)",
                 [
-                    router_metric("LatencyMs", statistic="p50", label="p50", period=FIVE_MINUTES),
-                    router_metric("LatencyMs", statistic="p99", label="p99", period=FIVE_MINUTES),
+                    router_metric(Metric.LATENCY_MS, statistic="p50", label="p50", period=FIVE_MINUTES),
+                    router_metric(Metric.LATENCY_MS, statistic="p99", label="p99", period=FIVE_MINUTES),
                 ],
             ),
             graph(
                 "Router overhead (ms)",
                 [
-                    router_metric("RouterOverheadMs", statistic="p50", label="p50", period=FIVE_MINUTES),
-                    router_metric("RouterOverheadMs", statistic="p99", label="p99", period=FIVE_MINUTES),
+                    router_metric(Metric.ROUTER_OVERHEAD_MS, statistic="p50", label="p50", period=FIVE_MINUTES),
+                    router_metric(Metric.ROUTER_OVERHEAD_MS, statistic="p99", label="p99", period=FIVE_MINUTES),
                 ],
             ),
-            graph("Requests by model per hour", [metric_by("Model", "Requests")]),
+            graph("Requests by model per hour", [metric_by(Dimension.MODEL, Metric.REQUESTS)]),
         )
         self.dashboard.add_widgets(
             graph(
                 "Fallbacks and errors",
                 [
-                    router_metric("Fallbacks", period=FIVE_MINUTES),
-                    router_metric("ProviderErrors", period=FIVE_MINUTES),
-                    router_metric("InvalidConfigItems", period=FIVE_MINUTES),
+                    router_metric(Metric.FALLBACKS, period=FIVE_MINUTES),
+                    router_metric(Metric.PROVIDER_ERRORS, period=FIVE_MINUTES),
+                    router_metric(Metric.INVALID_CONFIG_ITEMS, period=FIVE_MINUTES),
                 ],
             ),
-            graph("Provider errors by provider", [metric_by("Provider", "ProviderErrors", period=FIVE_MINUTES)]),
+            graph(
+                "Provider errors by provider",
+                [metric_by(Dimension.PROVIDER, Metric.PROVIDER_ERRORS, period=FIVE_MINUTES)],
+            ),
             graph(
                 "API responses",
                 [
@@ -229,8 +234,8 @@ class Monitoring(Construct):
                 function.metric_throttles(label=f"{name} throttles", period=FIVE_MINUTES),
             ]
         queue_metrics: list[cw.IMetric] = [
-            router_metric("Queued", period=FIVE_MINUTES),
-            router_metric("QueueWriteFailed", period=FIVE_MINUTES),
+            router_metric(Metric.QUEUED, period=FIVE_MINUTES),
+            router_metric(Metric.QUEUE_WRITE_FAILED, period=FIVE_MINUTES),
         ]
         if queue is not None:
             queue_metrics.append(

@@ -138,7 +138,7 @@ def test_gateway_responses_are_openai_style_errors(synth: Synth) -> None:
 
 
 def test_a_wrong_key_gets_the_same_401_body_as_the_local_server(synth: Synth) -> None:
-    from llm_router.local.server import UNAUTHORIZED_BODY
+    from llm_router.api import UNAUTHORIZED_BODY
 
     _, response = only(synth.default_json, "AWS::ApiGateway::GatewayResponse", "ApiRestApiUnauthorized")
     props = response["Properties"]

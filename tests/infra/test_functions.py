@@ -125,7 +125,6 @@ def test_router_is_told_its_tables_secret_queue_and_limits(synth: Synth) -> None
     assert env["STATE_TABLE_NAME"] == {"Ref": state_id}
     assert env["PROVIDER_KEYS_SECRET_ID"] == {"Ref": secret_id}
     assert env["FALLBACK_QUEUE_URL"] == {"Ref": queue_id}
-    assert env["MAX_RECEIVE_COUNT"] == str(cdk_json_context()["fallbackMaxReceiveCount"])
     assert env["REQUEST_TIMEOUT_SECONDS"] == "29"
     assert env["MAX_BODY_BYTES"] == str(cdk_json_context()["maxRequestBytes"])
     assert env["RULES_TTL_SECONDS"] == "30"

@@ -17,7 +17,7 @@ from llm_router.gateway import Gateway
 from llm_router.local.runtime import DEFAULT_LOCAL_KEY, LOCAL_TENANT, example_config
 from llm_router.local.server import LocalGateway
 from llm_router.runtime import StreamingResponse
-from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, RouterSettings, get_settings
+from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, ReplaySettings, RouterSettings, get_settings
 from llm_router.stores import aws
 from llm_router.stores.config_admin import ConfigAdmin, validate_document
 from llm_router.stores.key_store import KeyStore
@@ -63,7 +63,8 @@ class Router:
         api = build_router_api(settings, clients=self.clients, breaker=breaker, **overrides)
         self.local = LocalGateway(api, build_key_store(settings, clients=self.clients))
         if settings.fallback_queue_url:
-            self.replayer = build_replayer(settings, clients=self.clients, breaker=breaker, **overrides)
+            replay_settings = ReplaySettings.from_env({**os.environ, **self.env})
+            self.replayer = build_replayer(replay_settings, clients=self.clients, breaker=breaker, **overrides)
         return self
 
     @property

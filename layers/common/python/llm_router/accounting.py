@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from llm_router.errors import BudgetExceededError, ModelNotAllowedError
 from llm_router.lifecycle import on_shutdown
-from llm_router.metrics import COUNT, MetricsRecorder
+from llm_router.metrics import COUNT, Dimension, Metric, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.routing.engine import Decision, Plan
 from llm_router.routing.snapshot import ConfigSnapshot
@@ -54,7 +54,7 @@ from llm_router.stores.usage_store import Spend, UsageStore, next_day, next_mont
 
 if TYPE_CHECKING:
     from llm_router.gateway import Answer, RequestContext
-    from llm_router.settings import RouterSettings
+    from llm_router.settings import GatewaySettings
 
 # The route name of requests that named a model directly (as in the gateway's metrics).
 PINNED_ROUTE = "pinned"
@@ -140,7 +140,7 @@ class UsageAccounting:
             on_shutdown(self.buffer.flush)
 
     @classmethod
-    def from_settings(cls, settings: RouterSettings, metrics: MetricsRecorder) -> UsageAccounting:
+    def from_settings(cls, settings: GatewaySettings, metrics: MetricsRecorder) -> UsageAccounting:
         """Tenant settings from the Config table (cached like rules), counters in the State table."""
         tenants = TenantStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds)
         usage = UsageStore(settings.state_table_name)
@@ -165,12 +165,12 @@ class UsageAccounting:
             )
         except Exception as exc:  # noqa: BLE001 - any read failure: answer rather than refuse (see module docstring)
             logger.warning("budget_check_failed", tenant=ctx.tenant, error=type(exc).__name__)
-            self._count("BudgetCheckFailed", ctx, decision)
+            self._count(Metric.BUDGET_CHECK_FAILED, ctx, decision)
             return chain
         periods = budget_periods(spec, spend, now.astimezone(UTC).date())
         exceeded = next((p for p in periods if p.exceeded), None)
         if exceeded is not None:
-            self._count("BudgetExceeded", ctx, decision, period=exceeded.name)
+            self._count(Metric.BUDGET_EXCEEDED, ctx, decision, period=exceeded.name)
             raise self._refusal(spec, exceeded, now)
         soft = over_soft_limit(spec, periods)
         if soft is not None and self._policy(spec, decision, config) == "degrade":
@@ -184,7 +184,7 @@ class UsageAccounting:
                 limit_usd=soft.limit_usd,
                 model=degraded.models[0].id,
             )
-            self._count("BudgetDegraded", ctx, decision, period=soft.name)
+            self._count(Metric.BUDGET_DEGRADED, ctx, decision, period=soft.name)
             return degraded
         return chain
 
@@ -240,15 +240,15 @@ class UsageAccounting:
             self.usage.add(ctx.tenant, model=answer.model.id, route=route, amounts=amounts, when=self._clock())
         except Exception as exc:  # noqa: BLE001 - the caller already has the answer; losing a count beats failing it
             logger.warning("usage_write_failed", tenant=ctx.tenant, request_id=ctx.request_id, error=type(exc).__name__)
-            self._count("UsageWriteFailed", ctx, answer.decision)
+            self._count(Metric.USAGE_WRITE_FAILED, ctx, answer.decision)
 
     def _buffer_write_failed(self, tenant: str, exc: Exception) -> None:
         logger.warning("usage_write_failed", tenant=tenant, error=type(exc).__name__, buffered=True)
-        self.metrics.record([("UsageWriteFailed", 1, COUNT)], dimensions={}, metadata={"tenant": tenant})
+        self.metrics.record([(Metric.USAGE_WRITE_FAILED, 1, COUNT)], dimensions={}, metadata={"tenant": tenant})
 
-    def _count(self, metric: str, ctx: RequestContext, decision: Decision, **metadata: str) -> None:
+    def _count(self, metric: Metric, ctx: RequestContext, decision: Decision, **metadata: str) -> None:
         self.metrics.record(
             [(metric, 1, COUNT)],
-            dimensions={"Route": decision.route or PINNED_ROUTE},
+            dimensions={Dimension.ROUTE: decision.route or PINNED_ROUTE},
             metadata={"tenant": ctx.tenant, "request_id": ctx.request_id, **metadata},
         )

@@ -113,6 +113,8 @@ def error_response(exc: RouterError) -> dict[str, Any]:
 
 
 UNAUTHORIZED = AuthenticationError("Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.")
+# What API Gateway answers itself when the authorizer refuses a key (infra/constructs/api.py renders it).
+UNAUTHORIZED_BODY = error_of(UNAUTHORIZED)
 
 
 class RouterApi:

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from llm_router.observability import logger
-from llm_router.settings import get_settings
+from llm_router.settings import AuthorizerSettings
 from llm_router.stores.key_store import KeyStore
 
 
@@ -22,7 +22,7 @@ class Unauthorized(Exception):
 
 @cache
 def get_key_store() -> KeyStore:
-    return KeyStore(get_settings().config_table_name)
+    return KeyStore(AuthorizerSettings.from_env().config_table_name)
 
 
 def bearer_token(headers: dict[str, Any] | None) -> str | None:

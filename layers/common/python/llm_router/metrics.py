@@ -10,12 +10,48 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
 from typing import Any, TextIO
 
-from llm_router.settings import METRICS_NAMESPACE
+from llm_router.settings import METRICS_NAMESPACE, SERVICE_NAME
 
 Emitter = Callable[[dict[str, Any]], None]
+
+
+class Metric(StrEnum):
+    """Every metric the router emits; the dashboard and the alarms (infra/constructs/monitoring.py) read these."""
+
+    REQUESTS = "Requests"
+    INPUT_TOKENS = "InputTokens"
+    OUTPUT_TOKENS = "OutputTokens"
+    COST_USD = "CostUSD"
+    BASELINE_COST_USD = "BaselineCostUSD"
+    SAVED_USD = "SavedUSD"
+    LATENCY_MS = "LatencyMs"
+    ROUTER_OVERHEAD_MS = "RouterOverheadMs"
+    FALLBACKS = "Fallbacks"
+    PROVIDER_ERRORS = "ProviderErrors"
+    QUEUED = "Queued"
+    QUEUE_WRITE_FAILED = "QueueWriteFailed"
+    INVALID_CONFIG_ITEMS = "InvalidConfigItems"
+    BUDGET_CHECK_FAILED = "BudgetCheckFailed"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    BUDGET_DEGRADED = "BudgetDegraded"
+    USAGE_WRITE_FAILED = "UsageWriteFailed"
+    # A streamed answer that ended before its last chunk (the caller went away or the model stopped).
+    STREAM_INTERRUPTED = "StreamInterrupted"
+
+
+class Dimension(StrEnum):
+    """Dimension names: each is a dimension set of its own, never crossed with another."""
+
+    SERVICE = "service"
+    MODEL = "Model"
+    ROUTE = "Route"
+    PROVIDER = "Provider"
+    ERROR_KIND = "ErrorKind"
+
 
 # CloudWatch's unit names (as Powertools' MetricUnit values).
 COUNT = "Count"
@@ -64,28 +100,28 @@ class MetricsRecorder:
     so Powertools' per-call validation and bookkeeping would cost more than the rest of a warm request's metrics.
     """
 
-    def __init__(self, emitter: Emitter | None, service: str = "llm-router") -> None:
+    def __init__(self, emitter: Emitter | None, service: str = SERVICE_NAME) -> None:
         self._emit = emitter
         self._service = service
 
     def record(
         self,
-        values: list[tuple[str, float, str]],
+        values: Sequence[tuple[str, float, str]],
         *,
-        dimensions: dict[str, str],
+        dimensions: Mapping[str, str],
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        """Emit `values` once under each dimension in `dimensions` (one set each)."""
+        """Emit `values` (metric name, as `Metric`; value; unit) once under each of `dimensions` (one set each)."""
         if self._emit is None or not values:
             return
         directive = {
             "Namespace": METRICS_NAMESPACE,
-            "Dimensions": [["service"], *([name] for name in dimensions)],
+            "Dimensions": [[Dimension.SERVICE], *([name] for name in dimensions)],
             "Metrics": [{"Name": name, "Unit": unit} for name, _, unit in values],
         }
         document: dict[str, Any] = {
             "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [directive]},
-            "service": self._service,
+            Dimension.SERVICE: self._service,
             **dimensions,
         }
         if metadata:

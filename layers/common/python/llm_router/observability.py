@@ -6,19 +6,27 @@ which costs a large share of a cold start.
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "llm-router"))
+from llm_router.settings import ObservabilitySettings
+
+
+@cache
+def observability_settings() -> ObservabilitySettings:
+    """The service name and tracing switch (every function's model includes them; they all have defaults)."""
+    return ObservabilitySettings.from_env()
+
+
+logger = Logger(service=observability_settings().service_name)
 
 
 @cache
 def tracer() -> Any | None:
     """The Powertools Tracer when POWERTOOLS_TRACE_ENABLED is true, else None."""
-    if os.environ.get("POWERTOOLS_TRACE_ENABLED", "").lower() not in ("1", "true"):
+    if not observability_settings().tracing_enabled:
         return None
     from aws_lambda_powertools import Tracer
 

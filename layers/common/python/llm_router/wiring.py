@@ -20,7 +20,7 @@ from llm_router.metrics import COUNT, Emitter, MetricsRecorder, emitter_for
 from llm_router.providers.base import Provider
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.routing.snapshot import InvalidItem
-from llm_router.settings import RouterSettings
+from llm_router.settings import AuthorizerSettings, GatewaySettings, ReplaySettings, RouterSettings
 from llm_router.stores.aws import AWS_CONFIG, new_client
 from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue
@@ -68,7 +68,7 @@ class AwsClients:
 
 
 def provider_factories(
-    settings: RouterSettings, clients: AwsClients, key_environ: Mapping[str, str] | None = None
+    settings: GatewaySettings, clients: AwsClients, key_environ: Mapping[str, str] | None = None
 ) -> dict[str, Callable[[], Provider]]:
     """Adapters for the real APIs, each created when a model of its kind is first called; they share one
     provider-keys cache (the secret, else `key_environ`: the process environment by default)."""
@@ -108,7 +108,7 @@ def provider_factories(
 
 
 def build_gateway(
-    settings: RouterSettings,
+    settings: GatewaySettings,
     *,
     clients: AwsClients | None = None,
     emit: Emitter | None = _UNSET,
@@ -163,7 +163,7 @@ def build_gateway(
     )
 
 
-def build_request_store(settings: RouterSettings, clients: AwsClients) -> RequestStore:
+def build_request_store(settings: GatewaySettings, clients: AwsClients) -> RequestStore:
     return RequestStore(
         settings.state_table_name, ttl_seconds=settings.request_result_ttl_seconds, dynamodb=clients.get("dynamodb")
     )
@@ -206,12 +206,10 @@ class LazyIdempotency:
         return self._runner.run(tenant, idempotency_key, body, work)
 
 
-def build_replayer(settings: RouterSettings, *, clients: AwsClients | None = None, **overrides: Any) -> Any:
+def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = None, **overrides: Any) -> Any:
     """The replay worker over the fallback queue (the same gateway logic as a live request)."""
     from llm_router.replay import Replayer
 
-    if not settings.fallback_queue_url:
-        raise RuntimeError("FALLBACK_QUEUE_URL is not set: the replay worker has no queue to read")
     clients = clients or AwsClients()
     gateway = build_gateway(settings, clients=clients, **overrides)
     assert gateway.queue is not None and gateway.requests is not None
@@ -225,6 +223,6 @@ def build_replayer(settings: RouterSettings, *, clients: AwsClients | None = Non
     )
 
 
-def build_key_store(settings: RouterSettings, *, clients: AwsClients | None = None) -> KeyStore:
+def build_key_store(settings: AuthorizerSettings | GatewaySettings, *, clients: AwsClients | None = None) -> KeyStore:
     """What the authorizer checks keys against."""
     return KeyStore(settings.config_table_name, dynamodb=(clients or AwsClients()).get("dynamodb"))

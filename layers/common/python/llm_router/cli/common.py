@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from llm_router.settings import get_settings
+from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, Env, get_settings
 
 STATE_DIR = Path(".llm-router")
 ENDPOINT_FILE = STATE_DIR / "local.json"
@@ -53,14 +53,17 @@ def apply_target(args: argparse.Namespace) -> None:
                 "start it with `make run`, or delete the file"
             )
         os.environ.update(local_environment(info["endpoint"], info.get("region", "us-east-1")))
-        os.environ["CONFIG_TABLE_NAME"] = info["config_table"]
-        os.environ["STATE_TABLE_NAME"] = info["state_table"]
+        os.environ[Env.CONFIG_TABLE_NAME] = info["config_table"]
+        os.environ[Env.STATE_TABLE_NAME] = info["state_table"]
         if info.get("fallback_queue_url"):
-            os.environ["FALLBACK_QUEUE_URL"] = info["fallback_queue_url"]
+            os.environ[Env.FALLBACK_QUEUE_URL] = info["fallback_queue_url"]
     if getattr(args, "config_table", None):
-        os.environ["CONFIG_TABLE_NAME"] = args.config_table
+        os.environ[Env.CONFIG_TABLE_NAME] = args.config_table
     if getattr(args, "state_table", None):
-        os.environ["STATE_TABLE_NAME"] = args.state_table
+        os.environ[Env.STATE_TABLE_NAME] = args.state_table
+    # Without table names given, the command reads the tables of the names local mode creates.
+    os.environ.setdefault(Env.CONFIG_TABLE_NAME, DEFAULT_CONFIG_TABLE)
+    os.environ.setdefault(Env.STATE_TABLE_NAME, DEFAULT_STATE_TABLE)
     get_settings.cache_clear()
 
 

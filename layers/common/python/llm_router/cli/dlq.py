@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from llm_router.cli.common import CliError, add_target_options, apply_target, print_json, print_table
-from llm_router.settings import get_settings
+from llm_router.settings import Env, get_settings
 from llm_router.stores.aws import client
 
 
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _queues(args: argparse.Namespace) -> tuple[Any, str, str]:
     apply_target(args)
-    url = args.queue_url or get_settings().fallback_queue_url or os.environ.get("FALLBACK_QUEUE_URL")
+    url = args.queue_url or get_settings().fallback_queue_url or os.environ.get(Env.FALLBACK_QUEUE_URL)
     if not url:
         raise CliError("no fallback queue: pass --queue-url or set FALLBACK_QUEUE_URL (the stack outputs it)")
     sqs = client("sqs")

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from llm_router.cli.common import CliError
+from llm_router.settings import SettingsError
 
 # Modules under llm_router.cli that add commands, in help order.
 COMMAND_MODULES = ("serve", "config", "items", "route", "keys", "tenants", "prices", "usage", "dlq", "simulate", "ml")
@@ -37,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.handler(args) or 0)
-    except CliError as exc:
+    except (CliError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ClientError as exc:

@@ -8,11 +8,12 @@ import threading
 from pathlib import Path
 
 from llm_router.cli.common import CliError
+from llm_router.settings import Env
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("serve", help="serve the router locally with emulated AWS services")
-    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="HTTP port (default 8080)")
+    p.add_argument("--port", type=int, default=int(os.environ.get(Env.PORT, "8080")), help="HTTP port (default 8080)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--config", type=Path, help="config file to seed (default: the example config, all simulated)")
     p.add_argument("--simulate", action="store_true", help="answer every model with the simulated provider")

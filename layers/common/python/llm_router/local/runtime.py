@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from llm_router.cli.common import ENDPOINT_FILE
-from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, RouterSettings
+from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, Env, ReplaySettings, RouterSettings
 from llm_router.stores.tables import TTL_ATTRIBUTE, table_definition
 
 DEFAULT_LOCAL_KEY = "sk-local-dev"
@@ -60,6 +60,7 @@ class LocalStack:
         self._server: Any = None
         self.clients: Any = None
         self.settings: RouterSettings | None = None
+        self.environ: dict[str, str] = {}
 
     @property
     def endpoint_file(self) -> Path:
@@ -103,20 +104,20 @@ class LocalStack:
         """The router's settings in local mode: the process environment may change any of them (e.g.
         RULES_TTL_SECONDS), except what points at the emulation."""
         defaults = {
-            "LLM_ROUTER_METRICS_SINK": str(state_dir / "metrics.jsonl"),
+            Env.METRICS_SINK: str(state_dir / "metrics.jsonl"),
             # Short back-offs locally, so a replayed answer shows up within seconds of the models recovering.
-            "REPLAY_BACKOFF_SECONDS": "2",
-            "CIRCUIT_COOLDOWN_SECONDS": "5",
+            Env.REPLAY_BACKOFF_SECONDS: "2",
+            Env.CIRCUIT_COOLDOWN_SECONDS: "5",
         }
         fixed = {
-            "CONFIG_TABLE_NAME": DEFAULT_CONFIG_TABLE,
-            "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
-            "FALLBACK_QUEUE_URL": self.queue_url,
-            "LLM_ROUTER_SIMULATE": "true" if self.simulate else "false",
-            "MAX_RECEIVE_COUNT": str(LOCAL_MAX_RECEIVE_COUNT),
-            "POWERTOOLS_TRACE_DISABLED": "true",
+            Env.CONFIG_TABLE_NAME: DEFAULT_CONFIG_TABLE,
+            Env.STATE_TABLE_NAME: DEFAULT_STATE_TABLE,
+            Env.FALLBACK_QUEUE_URL: self.queue_url,
+            Env.SIMULATE: "true" if self.simulate else "false",
+            Env.MAX_RECEIVE_COUNT: str(LOCAL_MAX_RECEIVE_COUNT),
         }
-        return RouterSettings.from_env({**defaults, **os.environ, **fixed})
+        self.environ = {**defaults, **os.environ, **fixed}
+        return RouterSettings.from_env(self.environ)
 
     def gateway(self, **overrides: Any) -> Any:
         """API Gateway's part locally: the authorizer in front of the router's API (see local/server.py)."""
@@ -160,7 +161,8 @@ class LocalStack:
         from llm_router.wiring import build_replayer
 
         assert self.settings is not None, "start() first"
-        replayer = build_replayer(self.settings, clients=self.clients, **overrides)
+        settings = ReplaySettings.from_env(self.environ)
+        replayer = build_replayer(settings, clients=self.clients, **overrides)
         return ReplayThread(self.clients.get("sqs"), self.queue_url, replayer.handle).start()
 
     def _seed(self) -> None:
