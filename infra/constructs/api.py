@@ -169,7 +169,7 @@ class RouterApi(Construct):
             # stack because the account setting would otherwise point at a deleted role, and every other API in
             # the region would lose its logs.
             cloud_watch_role=settings.api_gateway_cloudwatch_role,
-            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if settings.api_gateway_cloudwatch_role else None,
             deploy_options=apigw.StageOptions(
                 stage_name=settings.stage_name,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
