@@ -66,6 +66,7 @@ def build_powertools_layer(
     if (layer / COMPLETE_MARKER).is_file():
         return layer
     shutil.rmtree(layer, ignore_errors=True)
+    layer.mkdir(parents=True)
     run(pip_command(requirements, python_version, layer / "python"))
     (layer / COMPLETE_MARKER).write_text(requirements.read_text())
     return layer
