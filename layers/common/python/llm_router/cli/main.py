@@ -13,7 +13,20 @@ from collections.abc import Sequence
 from llm_router.cli.common import CliError
 
 # Modules under llm_router.cli that add commands, in help order.
-COMMAND_MODULES = ("serve", "config", "items", "route", "keys", "tenants", "prices", "usage", "dlq", "simulate", "ml")
+COMMAND_MODULES = (
+    "serve",
+    "config",
+    "items",
+    "route",
+    "keys",
+    "tenants",
+    "prices",
+    "usage",
+    "dlq",
+    "simulate",
+    "ml",
+    "doctor",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
