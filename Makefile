@@ -116,8 +116,11 @@ ALL_OPTIONS := -c wafEnabled=true -c tracingEnabled=true -c powertoolsLayer=bund
 	-c 'bedrockMarketplaceProductIds=["prod-abc123example"]' \
 	-c 'bedrockModelArns=["arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0"]'
 
-synth-all:
-	$(MAKE) synth CDK_ARGS="$(ALL_OPTIONS)"
+synth-all: install $(CDK_TOOLS)
+	rm -rf cdk.out
+	AWS_EC2_METADATA_DISABLED=true $(CDK) synth --no-notices --quiet $(ALL_OPTIONS)
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+	@echo "cdk.out/ written with every option on; cfn-lint and cdk-nag passed"
 
 deploy: install $(CDK_TOOLS)
 	$(CDK) deploy --no-notices $(CDK_ARGS)
