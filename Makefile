@@ -11,12 +11,13 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PORT ?= 8080
 
-.PHONY: help install run test lint format unit integration e2e infra synth deploy destroy cdk-cli bench bench-profile train chaos clean
+.PHONY: help install run test lint format unit integration e2e infra synth synth-all deploy destroy cdk-cli bench bench-profile train chaos clean
 
 help:
 	@echo "make run     serve the router locally on http://127.0.0.1:$(PORT) (emulated AWS, simulated models)"
 	@echo "make test    lint, type-check and run every test"
 	@echo "make synth   synthesize the CDK stack into cdk.out/ offline"
+	@echo "make synth-all  the same with every optional feature on"
 	@echo "make deploy  deploy the stack into the current AWS account"
 	@echo "make bench   benchmark against LiteLLM; writes docs/benchmarks.md"
 
@@ -107,6 +108,19 @@ synth: install $(CDK_TOOLS)
 	AWS_EC2_METADATA_DISABLED=true $(CDK) synth --no-notices --quiet $(CDK_ARGS)
 	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 	@echo "cdk.out/ written; cfn-lint and cdk-nag passed"
+
+# The same with every option on (WAF, tracing, Bedrock models and Marketplace scoping, the bundled Powertools
+# layer built from PyPI, reserved concurrency, an alarm email): cfn-lint and cdk-nag must pass here too.
+ALL_OPTIONS := -c wafEnabled=true -c tracingEnabled=true -c powertoolsLayer=bundled -c alarmEmail=ops@example.com \
+	-c routerReservedConcurrency=50 -c replayReservedConcurrency=5 -c replayMaxConcurrency=5 \
+	-c 'bedrockMarketplaceProductIds=["prod-abc123example"]' \
+	-c 'bedrockModelArns=["arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0"]'
+
+synth-all: install $(CDK_TOOLS)
+	rm -rf cdk.out
+	AWS_EC2_METADATA_DISABLED=true $(CDK) synth --no-notices --quiet $(ALL_OPTIONS)
+	$(VENV)/bin/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+	@echo "cdk.out/ written with every option on; cfn-lint and cdk-nag passed"
 
 deploy: install $(CDK_TOOLS)
 	$(CDK) deploy --no-notices $(CDK_ARGS)

@@ -44,6 +44,11 @@ LOG_RETENTION = {
 LOG_LEVELS = ("DEBUG", "INFO")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+_PRODUCT_ID = re.compile(r"^prod-[a-z0-9]+$")
+POWERTOOLS_LAYERS = ("managed", "bundled")
+# A streamed REST API response may last 15 minutes; a Lambda function may run as long, and the router needs
+# its margin on top.
+MAX_INTEGRATION_TIMEOUT_SECONDS = 890
 
 
 def _key(name: str, default: Any = MISSING, **kwargs: Any) -> Any:
@@ -58,13 +63,20 @@ class StackSettings:
 
     stack_name: str = _key("stackName", "LlmRouter")
     stage_name: str = _key("stageName", "prod")
-    # API Gateway waits this long for the router; the router's own deadline is derived from it.
-    integration_timeout_seconds: int = _key("integrationTimeoutSeconds", 29)
+    # API Gateway waits this long for the router (responses are streamed, so a regional REST API may wait up to
+    # 15 minutes without a quota increase); the router's own deadline, its function timeout and the replay
+    # worker's timing are derived from it.
+    integration_timeout_seconds: int = _key("integrationTimeoutSeconds", 300)
     # How long API Gateway caches the authorizer's answer per key (0 turns caching off); also how long a
     # revoked key keeps working.
     authorizer_cache_ttl_seconds: int = _key("authorizerCacheTtlSeconds", 60)
-    throttle_rate_limit: int = _key("throttleRateLimit", 50)
-    throttle_burst_limit: int = _key("throttleBurstLimit", 100)
+    # Requests per second for the whole stage. A new account may have a Lambda concurrency quota as low as 10,
+    # and each streamed answer holds one router instance for its whole duration: keep rate x typical answer
+    # seconds under the quota (`llm-router doctor` compares them).
+    throttle_rate_limit: int = _key("throttleRateLimit", 10)
+    throttle_burst_limit: int = _key("throttleBurstLimit", 20)
+    # GET /health is answered by API Gateway itself (no Lambda); this caps it separately from the API.
+    health_throttle_rate_limit: int = _key("healthThrottleRateLimit", 5)
     max_request_bytes: int = _key("maxRequestBytes", 1_048_576)
     waf_enabled: bool = _key("wafEnabled", False)
     waf_rate_limit_per_5_minutes: int = _key("wafRateLimitPer5Minutes", 2000)
@@ -77,9 +89,25 @@ class StackSettings:
     # every answer); budgets always see every answer.
     usage_flush_seconds: int = _key("usageFlushSeconds", 5)
     bedrock_model_arns: tuple[str, ...] = _key("bedrockModelArns", ())
+    # Third-party Bedrock models (Anthropic, Meta, Mistral...) are subscribed through AWS Marketplace on their
+    # first call, with the caller's rights: the router may subscribe (Subscribe, Unsubscribe, ViewSubscriptions),
+    # limited to these Marketplace product ids when any are listed.
+    bedrock_marketplace_subscribe: bool = _key("bedrockMarketplaceSubscribe", True)
+    bedrock_marketplace_product_ids: tuple[str, ...] = _key("bedrockMarketplaceProductIds", ())
     powertools_version: str = _key("powertoolsVersion", "3.37.0")
-    # When set, the Powertools layer ARN is built from this layer version instead of AWS's public SSM parameter.
-    powertools_layer_version: int | None = _key("powertoolsLayerVersion", None)
+    # managed: AWS's Powertools layer, found through its public SSM parameter (about 30 commercial regions);
+    # bundled: the pinned packages of infra/powertools-requirements.txt, built for the Lambda platform at synth
+    # time (any region and partition, needs PyPI access where `cdk synth` runs).
+    powertools_layer: str = _key("powertoolsLayer", "managed")
+    # The account-wide role API Gateway writes logs with (AWS::ApiGateway::Account): without it the stage's
+    # access logs fail to create. Turn off when the account and region already have one.
+    api_gateway_cloudwatch_role: bool = _key("apiGatewayCloudWatchRole", True)
+    # How many replay workers the fallback queue may run at once (SQS event source maximum concurrency, 2..1000).
+    replay_max_concurrency: int = _key("replayMaxConcurrency", 2)
+    # Reserved concurrency, opt-in: it is taken from the account's unreserved pool, which must keep 10, so it
+    # fails to deploy in new accounts with a low quota. None leaves the function unreserved.
+    router_reserved_concurrency: int | None = _key("routerReservedConcurrency", None)
+    replay_reserved_concurrency: int | None = _key("replayReservedConcurrency", None)
     alarm_email: str = _key("alarmEmail", "")
     cost_per_hour_alarm_usd: float = _key("costPerHourAlarmUsd", 5.0)
     error_5xx_rate_alarm_percent: float = _key("error5xxRateAlarmPercent", 5.0)
@@ -94,11 +122,16 @@ class StackSettings:
         checks = [
             (re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,127}", self.stack_name), "stackName: letters, digits and '-'"),
             (re.fullmatch(r"[A-Za-z0-9_]{1,128}", self.stage_name), "stageName: letters, digits and '_'"),
-            # Above 29 s a regional REST API needs a raised integration-timeout quota.
-            (1 <= self.integration_timeout_seconds <= 300, "integrationTimeoutSeconds: 1..300"),
+            # A streamed response may last 15 minutes, which is also Lambda's longest timeout; the router needs a
+            # few seconds beyond the integration timeout.
+            (
+                1 <= self.integration_timeout_seconds <= MAX_INTEGRATION_TIMEOUT_SECONDS,
+                f"integrationTimeoutSeconds: 1..{MAX_INTEGRATION_TIMEOUT_SECONDS}",
+            ),
             (0 <= self.authorizer_cache_ttl_seconds <= 3600, "authorizerCacheTtlSeconds: 0..3600"),
             (self.throttle_rate_limit > 0, "throttleRateLimit: > 0"),
             (self.throttle_burst_limit > 0, "throttleBurstLimit: > 0"),
+            (self.health_throttle_rate_limit > 0, "healthThrottleRateLimit: > 0"),
             # Lambda's synchronous payload limit is 6 MB, base64 encoding included.
             (1024 <= self.max_request_bytes <= 4_194_304, "maxRequestBytes: 1024..4194304"),
             (100 <= self.waf_rate_limit_per_5_minutes <= 2_000_000_000, "wafRateLimitPer5Minutes: >= 100"),
@@ -108,7 +141,21 @@ class StackSettings:
             (self.rules_ttl_seconds >= 0, "rulesTtlSeconds: >= 0"),
             (0 <= self.usage_flush_seconds <= 300, "usageFlushSeconds: 0..300"),
             (_SEMVER.match(self.powertools_version), "powertoolsVersion: a release such as 3.37.0"),
-            (self.powertools_layer_version is None or self.powertools_layer_version > 0, "powertoolsLayerVersion > 0"),
+            (self.powertools_layer in POWERTOOLS_LAYERS, f"powertoolsLayer: one of {POWERTOOLS_LAYERS}"),
+            (
+                all(_PRODUCT_ID.match(p) for p in self.bedrock_marketplace_product_ids),
+                "bedrockMarketplaceProductIds: Marketplace product ids (prod-...)",
+            ),
+            (2 <= self.replay_max_concurrency <= 1000, "replayMaxConcurrency: 2..1000"),
+            (
+                self.router_reserved_concurrency is None or self.router_reserved_concurrency >= 1,
+                "routerReservedConcurrency: >= 1 or null",
+            ),
+            (
+                self.replay_reserved_concurrency is None
+                or self.replay_reserved_concurrency >= self.replay_max_concurrency,
+                "replayReservedConcurrency: >= replayMaxConcurrency or null",
+            ),
             (self.alarm_email == "" or _EMAIL.match(self.alarm_email), "alarmEmail: an email address or empty"),
             (self.cost_per_hour_alarm_usd > 0, "costPerHourAlarmUsd: > 0"),
             (0 < self.error_5xx_rate_alarm_percent <= 100, "error5xxRateAlarmPercent: 0..100"),

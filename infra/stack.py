@@ -11,13 +11,14 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct, IConstruct
 
 from infra.constructs.api import RouterApi
-from infra.constructs.bedrock import BedrockModels
+from infra.constructs.bedrock import BedrockModels, grant_marketplace_subscription
 from infra.constructs.fallback_queue import FallbackQueue
-from infra.constructs.functions import Functions
+from infra.constructs.functions import RUNTIME, Functions, LayerBuilder
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.secrets import ProviderKeys
 from infra.constructs.tables import Tables
 from infra.constructs.waf import ApiFirewall
+from infra.powertools_layer import build_powertools_layer
 from infra.settings import StackSettings
 from llm_router.schemas.records import CONFIG_KINDS, KEY_PARTITION
 from llm_router.settings import Env
@@ -27,17 +28,29 @@ from llm_router.settings import Env
 ROUTER_CONFIG_PARTITIONS = (*CONFIG_KINDS, "tenant", "price")
 # Time the router keeps after API Gateway has given up, to queue the request instead of losing it.
 ROUTER_TIMEOUT_MARGIN = Duration.seconds(3)
-# The replay worker has no API Gateway in front of it: a replayed request may take up to this long, and the
-# queue's visibility timeout (6 minutes) stays at least six times the function timeout.
-REPLAY_TIMEOUT = Duration.seconds(60)
-REPLAY_REQUEST_SECONDS = 55
-REPLAY_BATCH_SIZE = 5
+# One message per replay invocation: each gets the whole deadline, and a slow one cannot time out a batch whose
+# untried messages would spend a receive (and reach the dead-letter queue never tried).
+REPLAY_BATCH_SIZE = 1
+# AWS's guidance for SQS event sources: a visibility timeout of at least six times the function timeout, so a
+# message is not received again while its replay (and Lambda's retries of a throttled batch) still run.
+VISIBILITY_TIMEOUT_FACTOR = 6
+# The response streaming runtime loop in the shared layer (layers/common/llm-router-runtime) starts the handler;
+# the flag tells the library its answers are streamed.
+ROUTER_RUNTIME_WRAPPER = "/opt/llm-router-runtime"
 
 
 class RouterStack(Stack):
     """The whole router in one stack: API, functions, tables, secret, fallback queue, dashboard and alarms."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, **kwargs: object) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        build_layer: LayerBuilder = build_powertools_layer,
+        **kwargs: object,
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -48,10 +61,17 @@ class RouterStack(Stack):
         bedrock = BedrockModels(settings.bedrock_model_arns)
         self.tables = Tables(self, "Tables")
         self.provider_keys = ProviderKeys(self, "ProviderKeys")
-        self.fallback = FallbackQueue(self, "FallbackQueue", max_receive_count=settings.fallback_max_receive_count)
-
-        self.functions = Functions(self, "Functions", settings=settings)
         timeout = settings.integration_timeout_seconds
+        # The router outlives API Gateway's wait by the margin; a replay gets the same time as a live request.
+        function_timeout = Duration.seconds(timeout + ROUTER_TIMEOUT_MARGIN.to_seconds())
+        self.fallback = FallbackQueue(
+            self,
+            "FallbackQueue",
+            max_receive_count=settings.fallback_max_receive_count,
+            visibility_timeout=Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * function_timeout.to_seconds()),
+        )
+
+        self.functions = Functions(self, "Functions", settings=settings, build_layer=build_layer)
         # What both functions running the gateway read (GatewaySettings); each adds its own below.
         gateway_environment = {
             Env.CONFIG_TABLE_NAME: self.tables.config_table.table_name,
@@ -61,18 +81,22 @@ class RouterStack(Stack):
             Env.RULES_TTL_SECONDS: str(settings.rules_ttl_seconds),
             Env.USAGE_FLUSH_SECONDS: str(settings.usage_flush_seconds),
             Env.METRICS_SINK: "stdout",
+            Env.REQUEST_TIMEOUT_SECONDS: str(timeout),
         }
         self.router = self.functions.add_function(
             "Router",
             folder="router",
             description="llm-router: routes OpenAI-compatible requests to models",
-            timeout=Duration.seconds(timeout + ROUTER_TIMEOUT_MARGIN.to_seconds()),
+            timeout=function_timeout,
             memory_size=settings.router_memory_mb,
             environment={
                 **gateway_environment,
-                Env.REQUEST_TIMEOUT_SECONDS: str(timeout),
                 Env.MAX_BODY_BYTES: str(settings.max_request_bytes),
+                # The runtime loop in the layer streams the responses (docs/runtime.md).
+                Env.EXEC_WRAPPER: ROUTER_RUNTIME_WRAPPER,
+                Env.STREAMING_RESPONSES: "true",
             },
+            reserved_concurrency=settings.router_reserved_concurrency,
         )
         # The replay worker runs the same gateway over the fallback queue: the gateway's settings (ReplaySettings),
         # with its own deadline and the receive count at which a request is given up.
@@ -80,17 +104,19 @@ class RouterStack(Stack):
             "Replay",
             folder="replay",
             description="llm-router: answers requests waiting in the fallback queue",
-            timeout=REPLAY_TIMEOUT,
+            timeout=function_timeout,
             memory_size=settings.router_memory_mb,
-            environment={
-                **gateway_environment,
-                Env.REQUEST_TIMEOUT_SECONDS: str(REPLAY_REQUEST_SECONDS),
-                Env.MAX_RECEIVE_COUNT: str(settings.fallback_max_receive_count),
-            },
+            environment={**gateway_environment, Env.MAX_RECEIVE_COUNT: str(settings.fallback_max_receive_count)},
+            reserved_concurrency=settings.replay_reserved_concurrency,
         )
+        # Maximum concurrency holds the replay workers to a few instances during an outage, so a full queue
+        # cannot take the concurrency the router needs (and, unlike reserved concurrency, never throttles).
         self.replay.add_event_source(
             lambda_event_sources.SqsEventSource(
-                self.fallback.queue, batch_size=REPLAY_BATCH_SIZE, report_batch_item_failures=True
+                self.fallback.queue,
+                batch_size=REPLAY_BATCH_SIZE,
+                max_concurrency=settings.replay_max_concurrency,
+                report_batch_item_failures=True,
             )
         )
         self.authorizer = self.functions.add_function(
@@ -106,6 +132,8 @@ class RouterStack(Stack):
             self.tables.state_table.grant_read_write_data(gateway_function)
             self.provider_keys.secret.grant_read(gateway_function)
             bedrock.grant_invoke(gateway_function)
+            if settings.bedrock_marketplace_subscribe:
+                grant_marketplace_subscription(gateway_function, settings.bedrock_marketplace_product_ids)
         self.fallback.grant_send(self.router)
         self.tables.grant_config_read(self.authorizer, [KEY_PARTITION], actions=["dynamodb:GetItem"])
 
@@ -137,6 +165,7 @@ class RouterStack(Stack):
     def _outputs(self) -> None:
         outputs = {
             "ApiUrl": (self.api.api.url, "The API stage URL (GET health for a check without a key)"),
+            "RouterFunctionName": (self.router.function_name, "The router function (logs, concurrency)"),
             "OpenAiBaseUrl": (self.api.base_url, "base_url for OpenAI clients"),
             "ConfigTableName": (self.tables.config_table.table_name, "CONFIG_TABLE_NAME for the llm-router CLI"),
             "StateTableName": (self.tables.state_table.table_name, "STATE_TABLE_NAME for the llm-router CLI"),
@@ -163,9 +192,8 @@ class RouterStack(Stack):
         acknowledge(
             api.api,
             "AwsSolutions-APIG6",
-            "Execution logging needs the account-wide API Gateway CloudWatch role (AWS::ApiGateway::Account), "
-            "which this stack does not take over; JSON access logs record every request and detailed execution "
-            "metrics are on.",
+            "Execution logs go to a log group API Gateway creates outside the stack, without retention, and can "
+            "carry request details; JSON access logs record every request and detailed execution metrics are on.",
         )
         acknowledge(
             api.api,
@@ -176,9 +204,17 @@ class RouterStack(Stack):
         acknowledge(
             api.health_method,
             "AwsSolutions-APIG4",
-            "GET /health is open on purpose for load balancers and uptime checks: it returns a constant and "
-            "reads no data.",
+            "GET /health is open on purpose for load balancers and uptime checks: a MOCK integration answers a "
+            "constant, starts no function, reads no data, and has a throttle of its own.",
         )
+        if self.api.api.node.try_find_child("CloudWatchRole") is not None:
+            acknowledge(
+                self.api.api.node.find_child("CloudWatchRole"),
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                "API Gateway's account-level logging role uses the AWS-managed policy AWS documents for it; it "
+                "only lets API Gateway create and write log groups, and is required for the stage's access logs.",
+            )
         if self.firewall is None:
             acknowledge(
                 api.stage,
@@ -192,15 +228,30 @@ class RouterStack(Stack):
             "The secret holds API keys issued by external model providers; they can only be rotated at the "
             "provider, after which the operator puts the new value (README: Deploy to AWS).",
         )
+        for function in self.functions.functions:
+            acknowledge(
+                function,
+                "AwsSolutions-L1",
+                f"The functions run {RUNTIME.name}, the Python minor version the test suite also runs on "
+                "(make test-runtime) and the managed Powertools layer is published for; a newer runtime is adopted "
+                "together with its tests, not by the latest-runtime rule.",
+            )
+        wildcard_reasons = []
         if self.settings.tracing_enabled:
+            wildcard_reasons.append(
+                "X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level permissions; added "
+                "only when tracing is enabled."
+            )
+        if self.settings.bedrock_marketplace_subscribe:
+            wildcard_reasons.append(
+                "AWS Marketplace Subscribe, Unsubscribe and ViewSubscriptions have no resource type; Bedrock's "
+                "first call to a third-party model subscribes with them, scoped by product id when "
+                "bedrockMarketplaceProductIds lists any (context bedrockMarketplaceSubscribe)."
+            )
+        if wildcard_reasons:
             for function in self.functions.functions:
                 if function.role is not None:
-                    acknowledge(
-                        function.role,
-                        "AwsSolutions-IAM5[Resource::*]",
-                        "X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level "
-                        "permissions; added only when tracing is enabled.",
-                    )
+                    acknowledge(function.role, "AwsSolutions-IAM5[Resource::*]", " ".join(wildcard_reasons))
 
 
 def add_checks(app: App) -> None:

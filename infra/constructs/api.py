@@ -1,7 +1,10 @@
 """The public face: a regional REST API with `/v1/{proxy+}` behind the key authorizer and an open `/health`.
 
-Errors API Gateway answers itself (bad key, throttling, timeouts, unknown paths) carry the same OpenAI-style body
-the router uses, so an OpenAI client raises the same exception locally and in AWS.
+The router integration streams (response transfer mode STREAM): headers and tokens reach the caller as the
+router writes them, and a request may last up to the integration timeout instead of REST's buffered 29 seconds.
+`/health` is answered by API Gateway itself (a MOCK integration), so an unauthenticated caller never starts a
+function. Errors API Gateway answers itself (bad key, throttling, timeouts, unknown paths) carry the same
+OpenAI-style body the router uses, so an OpenAI client raises the same exception locally and in AWS.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ ACCESS_LOG_FIELDS = {
 }
 # `$context.error.messageString` is API Gateway's own message, already quoted as a JSON string.
 GATEWAY_MESSAGE = "$context.error.messageString"
+HEALTH_BODY = '{"status":"ok"}'
 
 
 def openai_error(message: str, error_type: str, code: str) -> str:
@@ -55,20 +59,14 @@ def openai_error(message: str, error_type: str, code: str) -> str:
 def gateway_responses(settings: StackSettings) -> list[tuple[apigw.ResponseType, str, str, dict[str, str]]]:
     """Each response API Gateway may answer by itself: (type, status or "" to keep it, body template, headers)."""
     unauthorized = UNAUTHORIZED_BODY["error"]
+    invalid_key = openai_error(str(unauthorized["message"]), str(unauthorized["type"]), str(unauthorized["code"]))
     timeout = settings.integration_timeout_seconds
     return [
-        (
-            apigw.ResponseType.UNAUTHORIZED,
-            "401",
-            openai_error(str(unauthorized["message"]), str(unauthorized["type"]), str(unauthorized["code"])),
-            {"WWW-Authenticate": "'Bearer'"},
-        ),
-        (
-            apigw.ResponseType.ACCESS_DENIED,
-            "403",
-            openai_error("This API key may not call this endpoint.", "permission_error", "access_denied"),
-            {},
-        ),
+        # No Authorization header: API Gateway refuses before the authorizer runs.
+        (apigw.ResponseType.UNAUTHORIZED, "401", invalid_key, {"WWW-Authenticate": "'Bearer'"}),
+        # The authorizer answers an unknown key with a Deny policy (it never raises, so a failed login is not a
+        # Lambda error); the only Deny it gives is for a key that is not valid, hence the same 401 as above.
+        (apigw.ResponseType.ACCESS_DENIED, "401", invalid_key, {"WWW-Authenticate": "'Bearer'"}),
         (
             apigw.ResponseType.WAF_FILTERED,
             "403",
@@ -140,7 +138,11 @@ def gateway_responses(settings: StackSettings) -> list[tuple[apigw.ResponseType,
 
 
 class RouterApi(Construct):
-    """The REST API, its stage (access logs, metrics, throttling), the authorizer and the usage plan."""
+    """The REST API, its stage (access logs, metrics, throttling) and the authorizer.
+
+    Throttling is the stage's: a usage plan would only limit methods that require an API Gateway API key, and
+    callers here present their own keys to the authorizer instead.
+    """
 
     def __init__(
         self,
@@ -162,8 +164,12 @@ class RouterApi(Construct):
             rest_api_name=f"{settings.stack_name}-api",
             description="llm-router: OpenAI-compatible LLM gateway",
             endpoint_types=[apigw.EndpointType.REGIONAL],
-            # Execution logs would need the account-wide API Gateway logging role, which a stack should not own.
-            cloud_watch_role=False,
+            # Access logs need API Gateway's account-wide CloudWatch role (AWS::ApiGateway::Account) in this
+            # account and region. It is created here unless the context says one exists; it is retained with the
+            # stack because the account setting would otherwise point at a deleted role, and every other API in
+            # the region would lose its logs.
+            cloud_watch_role=settings.api_gateway_cloudwatch_role,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN if settings.api_gateway_cloudwatch_role else None,
             deploy_options=apigw.StageOptions(
                 stage_name=settings.stage_name,
                 access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
@@ -173,6 +179,12 @@ class RouterApi(Construct):
                 tracing_enabled=settings.tracing_enabled,
                 throttling_rate_limit=settings.throttle_rate_limit,
                 throttling_burst_limit=settings.throttle_burst_limit,
+                method_options={
+                    "/health/GET": apigw.MethodDeploymentOptions(
+                        throttling_rate_limit=settings.health_throttle_rate_limit,
+                        throttling_burst_limit=settings.health_throttle_rate_limit,
+                    )
+                },
             ),
         )
         # The default output duplicates the stack's own, clearer ones.
@@ -182,6 +194,7 @@ class RouterApi(Construct):
         integration = apigw.LambdaIntegration(
             router,
             proxy=True,
+            response_transfer_mode=apigw.ResponseTransferMode.STREAM,
             timeout=Duration.seconds(settings.integration_timeout_seconds),
             allow_test_invoke=False,
         )
@@ -192,8 +205,18 @@ class RouterApi(Construct):
             identity_sources=[apigw.IdentitySource.header("Authorization")],
             results_cache_ttl=Duration.seconds(settings.authorizer_cache_ttl_seconds),
         )
-        # Load balancers and uptime checks call /health without a key; it answers a constant and reads nothing.
-        self.health_method = self.api.root.add_resource("health").add_method("GET", integration)
+        # Load balancers and uptime checks call /health without a key: API Gateway answers a constant itself.
+        self.health_method = self.api.root.add_resource("health").add_method(
+            "GET",
+            apigw.MockIntegration(
+                request_templates={"application/json": '{"statusCode": 200}'},
+                passthrough_behavior=apigw.PassthroughBehavior.NEVER,
+                integration_responses=[
+                    apigw.IntegrationResponse(status_code="200", response_templates={"application/json": HEALTH_BODY})
+                ],
+            ),
+            method_responses=[apigw.MethodResponse(status_code="200")],
+        )
         self.proxy = self.api.root.add_resource("v1").add_proxy(
             default_integration=integration,
             any_method=True,
@@ -210,18 +233,6 @@ class RouterApi(Construct):
                 options["response_headers"] = headers
             name = response_type.response_type.title().replace("_", "")
             self.api.add_gateway_response(name, type=response_type, **options)
-
-        # The stage limits above hold for every caller; the plan carries the same limits so that per-tenant
-        # plans can be attached to it later without changing the stage.
-        self.usage_plan = self.api.add_usage_plan(
-            "UsagePlan",
-            name=f"{settings.stack_name}-default",
-            description="llm-router: default throttling of the API stage",
-            throttle=apigw.ThrottleSettings(
-                rate_limit=settings.throttle_rate_limit, burst_limit=settings.throttle_burst_limit
-            ),
-            api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.stage)],
-        )
 
     @property
     def base_url(self) -> str:

@@ -4,6 +4,11 @@ A cross-region inference profile is invoked in its source region but served by t
 its destination regions, and IAM checks both: its list must therefore also name the foundation-model ARN in each
 destination region (`aws bedrock get-inference-profile --inference-profile-identifier ID` prints them).
 Prompt routers likewise need the models they route to.
+
+Third-party models (Anthropic, Meta, Mistral, ...) need no console step any more: Bedrock subscribes the account
+through AWS Marketplace on their first call, with the caller's Marketplace rights (Subscribe, Unsubscribe,
+ViewSubscriptions), which `grant_marketplace_subscription` gives. Anthropic also asks for a one-time use-case
+form per account (or organization), which no IAM permission replaces.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from aws_cdk import aws_iam as iam
 
 # Converse needs InvokeModel; ConverseStream needs InvokeModelWithResponseStream.
 INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+# What Bedrock's automatic first-call subscription uses, as its model-access guide lists them. Marketplace
+# actions have no resource type: the guide scopes Subscribe and Unsubscribe by `aws-marketplace:ProductId`.
+MARKETPLACE_SUBSCRIBE_ACTIONS = ("aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe")
+MARKETPLACE_VIEW_ACTION = "aws-marketplace:ViewSubscriptions"
 ACCOUNT_PLACEHOLDER = "{account}"
 RESOURCE_TYPES = (
     "foundation-model",
@@ -55,6 +64,23 @@ class BedrockModels:
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=list(INVOKE_ACTIONS), resource_arns=self.resource_arns()
         )
+
+
+def grant_marketplace_subscription(grantee: iam.IGrantable, product_ids: Sequence[str] = ()) -> None:
+    """The Marketplace rights Bedrock's first call to a third-party model subscribes with.
+
+    With `product_ids`, Subscribe and Unsubscribe hold only for those products; without, for any product the
+    first call of a listed model asks for (the role can invoke only `bedrockModelArns`, which is what triggers
+    a subscription).
+    """
+    conditions = {"ForAnyValue:StringEquals": {"aws-marketplace:ProductId": list(product_ids)}} if product_ids else None
+    iam.Grant.add_to_principal(
+        grantee=grantee,
+        actions=list(MARKETPLACE_SUBSCRIBE_ACTIONS),
+        resource_arns=["*"],
+        conditions=conditions,
+    )
+    iam.Grant.add_to_principal(grantee=grantee, actions=[MARKETPLACE_VIEW_ACTION], resource_arns=["*"])
 
 
 def validate_bedrock_arns(arns: Sequence[str]) -> list[str]:

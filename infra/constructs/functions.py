@@ -2,16 +2,17 @@
 layers, JSON logs with a retention, tracing only when asked for, and a role of their own that starts empty.
 
 Code comes straight from folders (`functions/<name>/`, `layers/common/`): no bundling step, no container.
-Third-party packages come from the AWS-managed Powertools layer, which carries pydantic v2 built for this exact
-runtime and architecture; boto3 and urllib3 come with the Lambda runtime itself.
+Third-party packages come from a Powertools layer (pydantic v2 included) built for this exact runtime and
+architecture: AWS's managed one, or the pinned wheels of `infra/powertools-requirements.txt` installed for the
+Lambda platform at synth time (`powertoolsLayer: bundled`). boto3 and urllib3 come with the Lambda runtime.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -19,17 +20,19 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.assets import CODE_EXCLUDES, LAYER_EXCLUDES
+from infra.powertools_layer import COMPLETE_MARKER, build_powertools_layer
 from infra.settings import StackSettings
 from llm_router.settings import METRICS_NAMESPACE, SERVICE_NAME, Env
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS_DIR = ROOT / "functions"
 LAYER_DIR = ROOT / "layers" / "common"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-# `python3.14` -> `python314`, as the Powertools layer names spell it.
-PYTHON_TAG = RUNTIME.name.replace(".", "")
-POWERTOOLS_ACCOUNT = "017000801446"
+# `python3.13` -> `3.13`, what pip's --python-version takes.
+PYTHON_VERSION = RUNTIME.name.removeprefix("python")
+# Builds the bundled layer for a Python version and returns its folder (tests pass one that builds nothing).
+LayerBuilder = Callable[[str], Path]
 
 
 def powertools_ssm_parameter(version: str) -> str:
@@ -37,16 +40,17 @@ def powertools_ssm_parameter(version: str) -> str:
     return f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{version}"
 
 
-def powertools_layer_arn(layer_version: int) -> str:
-    """The Powertools v3 layer ARN for this runtime and architecture, in the region the stack deploys to."""
-    name = f"AWSLambdaPowertoolsPythonV3-{PYTHON_TAG}-{ARCHITECTURE.name}"
-    return f"arn:{Aws.PARTITION}:lambda:{Aws.REGION}:{POWERTOOLS_ACCOUNT}:layer:{name}:{layer_version}"
-
-
 class Functions(Construct):
     """The two layers, and `add_function` that creates a function in `functions/<folder>/` with every default."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        build_layer: LayerBuilder = build_powertools_layer,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._settings = settings
         self.common_layer = lambda_.LayerVersion(
@@ -58,16 +62,26 @@ class Functions(Construct):
             description="llm-router: the shared llm_router library",
             removal_policy=RemovalPolicy.DESTROY,
         )
-        if settings.powertools_layer_version is not None:
-            arn = powertools_layer_arn(settings.powertools_layer_version)
-        else:
-            # Resolved by CloudFormation at deploy time, in the target region: the same Powertools release as
-            # pyproject.toml pins, with no layer number to look up per region and no lookup at synth time.
-            arn = ssm.StringParameter.value_for_string_parameter(
-                self, powertools_ssm_parameter(settings.powertools_version)
-            )
-        self.powertools_layer = lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", arn)
+        self.powertools_layer = self._powertools_layer(settings, build_layer)
         self.functions: list[lambda_.Function] = []
+
+    def _powertools_layer(self, settings: StackSettings, build_layer: LayerBuilder) -> lambda_.ILayerVersion:
+        if settings.powertools_layer == "bundled":
+            return lambda_.LayerVersion(
+                self,
+                "PowertoolsLayer",
+                code=lambda_.Code.from_asset(str(build_layer(PYTHON_VERSION)), exclude=[COMPLETE_MARKER]),
+                compatible_runtimes=[RUNTIME],
+                compatible_architectures=[ARCHITECTURE],
+                description="llm-router: Powertools and pydantic, pinned (infra/powertools-requirements.txt)",
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+        # Resolved by CloudFormation at deploy time, in the target region and partition: the same Powertools
+        # release as pyproject.toml pins, with no account id or layer number written here.
+        arn = ssm.StringParameter.value_for_string_parameter(
+            self, powertools_ssm_parameter(settings.powertools_version)
+        )
+        return lambda_.LayerVersion.from_layer_version_arn(self, "PowertoolsLayer", arn)
 
     @staticmethod
     def _layer_excludes(settings: StackSettings) -> list[str]:
@@ -96,6 +110,7 @@ class Functions(Construct):
         timeout: Duration,
         memory_size: int = 256,
         environment: Mapping[Env, str] | None = None,
+        reserved_concurrency: int | None = None,
     ) -> lambda_.Function:
         """A function running `functions/<folder>/handler.py:lambda_handler`, with its own log group and role."""
         if not (FUNCTIONS_DIR / folder / "handler.py").is_file():
@@ -134,7 +149,8 @@ class Functions(Construct):
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             tracing=lambda_.Tracing.ACTIVE if settings.tracing_enabled else lambda_.Tracing.DISABLED,
             # Plain strings for jsii, which would take an enum member for a jsii enum.
-            environment={name.value: value for name, value in {**self.environment(), **(environment or {})}.items()},
+            environment={str(name): value for name, value in {**self.environment(), **(environment or {})}.items()},
+            reserved_concurrent_executions=reserved_concurrency,
         )
         self.functions.append(function)
         return function

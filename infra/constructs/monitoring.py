@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -24,6 +24,7 @@ from infra.settings import StackSettings
 from llm_router.metrics import Dimension, Metric
 from llm_router.settings import METRICS_NAMESPACE, SERVICE_NAME
 
+_ALARM_ARN = ArnFormat.COLON_RESOURCE_NAME
 HOUR = Duration.hours(1)
 FIVE_MINUTES = Duration.minutes(5)
 # Below this many requests in five minutes, one failed call would read as a high error rate.
@@ -89,6 +90,24 @@ class Monitoring(Construct):
         self.topic = sns.Topic(
             self, "AlarmTopic", display_name="llm-router alarms", master_key=self.topic_key, enforce_ssl=True
         )
+        # `enforce_ssl` gives the topic a policy of its own, which replaces SNS's default one: CloudWatch may
+        # publish only when the policy says so, and only for alarms of this account.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {
+                        "aws:SourceArn": Stack.of(self).format_arn(
+                            service="cloudwatch", resource="alarm", resource_name="*", arn_format=_ALARM_ARN
+                        )
+                    },
+                },
+            )
+        )
         if settings.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
         self._action = cw_actions.SnsAction(self.topic)
@@ -123,6 +142,30 @@ class Monitoring(Construct):
             threshold=0,
             description="The router could not write a request to the fallback queue",
         )
+        # A config item that fails validation keeps its last valid version in force, but an edit did not land.
+        self._alarm(
+            "InvalidConfigItems",
+            router_metric(Metric.INVALID_CONFIG_ITEMS, period=FIVE_MINUTES),
+            threshold=0,
+            description="A rule, model, route or tenant item in the Config table is invalid (see the router logs)",
+        )
+        # Throttled functions mean the account's Lambda concurrency (or a reserved concurrency) is exhausted:
+        # callers see 5xx for the router and the authorizer, and replays wait.
+        throttles = {
+            f"throttles{i}": fn.metric_throttles(period=FIVE_MINUTES, statistic="Sum") for i, fn in enumerate(functions)
+        }
+        if throttles:
+            self._alarm(
+                "FunctionThrottles",
+                cw.MathExpression(
+                    expression=f"SUM([{', '.join(throttles)}])",
+                    using_metrics=throttles,
+                    label="Throttles",
+                    period=FIVE_MINUTES,
+                ),
+                threshold=0,
+                description="Lambda throttled a router function (concurrency quota or reserved concurrency reached)",
+            )
         if dead_letter_queue is not None:
             self._alarm(
                 "DeadLetterQueueNotEmpty",

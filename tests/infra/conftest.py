@@ -1,5 +1,6 @@
-"""One synth for the whole infra suite: the stack with cdk.json's defaults and a second one with every optional
-feature switched on, in one app, checked by cdk-nag (jsii's start-up dominates, so it is paid once)."""
+"""One synth for the whole infra suite: the stack with cdk.json's defaults, one with every optional feature
+switched on and one with every default-on option switched off, in one app, checked by cdk-nag (jsii's start-up
+dominates, so it is paid once)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,24 @@ BEDROCK_ARNS = (
     "arn:aws:bedrock:eu-central-1::foundation-model/mistral.mistral-large-2402-v1:0",
 )
 ALARM_EMAIL = "ops@example.com"
+MARKETPLACE_PRODUCT_IDS = ("prod-abc123example",)
+
+
+def fake_layer_builder(root: Path) -> Any:
+    """Stands in for the pip build of the bundled Powertools layer: tests reach no package index."""
+    calls: list[str] = []
+
+    def build(python_version: str) -> Path:
+        calls.append(python_version)
+        layer = root / f"powertools-{python_version}"
+        package = layer / "python" / "aws_lambda_powertools"
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text("")
+        (layer / ".complete").write_text("")
+        return layer
+
+    build.calls = calls  # type: ignore[attr-defined]
+    return build
 
 
 @dataclass(frozen=True)
@@ -30,10 +49,12 @@ class Synth:
 
     outdir: Path
     default: Any  # aws_cdk.assertions.Template of the stack built from cdk.json as it is
-    full: Any  # ... of the stack with WAF, tracing, Bedrock models, an alarm email and a pinned layer version
+    full: Any  # ... with WAF, tracing, Bedrock models, an alarm email, the bundled layer, reserved concurrency
     default_json: dict[str, Any]
     full_json: dict[str, Any]
+    minimal_json: dict[str, Any]  # ... with the API Gateway role and the Marketplace rights switched off
     full_settings: Any
+    layer_builds: list[str]
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -49,6 +70,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from infra.stack import RouterStack, add_checks
 
     outdir = tmp_path_factory.mktemp("cdk.out")
+    build_layer = fake_layer_builder(tmp_path_factory.mktemp("layers"))
     app = App(context=cdk_json_context(), outdir=str(outdir))
     defaults = StackSettings.from_context(app.node)
     full = replace(
@@ -58,24 +80,39 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         tracing_enabled=True,
         alarm_email=ALARM_EMAIL,
         bedrock_model_arns=BEDROCK_ARNS,
-        powertools_layer_version=41,
-        integration_timeout_seconds=20,
+        bedrock_marketplace_product_ids=MARKETPLACE_PRODUCT_IDS,
+        powertools_layer="bundled",
+        integration_timeout_seconds=600,
         authorizer_cache_ttl_seconds=300,
         cost_per_hour_alarm_usd=12.5,
         fallback_max_receive_count=7,
+        replay_max_concurrency=5,
+        router_reserved_concurrency=50,
+        replay_reserved_concurrency=5,
     )
-    default_stack = RouterStack(app, defaults.stack_name, settings=defaults)
-    full_stack = RouterStack(app, full.stack_name, settings=full)
+    minimal = replace(
+        defaults,
+        stack_name="LlmRouterMinimal",
+        api_gateway_cloudwatch_role=False,
+        bedrock_marketplace_subscribe=False,
+        integration_timeout_seconds=29,
+    )
+    default_stack = RouterStack(app, defaults.stack_name, settings=defaults, build_layer=build_layer)
+    full_stack = RouterStack(app, full.stack_name, settings=full, build_layer=build_layer)
+    minimal_stack = RouterStack(app, minimal.stack_name, settings=minimal, build_layer=build_layer)
     add_checks(app)
     # Raises when cdk-nag finds anything unacknowledged.
     assembly = app.synth()
     default_json = assembly.get_stack_by_name(default_stack.stack_name).template
     full_json = assembly.get_stack_by_name(full_stack.stack_name).template
+    minimal_json = assembly.get_stack_by_name(minimal_stack.stack_name).template
     return Synth(
         outdir=outdir,
         default=Template.from_json(default_json),
         full=Template.from_json(full_json),
         default_json=default_json,
         full_json=full_json,
+        minimal_json=minimal_json,
         full_settings=full,
+        layer_builds=list(build_layer.calls),
     )

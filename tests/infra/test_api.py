@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk.assertions import Match
-
 from tests.infra.cfn import only, resources
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, cdk_json_context
 
 OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
 
@@ -60,14 +58,48 @@ def test_authorizer_runs_the_authorizer_function(synth: Synth) -> None:
     assert {"Fn::GetAtt": [function_id, "Arn"]} in authorizer["Properties"]["AuthorizerUri"]["Fn::Join"][1]
 
 
-def test_methods_proxy_to_the_router_with_the_context_timeout(synth: Synth) -> None:
-    for stack, millis in ((synth.default_json, 29_000), (synth.full_json, 20_000)):
+def test_v1_streams_from_the_router_with_the_context_timeout(synth: Synth) -> None:
+    for stack, millis in ((synth.default_json, 300_000), (synth.full_json, 600_000)):
         router_id, _ = only(stack, "AWS::Lambda::Function", "FunctionsRouter")
-        for method in resources(stack, "AWS::ApiGateway::Method").values():
-            integration = method["Properties"]["Integration"]
-            assert integration["Type"] == "AWS_PROXY"
-            assert integration["TimeoutInMillis"] == millis
-            assert {"Fn::GetAtt": [router_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
+        _, method = only(stack, "AWS::ApiGateway::Method", "ApiRestApiv1proxyANY")
+        integration = method["Properties"]["Integration"]
+        assert integration["Type"] == "AWS_PROXY"
+        assert integration["ResponseTransferMode"] == "STREAM"
+        assert integration["TimeoutInMillis"] == millis
+        uri = integration["Uri"]["Fn::Join"][1]
+        assert {"Fn::GetAtt": [router_id, "Arn"]} in uri
+        assert uri[-1] == "/response-streaming-invocations"
+
+
+def test_health_is_answered_by_api_gateway_without_a_function(synth: Synth) -> None:
+    _, method = only(synth.default_json, "AWS::ApiGateway::Method", "ApiRestApihealthGET")
+    integration = method["Properties"]["Integration"]
+    assert integration["Type"] == "MOCK"
+    assert "Uri" not in integration
+    [response] = integration["IntegrationResponses"]
+    assert response["StatusCode"] == "200"
+    assert json.loads(response["ResponseTemplates"]["application/json"]) == {"status": "ok"}
+    # And no permission lets the open path invoke the router
+    for permission in resources(synth.default_json, "AWS::Lambda::Permission").values():
+        assert "health" not in json.dumps(permission["Properties"].get("SourceArn", ""))
+
+
+def test_the_account_gets_api_gateways_cloudwatch_role_retained_with_the_stack(synth: Synth) -> None:
+    # Given the default stack: the account setting names a role API Gateway may assume to write logs
+    account_id, account = only(synth.default_json, "AWS::ApiGateway::Account")
+    role_id, role = only(synth.default_json, "AWS::IAM::Role", "ApiRestApiCloudWatchRole")
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"
+    }
+    # Then both outlive the stack (the setting is account-wide), and the stage waits for the setting
+    for resource in (account, role):
+        assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    _, stage = only(synth.default_json, "AWS::ApiGateway::Stage")
+    assert account_id in stage["DependsOn"]
+    # And with the context flag off, the stack leaves the account setting alone
+    assert not resources(synth.minimal_json, "AWS::ApiGateway::Account")
+    assert not [k for k in resources(synth.minimal_json, "AWS::IAM::Role") if "CloudWatchRole" in k]
 
 
 def test_stage_writes_json_access_logs_and_detailed_metrics(synth: Synth) -> None:
@@ -81,14 +113,14 @@ def test_stage_writes_json_access_logs_and_detailed_metrics(synth: Synth) -> Non
     assert {"Ref": log_group_id} in props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
     # And execution metrics and stage throttling are on for every method
     assert props["StageName"] == "prod"
-    assert props["MethodSettings"] == [
+    assert props["MethodSettings"][:1] == [
         {
             "DataTraceEnabled": False,
             "HttpMethod": "*",
             "MetricsEnabled": True,
             "ResourcePath": "/*",
-            "ThrottlingBurstLimit": 100,
-            "ThrottlingRateLimit": 50,
+            "ThrottlingBurstLimit": cdk_json_context()["throttleBurstLimit"],
+            "ThrottlingRateLimit": cdk_json_context()["throttleRateLimit"],
         }
     ]
 
@@ -99,15 +131,15 @@ def test_access_logs_keep_no_request_body(synth: Synth) -> None:
     assert "body" not in log_format.lower()
 
 
-def test_usage_plan_throttles_the_stage(synth: Synth) -> None:
-    stage_id, _ = only(synth.default_json, "AWS::ApiGateway::Stage")
-    synth.default.has_resource_properties(
-        "AWS::ApiGateway::UsagePlan",
-        {
-            "Throttle": {"RateLimit": 50, "BurstLimit": 100},
-            "ApiStages": [Match.object_like({"Stage": {"Ref": stage_id}})],
-        },
-    )
+def test_throttling_is_the_stages_with_a_tighter_limit_on_health(synth: Synth) -> None:
+    # A usage plan throttles only methods that require an API Gateway key, which no method here does
+    synth.default.resource_count_is("AWS::ApiGateway::UsagePlan", 0)
+    _, stage = only(synth.default_json, "AWS::ApiGateway::Stage")
+    settings = {(m["ResourcePath"], m["HttpMethod"]): m for m in stage["Properties"]["MethodSettings"]}
+    context = cdk_json_context()
+    assert settings[("/*", "*")]["ThrottlingRateLimit"] == context["throttleRateLimit"]
+    assert settings[("/*", "*")]["ThrottlingBurstLimit"] == context["throttleBurstLimit"]
+    assert settings[("/~1health", "GET")]["ThrottlingRateLimit"] == context["healthThrottleRateLimit"]
 
 
 def test_gateway_responses_are_openai_style_errors(synth: Synth) -> None:
@@ -162,7 +194,18 @@ def test_timeout_response_names_the_context_timeout(synth: Synth) -> None:
     _, response = only(synth.full_json, "AWS::ApiGateway::GatewayResponse", "ApiRestApiIntegrationTimeout")
     body = _render(response["Properties"]["ResponseTemplates"]["application/json"])
     assert response["Properties"]["StatusCode"] == "504"
-    assert "20 seconds" in body["error"]["message"]
+    assert "600 seconds" in body["error"]["message"]
+
+
+def test_a_key_the_authorizer_denies_gets_the_same_401_as_a_missing_one(synth: Synth) -> None:
+    from llm_router.api import UNAUTHORIZED_BODY
+
+    _, denied = only(synth.default_json, "AWS::ApiGateway::GatewayResponse", "ApiRestApiAccessDenied")
+    props = denied["Properties"]
+    assert props["ResponseType"] == "ACCESS_DENIED"
+    assert props["StatusCode"] == "401"
+    assert props["ResponseParameters"] == {"gatewayresponse.header.WWW-Authenticate": "'Bearer'"}
+    assert _render(props["ResponseTemplates"]["application/json"]) == UNAUTHORIZED_BODY
 
 
 def test_waf_is_off_unless_the_context_turns_it_on(synth: Synth) -> None:

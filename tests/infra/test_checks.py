@@ -61,7 +61,7 @@ def test_templates_pass_cfn_lint(synth: Synth) -> None:
     from cfnlint.api import ManualArgs, lint_file
 
     templates = sorted(synth.outdir.glob("*.template.json"))
-    assert len(templates) == 2
+    assert len(templates) == 3
     for template in templates:
         # W3005 (a DependsOn that is also implied) is what CDK itself writes.
         matches = lint_file(template, ManualArgs(ignore_checks=["W3005"]))

@@ -7,7 +7,9 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from tests.infra.cfn import actions, as_list, only, resources, role_statements
-from tests.infra.conftest import BEDROCK_ARNS, Synth
+from tests.infra.conftest import BEDROCK_ARNS, MARKETPLACE_PRODUCT_IDS, Synth
+
+MARKETPLACE = {"aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe", "aws-marketplace:ViewSubscriptions"}
 
 KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
 
@@ -155,16 +157,55 @@ def test_router_may_invoke_exactly_the_listed_bedrock_models(synth: Synth) -> No
     assert sorted(map(str, as_list(statements[0]["Resource"]))) == sorted(map(str, expected))
 
 
-def test_only_xray_is_granted_on_every_resource_and_only_when_tracing(synth: Synth) -> None:
-    for template, tracing in ((synth.default_json, False), (synth.full_json, True)):
+def test_only_xray_and_marketplace_subscription_are_granted_on_every_resource(synth: Synth) -> None:
+    xray = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    for template, expected in (
+        (synth.default_json, MARKETPLACE),
+        (synth.full_json, xray | MARKETPLACE),
+        (synth.minimal_json, set()),
+    ):
         wildcard_actions: set[str] = set()
         for policy in resources(template, "AWS::IAM::Policy").values():
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
                 if "*" in as_list(statement["Resource"]):
                     wildcard_actions |= actions(statement)
-        assert wildcard_actions == ({"xray:PutTraceSegments", "xray:PutTelemetryRecords"} if tracing else set())
+        assert wildcard_actions == expected
+
+
+def _marketplace_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return [s for s in role_statements(template, role) if any(a.startswith("aws-marketplace:") for a in actions(s))]
+
+
+def test_gateway_functions_may_subscribe_to_bedrock_models_on_their_first_call(synth: Synth) -> None:
+    # Given the default stack: the router and the replay worker call models, the authorizer does not
+    for role in ("FunctionsRouterRole", "FunctionsReplayRole"):
+        statements = _marketplace_statements(synth.default_json, role)
+        granted = set().union(*(actions(s) for s in statements))
+        # Then they hold exactly the rights Bedrock's first-call subscription uses
+        assert granted == MARKETPLACE, role
+    assert _marketplace_statements(synth.default_json, "FunctionsAuthorizerRole") == []
+
+
+def test_listed_marketplace_products_scope_subscribe_and_unsubscribe(synth: Synth) -> None:
+    statements = _marketplace_statements(synth.full_json, "FunctionsRouterRole")
+    subscribe = next(s for s in statements if "aws-marketplace:Subscribe" in actions(s))
+    assert actions(subscribe) == {"aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe"}
+    assert subscribe["Condition"] == {
+        "ForAnyValue:StringEquals": {"aws-marketplace:ProductId": list(MARKETPLACE_PRODUCT_IDS)}
+    }
+
+
+def test_marketplace_rights_go_with_the_context_flag(synth: Synth) -> None:
+    assert _marketplace_statements(synth.minimal_json, "FunctionsRouterRole") == []
 
 
 def test_function_roles_have_no_managed_policies(synth: Synth) -> None:
-    for role in resources(synth.full_json, "AWS::IAM::Role").values():
-        assert "ManagedPolicyArns" not in role["Properties"]
+    roles = resources(synth.full_json, "AWS::IAM::Role")
+    for role_id, role in roles.items():
+        if role_id.startswith("ApiRestApiCloudWatchRole"):
+            # API Gateway's logging role: the AWS-managed policy AWS documents for it, nothing else
+            assert [p["Fn::Join"][1][-1] for p in role["Properties"]["ManagedPolicyArns"]] == [
+                ":iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+            ]
+        else:
+            assert "ManagedPolicyArns" not in role["Properties"], role_id

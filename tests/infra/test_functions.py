@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
 from tests.infra.cfn import function, only, resources
-from tests.infra.conftest import Synth, cdk_json_context
+from tests.infra.conftest import BEDROCK_ARNS, Synth, cdk_json_context
 
 
 def _python_version(runtime: str) -> tuple[int, int]:
@@ -15,11 +16,11 @@ def _python_version(runtime: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def test_functions_run_python_3_12_or_newer_on_arm64(synth: Synth) -> None:
+def test_functions_run_python_3_13_on_arm64(synth: Synth) -> None:
     functions = resources(synth.default_json, "AWS::Lambda::Function").values()
     assert len(functions) == 3  # router, authorizer, replay
     for fn in functions:
-        assert _python_version(fn["Properties"]["Runtime"]) >= (3, 12)
+        assert _python_version(fn["Properties"]["Runtime"]) == (3, 13)
         assert fn["Properties"]["Architectures"] == ["arm64"]
         assert fn["Properties"]["Handler"] == "handler.lambda_handler"
 
@@ -45,20 +46,40 @@ def test_functions_carry_the_shared_library_and_the_pinned_powertools_layer(synt
     }
     powertools = [k for k, p in parameters.items() if p["Default"].startswith("/aws/service/powertools/")]
     assert len(powertools) == 1
-    assert parameters[powertools[0]]["Default"] == f"/aws/service/powertools/python/arm64/python3.14/{version}"
+    assert parameters[powertools[0]]["Default"] == f"/aws/service/powertools/python/arm64/python3.13/{version}"
     # Then both functions use both layers
     for name in ("FunctionsRouter", "FunctionsAuthorizer"):
         layers = function(synth.default_json, name)["Layers"]
         assert sorted(layers, key=str) == sorted([{"Ref": layer_id}, {"Ref": powertools[0]}], key=str)
 
 
-def test_a_pinned_layer_version_builds_the_powertools_arn_for_the_deploy_region(synth: Synth) -> None:
-    layers = function(synth.full_json, "FunctionsRouter")["Layers"]
-    built = [layer for layer in layers if "Fn::Join" in layer]
-    assert len(built) == 1
-    parts = built[0]["Fn::Join"][1]
-    assert {"Ref": "AWS::Region"} in parts
-    assert parts[-1].endswith(":017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:41")
+def test_a_bundled_powertools_layer_is_built_for_the_runtime_and_shipped_as_a_layer_of_its_own(synth: Synth) -> None:
+    # Given the stack with powertoolsLayer=bundled: no SSM parameter and no layer ARN from another account
+    parameters = synth.full_json.get("Parameters", {})
+    assert not [p for p in parameters.values() if str(p.get("Default", "")).startswith("/aws/service/powertools/")]
+    assert "017000801446" not in json.dumps(synth.full_json)
+    # Then the layer was built for the functions' Python version, and both layers are the stack's own
+    assert "3.13" in synth.layer_builds
+    layers = resources(synth.full_json, "AWS::Lambda::LayerVersion")
+    assert len(layers) == 2
+    powertools_id = next(k for k in layers if k.startswith("FunctionsPowertoolsLayer"))
+    assert layers[powertools_id]["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layers[powertools_id]["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    for name in ("FunctionsRouter", "FunctionsAuthorizer", "FunctionsReplay"):
+        assert {"Ref": powertools_id} in function(synth.full_json, name)["Layers"]
+    # And the asset holds the packages under python/, without the build marker
+    assets = [p for p in synth.outdir.glob("asset.*") if (p / "python" / "aws_lambda_powertools").is_dir()]
+    assert assets
+    assert not (assets[0] / ".complete").exists()
+
+
+def test_no_template_writes_the_commercial_partition_literally(synth: Synth) -> None:
+    # The Bedrock ARNs of the full stack's context are the user's own words, in the user's partition.
+    for template in (synth.default_json, synth.full_json, synth.minimal_json):
+        text = json.dumps(template)
+        for arn in BEDROCK_ARNS:
+            text = text.replace(arn.split("{account}")[0], "")
+        assert "arn:aws:" not in text
 
 
 def test_shared_layer_is_the_library_without_cli_local_ml_or_caches(synth: Synth) -> None:
@@ -125,7 +146,7 @@ def test_router_is_told_its_tables_secret_queue_and_limits(synth: Synth) -> None
     assert env["STATE_TABLE_NAME"] == {"Ref": state_id}
     assert env["PROVIDER_KEYS_SECRET_ID"] == {"Ref": secret_id}
     assert env["FALLBACK_QUEUE_URL"] == {"Ref": queue_id}
-    assert env["REQUEST_TIMEOUT_SECONDS"] == "29"
+    assert env["REQUEST_TIMEOUT_SECONDS"] == str(cdk_json_context()["integrationTimeoutSeconds"])
     assert env["MAX_BODY_BYTES"] == str(cdk_json_context()["maxRequestBytes"])
     assert env["RULES_TTL_SECONDS"] == "30"
     assert env["USAGE_FLUSH_SECONDS"] == str(cdk_json_context()["usageFlushSeconds"])
@@ -133,9 +154,30 @@ def test_router_is_told_its_tables_secret_queue_and_limits(synth: Synth) -> None
 
 
 def test_router_outlives_the_integration_timeout_to_queue_what_it_could_not_answer(synth: Synth) -> None:
-    assert function(synth.default_json, "FunctionsRouter")["Timeout"] == 32
-    assert function(synth.full_json, "FunctionsRouter")["Timeout"] == 23
-    assert function(synth.full_json, "FunctionsRouter")["Environment"]["Variables"]["REQUEST_TIMEOUT_SECONDS"] == "20"
+    # Given the integration timeout of each stack (300 s from cdk.json, 600 s in the full one)
+    for template, seconds in ((synth.default_json, 300), (synth.full_json, 600), (synth.minimal_json, 29)):
+        router = function(template, "FunctionsRouter")
+        # Then the router's deadline is that timeout and the function lives a few seconds longer
+        assert router["Environment"]["Variables"]["REQUEST_TIMEOUT_SECONDS"] == str(seconds)
+        assert seconds < router["Timeout"] <= seconds + 5
+
+
+def test_router_streams_its_responses_through_the_layer_runtime_loop(synth: Synth) -> None:
+    env = function(synth.default_json, "FunctionsRouter")["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/llm-router-runtime"
+    assert env["LLM_ROUTER_STREAMING_RESPONSES"] == "true"
+    replay_env = function(synth.default_json, "FunctionsReplay")["Environment"]["Variables"]
+    assert "AWS_LAMBDA_EXEC_WRAPPER" not in replay_env
+
+
+def test_reserved_concurrency_is_opt_in(synth: Synth) -> None:
+    # Given cdk.json's defaults: a new account with a low quota cannot reserve, so nothing is reserved
+    for fn in resources(synth.default_json, "AWS::Lambda::Function").values():
+        assert "ReservedConcurrentExecutions" not in fn["Properties"]
+    # When the context asks for it, the router and the replay worker get what it says
+    assert function(synth.full_json, "FunctionsRouter")["ReservedConcurrentExecutions"] == 50
+    assert function(synth.full_json, "FunctionsReplay")["ReservedConcurrentExecutions"] == 5
+    assert "ReservedConcurrentExecutions" not in function(synth.full_json, "FunctionsAuthorizer")
 
 
 def test_authorizer_is_told_only_the_config_table(synth: Synth) -> None:
@@ -145,28 +187,45 @@ def test_authorizer_is_told_only_the_config_table(synth: Synth) -> None:
     assert not {"STATE_TABLE_NAME", "PROVIDER_KEYS_SECRET_ID", "FALLBACK_QUEUE_URL"} & set(env)
 
 
-def test_replay_worker_consumes_the_fallback_queue_with_partial_batch_failures(synth: Synth) -> None:
-    # Given the fallback queue and the replay function
+def _replay_mapping(template: dict) -> tuple[str, dict, dict, dict]:
     queue_id, queue = next(
-        (k, q)
-        for k, q in resources(synth.default_json, "AWS::SQS::Queue").items()
-        if "RedrivePolicy" in q["Properties"]
+        (k, q) for k, q in resources(template, "AWS::SQS::Queue").items() if "RedrivePolicy" in q["Properties"]
     )
-    replay = function(synth.default_json, "FunctionsReplay")
-    mappings = list(resources(synth.default_json, "AWS::Lambda::EventSourceMapping").values())
-
-    # Then one event source mapping feeds the queue to the replay function, reporting failures item by item
-    assert replay["Handler"] == "handler.lambda_handler"
+    mappings = list(resources(template, "AWS::Lambda::EventSourceMapping").values())
     assert len(mappings) == 1
-    mapping = mappings[0]["Properties"]
+    return queue_id, queue["Properties"], mappings[0]["Properties"], function(template, "FunctionsReplay")
+
+
+def test_replay_worker_consumes_the_fallback_queue_with_partial_batch_failures(synth: Synth) -> None:
+    queue_id, _, mapping, replay = _replay_mapping(synth.default_json)
+    assert replay["Handler"] == "handler.lambda_handler"
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["BatchSize"] == 5
-    # And a message is hidden for at least six replay timeouts, so it is never replayed twice at once
-    assert queue["Properties"]["VisibilityTimeout"] >= 6 * replay["Timeout"]
     env = replay["Environment"]["Variables"]
     assert env["FALLBACK_QUEUE_URL"] == {"Ref": queue_id}
     assert env["MAX_RECEIVE_COUNT"] == str(cdk_json_context()["fallbackMaxReceiveCount"])
+
+
+def test_replay_takes_one_message_per_invocation_with_the_whole_deadline(synth: Synth) -> None:
+    for template in (synth.default_json, synth.full_json):
+        _, queue, mapping, replay = _replay_mapping(template)
+        router = function(template, "FunctionsRouter")
+        # One message per invocation: no message waits behind another and spends a receive untried
+        assert mapping["BatchSize"] == 1
+        # A replay gets the time a live request gets, inside its function timeout
+        deadline = int(replay["Environment"]["Variables"]["REQUEST_TIMEOUT_SECONDS"])
+        assert deadline == int(router["Environment"]["Variables"]["REQUEST_TIMEOUT_SECONDS"])
+        assert deadline < replay["Timeout"] <= 900
+        # And a message stays hidden for six function timeouts (AWS's guidance for SQS event sources)
+        assert queue["VisibilityTimeout"] >= 6 * replay["Timeout"]
+        assert queue["VisibilityTimeout"] <= 12 * 3600
+
+
+def test_replay_concurrency_is_capped_by_the_event_source(synth: Synth) -> None:
+    _, _, mapping, _ = _replay_mapping(synth.default_json)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": cdk_json_context()["replayMaxConcurrency"]}
+    _, _, mapping, _ = _replay_mapping(synth.full_json)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 5}
 
 
 def test_without_buffered_usage_the_layer_goes_without_the_shutdown_extension(synth: Synth) -> None:

@@ -28,7 +28,14 @@ def _dashboard_body(template: dict[str, Any]) -> str:
 def test_every_alarm_notifies_the_alarm_topic(synth: Synth) -> None:
     topic_id, _ = only(synth.default_json, "AWS::SNS::Topic")
     alarms = _alarms(synth.default_json)
-    assert set(alarms) == {"CostPerHour", "ServerErrorRate", "QueueWriteFailed", "DeadLetterQueueNotEmpty"}
+    assert set(alarms) == {
+        "CostPerHour",
+        "ServerErrorRate",
+        "QueueWriteFailed",
+        "InvalidConfigItems",
+        "FunctionThrottles",
+        "DeadLetterQueueNotEmpty",
+    }
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}], name
 
@@ -114,3 +121,46 @@ def test_outputs_give_the_api_url_and_table_names(synth: Synth) -> None:
     stage_id, _ = only(synth.default_json, "AWS::ApiGateway::Stage")
     base_url = outputs["OpenAiBaseUrl"]["Value"]["Fn::Join"][1]
     assert base_url[-2:] == [{"Ref": stage_id}, "/v1"]
+
+
+def test_cloudwatch_may_publish_to_the_alarm_topic_for_this_accounts_alarms_only(synth: Synth) -> None:
+    # Given the topic's policy (enforce_ssl's policy replaces SNS's default one)
+    topic_id, _ = only(synth.default_json, "AWS::SNS::Topic")
+    _, policy = only(synth.default_json, "AWS::SNS::TopicPolicy")
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    # Then CloudWatch may publish, conditioned on this account and its alarms
+    [allow] = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source_arn = allow["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Join"][1]
+    assert ":cloudwatch:" in source_arn and source_arn[-1].endswith(":alarm:*")
+    # And plain HTTP is still refused
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+
+
+def test_invalid_config_items_alarm_on_the_first_one(synth: Synth) -> None:
+    alarm = _alarms(synth.default_json)["InvalidConfigItems"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("LlmRouter", "InvalidConfigItems")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "llm-router"}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_throttles_of_any_function_alarm(synth: Synth) -> None:
+    # Given the throttle alarm: one expression over every function's Throttles metric
+    alarm = _alarms(synth.default_json)["FunctionThrottles"]
+    metrics = alarm["Metrics"]
+    [expression] = [m["Expression"] for m in metrics if "Expression" in m]
+    throttled = {
+        str(m["MetricStat"]["Metric"]["Dimensions"][0]["Value"])
+        for m in metrics
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "Throttles"
+    }
+    function_ids = {str({"Ref": k}) for k in resources(synth.default_json, "AWS::Lambda::Function")}
+    # Then all three functions are summed, and one throttle fires it
+    assert throttled == function_ids
+    assert expression.startswith("SUM([")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")

@@ -22,7 +22,10 @@ def test_values_given_with_dash_c_arrive_as_strings_and_are_coerced() -> None:
         "integrationTimeoutSeconds": "20",
         "costPerHourAlarmUsd": "2.5",
         "bedrockModelArns": '["arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0"]',
-        "powertoolsLayerVersion": "41",
+        "powertoolsLayer": "bundled",
+        "routerReservedConcurrency": "50",
+        "apiGatewayCloudWatchRole": "false",
+        "bedrockMarketplaceProductIds": '["prod-abc123example"]',
     }
     # When the settings are read
     settings = StackSettings.from_context(App(context=context).node)
@@ -31,7 +34,21 @@ def test_values_given_with_dash_c_arrive_as_strings_and_are_coerced() -> None:
     assert settings.integration_timeout_seconds == 20
     assert settings.cost_per_hour_alarm_usd == 2.5
     assert settings.bedrock_model_arns == ("arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-micro-v1:0",)
-    assert settings.powertools_layer_version == 41
+    assert settings.powertools_layer == "bundled"
+    assert settings.router_reserved_concurrency == 50
+    assert settings.api_gateway_cloudwatch_role is False
+    assert settings.bedrock_marketplace_product_ids == ("prod-abc123example",)
+
+
+def test_a_fresh_account_gets_the_role_the_marketplace_rights_and_unreserved_functions_by_default() -> None:
+    settings = StackSettings()
+    assert settings.api_gateway_cloudwatch_role is True
+    assert settings.bedrock_marketplace_subscribe is True
+    assert settings.router_reserved_concurrency is None
+    assert settings.replay_reserved_concurrency is None
+    assert settings.powertools_layer == "managed"
+    # A new account's Lambda concurrency quota can be 10; the stage starts at what it can serve.
+    assert settings.throttle_rate_limit <= 10
 
 
 @pytest.mark.parametrize(
@@ -45,6 +62,12 @@ def test_values_given_with_dash_c_arrive_as_strings_and_are_coerced() -> None:
         ("powertoolsVersion", "latest"),
         ("bedrockModelArns", "arn:aws:bedrock:us-east-1::foundation-model/x"),
         ("stageName", "prod/v1"),
+        ("integrationTimeoutSeconds", 900),
+        ("powertoolsLayer", "docker"),
+        ("replayMaxConcurrency", 1),
+        ("routerReservedConcurrency", 0),
+        ("replayReservedConcurrency", 1),
+        ("bedrockMarketplaceProductIds", '["anthropic"]'),
     ],
 )
 def test_invalid_context_is_refused_with_the_key_named(key: str, value: object) -> None:

@@ -14,7 +14,20 @@ from llm_router.cli.common import CliError
 from llm_router.settings import SettingsError
 
 # Modules under llm_router.cli that add commands, in help order.
-COMMAND_MODULES = ("serve", "config", "items", "route", "keys", "tenants", "prices", "usage", "dlq", "simulate", "ml")
+COMMAND_MODULES = (
+    "serve",
+    "config",
+    "items",
+    "route",
+    "keys",
+    "tenants",
+    "prices",
+    "usage",
+    "dlq",
+    "simulate",
+    "ml",
+    "doctor",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
