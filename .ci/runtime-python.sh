@@ -62,11 +62,11 @@ requirements="$TREE/opt/requirements.txt"
 import re
 import tomllib
 
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
-wanted = {"pytest", "pytest-timeout", "moto", "pyyaml", "openai"}
-for spec in project["dependencies"] + project["optional-dependencies"]["dev"] + project["optional-dependencies"]["local"]:
-    name = re.split(r"[\[=<>!~ ;]", spec, maxsplit=1)[0].lower()
-    if name in wanted:
+with open("pyproject.toml", "rb") as file:
+    project = tomllib.load(file)["project"]
+extras = project["optional-dependencies"]
+for spec in project["dependencies"] + extras["local"] + extras["dev"]:
+    if re.split(r"[\[=<>!~ ;]", spec, maxsplit=1)[0].lower() in {"pytest", "pytest-timeout", "moto", "pyyaml", "openai"}:
         print(spec)
 EOF
 } | sort -u >"$requirements.new"

@@ -39,7 +39,7 @@ def test_the_layer_pins_what_pyproject_pins() -> None:
     for name in LAMBDA_SIDE:
         assert str(project[name].specifier) == f"=={layer[name]}", name
     for name in layer.keys() & project.keys():
-        assert project[name].specifier.contains(layer[name]), f"{name} {layer[name]} is outside pyproject's {project[name]}"
+        assert project[name].specifier.contains(layer[name]), f"{name}=={layer[name]}, pyproject: {project[name]}"
 
 
 def test_the_powertools_layer_release_is_the_pinned_one() -> None:
