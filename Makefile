@@ -11,11 +11,11 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PORT ?= 8080
 
-.PHONY: help install run test lint format unit integration e2e infra synth synth-all deploy destroy cdk-cli bench bench-profile train chaos clean
+.PHONY: help install run test test-runtime lint format unit integration e2e infra synth synth-all deploy destroy cdk-cli bench bench-profile train chaos clean
 
 help:
 	@echo "make run     serve the router locally on http://127.0.0.1:$(PORT) (emulated AWS, simulated models)"
-	@echo "make test    lint, type-check and run every test"
+	@echo "make test    lint, type-check and run every test, then unit and integration on the Lambda runtime's Python"
 	@echo "make synth   synthesize the CDK stack into cdk.out/ offline"
 	@echo "make synth-all  the same with every optional feature on"
 	@echo "make deploy  deploy the stack into the current AWS account"
@@ -47,6 +47,15 @@ format: install
 
 test: lint
 	$(PY) -m pytest --cov --cov-report=term
+	$(MAKE) --no-print-directory test-runtime
+
+# The unit and integration tests again on the Python minor version of the Lambda runtime the stack deploys, with the
+# Lambda-side packages of layers/common/requirements.txt: a Debian root tree in .runtime-py3XX/, cached (needs root;
+# see .ci/runtime-python.sh). RUNTIME_PYTHON=3.13 picks another version, RUNTIME_TESTS other tests.
+RUNTIME_TESTS ?= tests/unit tests/integration
+
+test-runtime: install
+	bash .ci/runtime-python.sh $(RUNTIME_TESTS)
 
 unit integration e2e infra: install
 	$(PY) -m pytest tests/$@
@@ -130,3 +139,4 @@ destroy: install $(CDK_TOOLS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .tools cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf --one-file-system .runtime-py3*
