@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from llm_router.breaker import CircuitBreaker
 from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError, RouterError
-from llm_router.metrics import COUNT, MS, NONE, MetricsRecorder
+from llm_router.metrics import COUNT, MS, NONE, Dimension, Metric, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.pricing import cost_usd
 from llm_router.providers.base import (
@@ -364,13 +364,13 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - any failure to persist: the caller must learn the request was not kept
             logger.error("queue_write_failed", request_id=ctx.request_id, error=type(exc).__name__)
             self.metrics.record(
-                [("QueueWriteFailed", 1, COUNT)], dimensions={}, metadata={"request_id": ctx.request_id}
+                [(Metric.QUEUE_WRITE_FAILED, 1, COUNT)], dimensions={}, metadata={"request_id": ctx.request_id}
             )
             with contextlib.suppress(Exception):
                 self.requests.mark_failed(ctx.request_id, [{"error": "the fallback queue could not be written"}], None)
             return NotKept(ctx.request_id, mode, attempts)
         self.metrics.record(
-            [("Queued", 1, COUNT)], dimensions={}, metadata={"request_id": ctx.request_id, "mode": mode}
+            [(Metric.QUEUED, 1, COUNT)], dimensions={}, metadata={"request_id": ctx.request_id, "mode": mode}
         )
         logger.info("queued", request_id=ctx.request_id, tenant=ctx.tenant, mode=mode)
         return Queued(ctx.request_id, mode, attempts)
@@ -481,8 +481,8 @@ class Gateway:
     def _provider_error(self, model: ModelSpec, exc: ProviderError) -> None:
         logger.warning("provider_error", model=model.id, provider=model.provider, kind=exc.kind, status=exc.status)
         self.metrics.record(
-            [("ProviderErrors", 1, COUNT)],
-            dimensions={"Provider": model.provider, "Model": model.id, "ErrorKind": exc.kind},
+            [(Metric.PROVIDER_ERRORS, 1, COUNT)],
+            dimensions={Dimension.PROVIDER: model.provider, Dimension.MODEL: model.id, Dimension.ERROR_KIND: exc.kind},
         )
 
     # -- streaming -----------------------------------------------------------------------------------------
@@ -579,22 +579,22 @@ class Gateway:
         prompt_tokens = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
         total_ms = (time.perf_counter() - ctx.started) * 1000
         values: list[tuple[str, float, str]] = [
-            ("Requests", 1, COUNT),
-            ("InputTokens", prompt_tokens, COUNT),
-            ("OutputTokens", usage.output_tokens, COUNT),
-            ("CostUSD", answer.cost_usd, NONE),
-            ("LatencyMs", total_ms, MS),
-            ("RouterOverheadMs", max(0.0, total_ms - trail.provider_ms), MS),
+            (Metric.REQUESTS, 1, COUNT),
+            (Metric.INPUT_TOKENS, prompt_tokens, COUNT),
+            (Metric.OUTPUT_TOKENS, usage.output_tokens, COUNT),
+            (Metric.COST_USD, answer.cost_usd, NONE),
+            (Metric.LATENCY_MS, total_ms, MS),
+            (Metric.ROUTER_OVERHEAD_MS, max(0.0, total_ms - trail.provider_ms), MS),
             # Failed calls before the answer; models passed over without a call are not counted.
-            ("Fallbacks", sum(1 for a in trail.attempts if a.kind not in SKIPPED_KINDS) - 1, COUNT),
+            (Metric.FALLBACKS, sum(1 for a in trail.attempts if a.kind not in SKIPPED_KINDS) - 1, COUNT),
         ]
         if answer.baseline_cost_usd is not None:
             values += [
-                ("BaselineCostUSD", answer.baseline_cost_usd, NONE),
-                ("SavedUSD", answer.baseline_cost_usd - answer.cost_usd, NONE),
+                (Metric.BASELINE_COST_USD, answer.baseline_cost_usd, NONE),
+                (Metric.SAVED_USD, answer.baseline_cost_usd - answer.cost_usd, NONE),
             ]
         if interrupted:
-            values.append(("StreamInterrupted", 1, COUNT))
+            values.append((Metric.STREAM_INTERRUPTED, 1, COUNT))
         decision = answer.decision
         self.metrics.record(
             values,

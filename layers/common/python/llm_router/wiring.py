@@ -16,7 +16,7 @@ from llm_router.accounting import UsageAccounting
 from llm_router.api import Result, RouterApi
 from llm_router.breaker import CircuitBreaker
 from llm_router.gateway import Gateway
-from llm_router.metrics import COUNT, Emitter, MetricsRecorder, emitter_for
+from llm_router.metrics import COUNT, Emitter, Metric, MetricsRecorder, emitter_for
 from llm_router.providers.base import Provider
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.routing.snapshot import InvalidItem
@@ -125,7 +125,7 @@ def build_gateway(
     metrics = MetricsRecorder(emitter_for(settings.metrics_sink) if emit is _UNSET else emit, settings.service_name)
 
     def count_invalid(items: tuple[InvalidItem, ...]) -> None:
-        metrics.record([("InvalidConfigItems", len(items), COUNT)], dimensions={})
+        metrics.record([(Metric.INVALID_CONFIG_ITEMS, len(items), COUNT)], dimensions={})
 
     config = ConfigStore(
         settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, on_invalid=count_invalid, dynamodb=ddb

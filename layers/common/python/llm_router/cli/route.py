@@ -20,10 +20,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     apply_target(args)
-    from llm_router.api import get_gateway
     from llm_router.errors import RouterError
     from llm_router.gateway import RequestContext
     from llm_router.schemas.openai import ChatCompletionRequest, Message
+    from llm_router.settings import GatewaySettings
+    from llm_router.wiring import build_gateway
 
     metadata = {}
     for pair in args.metadata:
@@ -38,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
         user=args.user,
     )
     try:
-        print_json(get_gateway().explain(request, RequestContext(tenant=args.tenant)))
+        gateway = build_gateway(GatewaySettings.from_env(), accounting=False)
+        print_json(gateway.explain(request, RequestContext(tenant=args.tenant)))
     except RouterError as exc:
         raise CliError(exc.message) from None
     return 0

@@ -103,13 +103,13 @@ class LocalStack:
     def router_settings(self, state_dir: Path) -> RouterSettings:
         """The router's settings in local mode: the process environment may change any of them (e.g.
         RULES_TTL_SECONDS), except what points at the emulation."""
-        defaults = {
+        defaults: dict[str, str] = {
             Env.METRICS_SINK: str(state_dir / "metrics.jsonl"),
             # Short back-offs locally, so a replayed answer shows up within seconds of the models recovering.
             Env.REPLAY_BACKOFF_SECONDS: "2",
             Env.CIRCUIT_COOLDOWN_SECONDS: "5",
         }
-        fixed = {
+        fixed: dict[str, str] = {
             Env.CONFIG_TABLE_NAME: DEFAULT_CONFIG_TABLE,
             Env.STATE_TABLE_NAME: DEFAULT_STATE_TABLE,
             Env.FALLBACK_QUEUE_URL: self.queue_url,
