@@ -243,6 +243,8 @@ class RouterApi:
             raise InvalidRequestError(
                 f"The request body is not valid UTF-8 (byte {exc.start}); send JSON text.", code="invalid_json"
             ) from None
+        if b"NaN" in raw or b"Infinity" in raw:
+            refuse_non_finite(raw)  # also in fields the router forwards without reading
         try:
             return ChatCompletionRequest.model_validate_json(raw), raw
         except ValidationError as exc:
@@ -356,6 +358,22 @@ def to_proxy(rendered: Result | StreamingResponse) -> Response:
         "body": rendered["body"],
         "isBase64Encoded": False,
     }
+
+
+def refuse_non_finite(raw: bytes) -> None:
+    """400 for NaN, Infinity or -Infinity anywhere in the body: they are not JSON, and a provider would choke on
+    them (the bytes may also occur inside strings, hence the full parse on this rare path)."""
+
+    def refuse(constant: str) -> Any:
+        raise InvalidRequestError(
+            f"The request body contains {constant}, which is not valid JSON; send finite numbers.",
+            code="invalid_json",
+        )
+
+    try:
+        json.loads(raw, parse_constant=refuse)
+    except ValueError:
+        pass  # not JSON at all: the schema's parser names the problem
 
 
 def describe(exc: ValidationError) -> tuple[str, str | None]:
