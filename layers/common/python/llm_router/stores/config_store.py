@@ -41,12 +41,12 @@ class ConfigStore:
         self.cache.invalidate()
 
     def _load(self) -> ConfigSnapshot:
-        raw = {kind: self._query(kind) for kind in CONFIG_KINDS}
+        raw: dict[str, list[dict[str, Any]]] = {kind: self._query(kind) for kind in CONFIG_KINDS}
         snapshot = ConfigSnapshot.from_items(raw)
         if snapshot.invalid:
             snapshot = self._keep_last_valid(raw, snapshot)
         invalid = {(bad.kind, bad.id) for bad in snapshot.invalid}
-        last_valid = {}
+        last_valid: dict[tuple[str, str], dict[str, Any]] = {}
         for kind, items in raw.items():
             for item in items:
                 key = (kind, str(item.get("sk")))
