@@ -259,3 +259,29 @@ def test_no_state_sticks_and_a_healthy_model_is_tried_within_one_cooldown(
     assert breaker.allow("m"), "the model stayed skipped after its calls ended and a cooldown passed"
     breaker.success("m")  # the trial succeeded: closed, for every request
     assert all(breaker.allow("m") for _ in range(3))
+
+
+def test_a_model_resting_is_passed_over_and_every_later_candidate_still_tried() -> None:
+    """A skipped model must not end the chain: the candidates after it are tried in order."""
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, cooldown=COOLDOWN, clock=clock)
+    breaker.failure("a")
+
+    class ByModel(Scripted):
+        def complete(self, request: Any, model: Any, deadline: Any) -> ProviderResponse:
+            self.calls += 1
+            if model.id == "b":
+                raise RetryableError("b is down", status=503)
+            return super().complete(request, model, deadline)
+
+    provider = ByModel()
+    gateway = breaker_gateway(provider, breaker, models=[model("a"), model("b"), model("c")])
+    answer = gateway.complete(chat(), RequestContext(tenant="t"))
+
+    assert answer.model.id == "c"
+    assert [(a.model, a.kind) for a in answer.attempts] == [
+        ("a", "circuit_open"),
+        ("b", "retryable"),
+        ("b", "retryable"),
+        ("c", None),
+    ]

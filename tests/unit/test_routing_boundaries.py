@@ -3,6 +3,7 @@ classifier conditions with and without a classifier, and token limits."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,12 @@ class Classifier:
 
 
 @pytest.fixture
-def no_classifier(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def no_classifier(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No classifier weights installed (a layer built without them)."""
     monkeypatch.setattr(classifier, "DEFAULT_WEIGHTS", tmp_path / "missing.json")
+    classifier.default_classifier.cache_clear()  # read once per process: forget the shipped one
+    yield
+    classifier.default_classifier.cache_clear()
 
 
 def scored(difficulty: float, domains: dict[str, float] | None = None, content: str = "Hello!") -> Features:
@@ -65,7 +69,10 @@ def test_every_trace_step_says_whether_it_matched() -> None:
     config = snapshot(
         models=THREE,
         routes=[RouteSpec(id="auto", default=("small",), strategy=THRESHOLD.strategy)],
-        rules=[rule("off", {}, {"targets": ["large"]}, enabled=False, priority=1), rule("no", {"keywords": ["x"]}, {"targets": ["mid"]}, priority=2)],  # noqa: E501
+        rules=[
+            rule("off", {}, {"targets": ["large"]}, enabled=False, priority=1),
+            rule("no", {"keywords": ["x"]}, {"targets": ["mid"]}, priority=2),
+        ],
     )
     decision = decide("auto", Features(chat(), "t1"), config, explain=True)
 
@@ -100,9 +107,9 @@ def test_decision_as_dict_carries_reject_regions_and_arm() -> None:
 
 
 def test_any_region_pattern_admits_a_model() -> None:
-    config = snapshot(models=[model("us", region="us-east-1"), model("eu", region="eu-west-1")])
-    decision = decide("auto", features(), snapshot(rules=[rule("r", {}, {"targets": ["us", "eu"]}, regions=["eu-*", "us-*"])], models=config.models.values()))  # type: ignore[arg-type]  # noqa: E501
-    chain = plan(decision, features(), snapshot(models=list(config.models.values())))
+    models = [model("us", region="us-east-1"), model("eu", region="eu-west-1")]
+    config = snapshot(models=models, rules=[rule("r", {}, {"targets": ["us", "eu"]}, regions=["eu-*", "us-*"])])
+    chain = plan(decide("auto", features(), config), features(), config)
 
     assert [m.id for m in chain.models] == ["us", "eu"]
 
@@ -124,9 +131,9 @@ def test_plan_keeps_going_after_a_duplicate_or_an_unknown_candidate() -> None:
 
 def test_a_prompt_exactly_the_size_of_the_context_window_fits() -> None:
     f = features("word " * 40)
-    config = snapshot(models=[model("exact", context_window=f.tokens), model("short", context_window=f.tokens - 1)])
-    decision = decide("auto", f, snapshot(models=list(config.models.values()), routes=[RouteSpec(id="auto", default=("short", "exact"))]))  # noqa: E501
-    chain = plan(decision, f, snapshot(models=list(config.models.values())))
+    models = [model("exact", context_window=f.tokens), model("short", context_window=f.tokens - 1)]
+    config = snapshot(models=models, routes=[RouteSpec(id="auto", default=("short", "exact"))])
+    chain = plan(decide("auto", f, config), f, config)
     assert [m.id for m in chain.models] == ["exact"]
 
 
