@@ -281,7 +281,6 @@ def test_a_model_resting_is_passed_over_and_every_later_candidate_still_tried() 
     assert answer.model.id == "c"
     assert [(a.model, a.kind) for a in answer.attempts] == [
         ("a", "circuit_open"),
-        ("b", "retryable"),
-        ("b", "retryable"),
+        ("b", "retryable"),  # one failure opens it (threshold 1): no retry on a model now resting
         ("c", None),
     ]
