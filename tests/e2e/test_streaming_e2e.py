@@ -28,13 +28,14 @@ from tests.e2e.conftest import Served, start_server, stop_server
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.router import openai_model
 from tests.fakes.server import StreamLog
+from tests.fakes.streams import eventually
 
 KEY = "sk-fake-upstream-0123456789abcdef"
 CHUNKS, INTERVAL = 20, 0.1
 # The upstream's whole stream lasts CHUNKS * INTERVAL = 2 s; what the client sees must follow it chunk by chunk.
 FIRST_CHUNK_LAG_S = 0.15
 PROMPT = "Tell me, slowly and one piece at a time, what streaming through a router looks like."
-UPSTREAMS = ("sdk", "langchain", "usage", "flaky_5xx", "flaky_429", "backup", "cut", "pace")
+UPSTREAMS = ("sdk", "langchain", "usage", "flaky_5xx", "flaky_429", "backup", "cut", "gone", "pace")
 
 
 def content_of(event: bytes) -> str:
@@ -106,20 +107,25 @@ def client(served: Served) -> OpenAI:
     return OpenAI(base_url=f"{served.base_url}/v1", api_key="sk-local-dev", max_retries=0, timeout=30)
 
 
-def sdk_stream(client: OpenAI, model: str, **extra: Any) -> Received:
-    """One streamed completion through the official SDK, each piece stamped as it arrives."""
+def sdk_stream(client: OpenAI, model: str, *, leave_after: int | None = None, **extra: Any) -> Received:
+    """One streamed completion through the official SDK, each piece stamped as it arrives; with `leave_after`,
+    the client closes the stream after that many pieces."""
     out = Received(started=time.monotonic())
     raw = client.chat.completions.with_raw_response.create(
         model=model, messages=[{"role": "user", "content": PROMPT}], stream=True, **extra
     )
     out.headers = dict(raw.headers)
+    stream = raw.parse()
     try:
-        for chunk in raw.parse():
+        for chunk in stream:
             now = time.monotonic()
             out.chunks.append(chunk)
             text = chunk.choices[0].delta.content if chunk.choices else None
             if text:
                 out.pieces.append((now, text))
+            if len(out.pieces) == leave_after:
+                stream.close()
+                break
     except openai.APIError as exc:
         out.error = exc
     out.ended = time.monotonic()
@@ -147,10 +153,23 @@ def streamed(client: OpenAI, served: Served) -> dict[str, Received]:
         "after-5xx": lambda: sdk_stream(client, "after-5xx"),
         "after-429": lambda: sdk_stream(client, "after-429"),
         "cut": lambda: sdk_stream(client, "cut"),
+        "gone": lambda: sdk_stream(client, "gone", leave_after=3),
     }
     with ThreadPoolExecutor(len(scenarios)) as pool:
         futures = {name: pool.submit(run) for name, run in scenarios.items()}
         return {name: future.result(timeout=60) for name, future in futures.items()}
+
+
+def request_line(served: Served, request_id: str) -> dict[str, Any]:
+    """The request's EMF document in the server's metrics file (written once the stream has ended)."""
+    metrics = served.workdir / ".llm-router" / "metrics.jsonl"
+
+    def lines() -> list[dict[str, Any]]:
+        docs = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+        return [doc for doc in docs if doc.get("request_id") == request_id and "Requests" in doc]
+
+    assert eventually(lambda: len(lines()) == 1, seconds=5)
+    return lines()[0]
 
 
 def assert_streamed_live(received: Received, log: StreamLog) -> None:
@@ -237,10 +256,7 @@ def test_a_mid_stream_upstream_failure_is_an_sdk_error_and_the_delivered_tokens_
     assert received.headers["x-router-model"] == "cut"
 
     # The request's EMF line: the tokens delivered (estimated: the upstream never sent its usage), interrupted.
-    request_id = received.headers["x-router-request-id"]
-    metrics = served.workdir / ".llm-router" / "metrics.jsonl"
-    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
-    line = next(doc for doc in lines if doc.get("request_id") == request_id and "Requests" in doc)
+    line = request_line(served, received.headers["x-router-request-id"])
     assert line["StreamInterrupted"] == [1.0]
     assert line["interrupted"] is True and line["cost_estimated"] is True
     assert line["OutputTokens"] == [float(estimate_tokens(received.text))]
@@ -252,6 +268,23 @@ def test_a_mid_stream_upstream_failure_is_an_sdk_error_and_the_delivered_tokens_
     models = {row["model"]: row for row in json.loads(report.stdout)["models"]}
     assert models["cut"]["requests"] == 1
     assert models["cut"]["output_tokens"] == estimate_tokens(received.text)
+
+
+@pytest.mark.timeout(120)
+def test_a_client_going_away_mid_stream_closes_the_upstream_and_is_accounted(
+    streamed: dict[str, Received], upstreams: dict[str, FakeOpenAI], served: Served
+) -> None:
+    received = streamed["gone"]
+    log = upstreams["gone"].streams[0]
+
+    # The router stops reading from the upstream soon after its next write to the client fails.
+    assert eventually(lambda: log.aborted, seconds=5)
+    assert not log.completed and len(upstream_pieces(log)) < CHUNKS
+    assert len(received.pieces) == 3
+
+    line = request_line(served, received.headers["x-router-request-id"])
+    assert line["StreamInterrupted"] == [1.0] and line["interrupted"] is True
+    assert line["OutputTokens"][0] >= estimate_tokens(received.text)
 
 
 @pytest.mark.timeout(120)
