@@ -16,6 +16,7 @@ from llm_router.errors import InvalidRequestError
 from llm_router.gateway import (
     Answer,
     Gateway,
+    Queued,
     Refused,
     RequestContext,
     StreamEnd,
@@ -38,6 +39,7 @@ from llm_router.routing.features import estimate_tokens
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.stores.fallback_queue import QueuedRequest
 from tests.helpers import chat, model, snapshot
 
 Play = Sequence[StreamDelta | Exception]
@@ -107,13 +109,29 @@ class FixedConfig:
         return self.config
 
 
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.sent: list[QueuedRequest] = []
+        self.records: list[str] = []
+
+    def send(self, item: QueuedRequest) -> None:
+        self.sent.append(item)
+
+    def put_queued(self, request_id: str, tenant: str, mode: str, decision: dict[str, Any], errors: list[Any]) -> None:
+        self.records.append(request_id)
+
+    def mark_failed(self, request_id: str, errors: list[Any], decision: dict[str, Any] | None) -> None:
+        raise AssertionError("the queue was written")
+
+
 class Harness:
-    """A gateway over scripted providers, with what it emitted and accounted."""
+    """A gateway over scripted providers, with what it emitted, accounted and queued."""
 
     def __init__(self, models: list[ModelSpec], breaker: CircuitBreaker | None = None, **providers: ScriptedProvider):
         config = snapshot(models=models, routes=[RouteSpec(id="auto", default=tuple(m.id for m in models))])
         self.emitted: list[dict[str, Any]] = []
         self.accounting = RecordingAccounting()
+        self.queue = RecordingQueue()
         self.gateway = Gateway(
             FixedConfig(config),
             Providers(**providers),
@@ -121,6 +139,8 @@ class Harness:
             breaker=breaker,
             sleep=lambda seconds: None,
             accounting=self.accounting,
+            queue=self.queue,
+            requests=self.queue,
         )
 
     def stream(self, request: ChatCompletionRequest | None = None) -> Streaming:
@@ -197,6 +217,19 @@ def test_a_stream_that_ends_without_a_delta_is_a_failure_to_fall_back_from() -> 
 
     assert streaming.start.model.id == "b" and text(deltas) == "late but here"
     assert [x.kind for x in streaming.start.attempts] == ["empty_stream", "empty_stream", None]
+
+
+def test_a_stream_no_candidate_could_start_is_queued_like_any_request() -> None:
+    down = RetryableError("down", status=500)
+    h = Harness([priced("a"), priced("b")], a=ScriptedProvider([down], [down]), b=ScriptedProvider([down], [down]))
+    body = json.dumps({"model": "auto", "stream": True, "messages": [{"role": "user", "content": "Hello!"}]})
+
+    outcome = h.gateway.serve(chat("Hello!", stream=True), RequestContext(tenant="t", request_id="r9"), body.encode())
+
+    assert isinstance(outcome, Queued) and outcome.mode == "fallback"
+    assert [a["model"] for a in outcome.attempts] == ["a", "a", "b", "b"]
+    assert [item.request_id for item in h.queue.sent] == ["r9"] and h.queue.records == ["r9"]
+    assert h.accounting.answers == []
 
 
 def test_a_refusal_before_the_first_delta_goes_to_the_caller_and_no_other_model_is_tried() -> None:
