@@ -236,7 +236,7 @@ class RouterApi:
     def render(self, outcome: Outcome, request: ChatCompletionRequest) -> Result | StreamingResponse:
         """An outcome as a response: a plain dict, or a StreamingResponse for a stream under way."""
         if isinstance(outcome, Answered):
-            body = outcome.answer.completion.model_dump_json(exclude_none=True)
+            body = _ENCODER.encode(outcome.answer.completion.wire())
             return {"status": 200, "content_type": JSON, "body": body, "headers": answer_headers(outcome.answer)}
         if isinstance(outcome, Streaming):
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -389,8 +389,8 @@ def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage:
         "model": start.model.id,
     }
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> bytes:
+        return _event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]})
 
     role_sent = finished = False
     try:
@@ -409,7 +409,7 @@ def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage:
             if event.tool_calls:
                 delta["tool_calls"] = event.tool_calls
             if len(delta) > 1 or event.content or event.tool_calls:
-                yield chunk(delta)
+                yield chunk(delta, logprobs=event.logprobs)
             if event.finish_reason and not finished:
                 finished = True
                 yield chunk({}, event.finish_reason)

@@ -679,6 +679,7 @@ def build_completion(
             Choice(
                 message=AssistantMessage(content=response.content, tool_calls=tool_calls),
                 finish_reason=response.finish_reason,
+                logprobs=response.logprobs,
             )
         ],
         usage=CompletionUsage(

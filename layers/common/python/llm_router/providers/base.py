@@ -54,6 +54,8 @@ class ProviderResponse:
     answered_by: str | None = None
     simulated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # OpenAI's `choices[].logprobs`, from the providers that give them (asked for with `logprobs: true`).
+    logprobs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class StreamDelta:
     # The model that actually answered, when the provider says (prompt routers, inference profiles).
     answered_by: str | None = None
     simulated: bool = False
+    logprobs: dict[str, Any] | None = None
 
 
 class Provider(Protocol):

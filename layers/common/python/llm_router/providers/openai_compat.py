@@ -149,6 +149,7 @@ class OpenAICompatProvider:
             usage=_usage(body.get("usage")),
             tool_calls=tool_calls,
             answered_by=body.get("model") if isinstance(body.get("model"), str) else None,
+            logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
         )
 
     @staticmethod
@@ -211,6 +212,7 @@ class ChunkTranslator:
             finish_reason=finish,
             usage=usage,
             answered_by=model if isinstance(model, str) and model else None,
+            logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
         )
 
 

@@ -168,6 +168,7 @@ def plan(decision: Decision, features: Features, config: ConfigSnapshot) -> Plan
             ("tools", features.has_tools),
             ("images", features.has_images),
             ("json", request.needs_json()),
+            ("logprobs", bool(request.logprobs)),
         )
         if needed
     ]

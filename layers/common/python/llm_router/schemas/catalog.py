@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Capability = Literal["tools", "images", "json"]
+Capability = Literal["tools", "images", "json", "logprobs"]
 ProviderName = Literal["openai", "anthropic", "bedrock", "simulated"]
 FailureMode = Literal[
     "none", "timeout", "throttle", "server_error", "connection_error", "context_overflow", "interrupted"

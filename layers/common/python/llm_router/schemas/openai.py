@@ -137,6 +137,9 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
+    # Only models with the `logprobs` capability (OpenAI-compatible APIs) return them; others are not candidates.
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     n: int | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None
@@ -182,7 +185,7 @@ class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"]
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class PromptTokensDetails(BaseModel):
@@ -212,3 +215,13 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON body: absent optional fields left out, but the fields OpenAI's schema requires even when null
+        (`logprobs`, `message.content`, `message.refusal`) always present, as typed clients demand."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        for choice, raw in zip(self.choices, body["choices"], strict=True):
+            raw["logprobs"] = choice.logprobs
+            raw["message"]["content"] = choice.message.content
+            raw["message"]["refusal"] = choice.message.refusal
+        return body
