@@ -12,7 +12,10 @@ import pytest
 from tests.integration.conftest import Router
 from tests.openai_schema import sse_data, violations
 
-IMAGE = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+IMAGE = (
+    "data:image/png;base64,"
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 WEATHER = {
     "type": "function",
     "function": {
@@ -58,7 +61,9 @@ REQUESTS: dict[str, dict[str, Any]] = {
     },
     "content_parts": {"messages": [user([{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}])]},
     "image": {
-        "messages": [user([{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": IMAGE}}])]
+        "messages": [
+            user([{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": IMAGE}}])
+        ]
     },
     "tools_auto": {"messages": [user("Weather in Paris?")], "tools": [WEATHER]},
     "tools_required": {"messages": [user("Weather in Paris?")], "tools": [WEATHER], "tool_choice": "required"},

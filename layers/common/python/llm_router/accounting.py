@@ -146,6 +146,10 @@ class UsageAccounting:
         usage = UsageStore(settings.state_table_name)
         return cls(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
 
+    def permitted_models(self, tenant: str) -> frozenset[str] | None:
+        spec = self.tenants.get(tenant)
+        return frozenset(spec.models) if spec is not None and spec.models is not None else None
+
     # -- before the call --------------------------------------------------------------------------------
     def before_call(self, ctx: RequestContext, decision: Decision, chain: Plan, config: ConfigSnapshot) -> Plan:
         """The chain to try: filtered by the allow-list, reordered when degraded; 429 or 403 when refused."""

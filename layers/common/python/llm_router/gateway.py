@@ -37,7 +37,7 @@ from llm_router.providers.base import (
 from llm_router.routing.engine import Decision, Plan, decide, plan
 from llm_router.routing.features import Features, estimate_tokens
 from llm_router.routing.snapshot import ConfigSnapshot
-from llm_router.schemas.catalog import ModelSpec
+from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import (
     AssistantMessage,
     ChatCompletion,
@@ -204,6 +204,10 @@ class Accounting(Protocol):
         """Record what the answer cost (atomic counters per tenant, day and month)."""
         ...
 
+    def permitted_models(self, tenant: str) -> frozenset[str] | None:
+        """The catalog models the tenant may use, or None when it may use all of them."""
+        ...
+
 
 class ConfigSource(Protocol):
     def snapshot(self) -> ConfigSnapshot: ...
@@ -276,6 +280,16 @@ class Gateway:
         }
         result["scores"] = features.scores()
         return result
+
+    def visible_models(self, ctx: RequestContext) -> list[ModelSpec | RouteSpec]:
+        """The routes and models the caller may name: models outside its allow-list, and routes none of whose
+        models it may use, are left out."""
+        snapshot = self.config.snapshot()
+        permitted = self.accounting.permitted_models(ctx.tenant) if self.accounting is not None else None
+        if permitted is None:
+            return [*snapshot.routes.values(), *snapshot.models.values()]
+        routes = [r for r in snapshot.routes.values() if permitted.intersection(_route_models(r))]
+        return [*routes, *(m for m in snapshot.models.values() if m.id in permitted)]
 
     # -- the outcome of one request -------------------------------------------------------------------------
     def serve(
@@ -653,6 +667,13 @@ class _Collected:
             {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": "".join(c["arguments"])}}
             for _, c in sorted(self.calls.items())
         ]
+
+
+def _route_models(route: RouteSpec) -> set[str]:
+    models = set(route.default)
+    if route.strategy is not None:
+        models |= {route.strategy.weak, route.strategy.strong}
+    return models
 
 
 def _estimated_usage(request: ChatCompletionRequest, text: str, tool_calls: list[dict[str, Any]] | None) -> Usage:

@@ -1,0 +1,183 @@
+"""The endpoints beside chat: model lookup, Anthropic's Messages API, the OpenAPI document, CORS and OPTIONS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from llm_router.schemas.tenants import TenantSpec
+from llm_router.settings import DEFAULT_CONFIG_TABLE
+from llm_router.stores.tenant_store import TenantStore
+from tests.integration.conftest import Router
+from tests.integration.test_openai_conformance import REQUESTS
+from tests.openai_schema import violations
+
+
+def events_of(body: str) -> list[tuple[str, dict[str, Any]]]:
+    """An Anthropic event stream as (event name, data) pairs."""
+    out = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def allow_only(router: Router, *models: str) -> None:
+    TenantStore(DEFAULT_CONFIG_TABLE, dynamodb=router.clients.get("dynamodb")).put(
+        TenantSpec(id="local", models=models)
+    )
+    router.build()
+
+
+# -- models ------------------------------------------------------------------------------------------------
+def test_a_model_can_be_retrieved(router: Router) -> None:
+    response = router.call(method="GET", path="/v1/models/claude-haiku")
+
+    assert response["statusCode"] == 200
+    model = router.json(response)
+    assert model["id"] == "claude-haiku" and model["owned_by"] == "llm-router:bedrock"
+    assert violations("Model", model) == []
+
+
+def test_an_unknown_model_is_a_404_in_openai_format(router: Router) -> None:
+    response = router.call(method="GET", path="/v1/models/nope")
+
+    assert response["statusCode"] == 404
+    assert router.json(response)["error"]["code"] == "model_not_found"
+
+
+def test_the_model_list_shows_only_what_the_tenant_may_use(router: Router) -> None:
+    allow_only(router, "nova-micro")
+
+    ids = {m["id"] for m in router.json(router.call(method="GET", path="/v1/models"))["data"]}
+    hidden = router.call(method="GET", path="/v1/models/claude-sonnet")
+
+    assert ids == {"auto", "nova-micro"}
+    assert hidden["statusCode"] == 404
+
+
+def test_legacy_completions_get_a_clear_error(router: Router) -> None:
+    response = router.call({"model": "auto", "prompt": "Hello"}, path="/v1/completions")
+
+    assert response["statusCode"] == 404
+    error = router.json(response)["error"]
+    assert error["code"] == "unsupported_endpoint" and "/v1/chat/completions" in error["message"]
+
+
+# -- Anthropic's Messages API --------------------------------------------------------------------------------
+def anthropic_headers() -> dict[str, str]:
+    return {"x-api-key": "sk-local-dev", "anthropic-version": "2023-06-01"}
+
+
+def test_messages_are_answered_in_anthropic_format_with_router_headers(router: Router) -> None:
+    body = {"model": "auto", "max_tokens": 100, "system": "Be brief.", "messages": [{"role": "user", "content": "Hi"}]}
+
+    response = router.call(body, path="/v1/messages", key=None, headers=anthropic_headers())
+
+    assert response["statusCode"] == 200, response["body"]
+    message = router.json(response)
+    assert message["type"] == "message" and message["role"] == "assistant"
+    assert message["content"][0]["type"] == "text" and message["content"][0]["text"]
+    assert message["stop_reason"] == "end_turn"
+    assert message["model"] == response["headers"]["x-router-model"]
+    assert float(response["headers"]["x-router-cost-usd"]) > 0
+    assert router.metric_values("Requests")
+
+
+def test_messages_with_tools_round_trip(router: Router) -> None:
+    tool = {
+        "name": "get_weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+    first = router.json(
+        router.call(
+            {"model": "auto", "max_tokens": 100, "tools": [tool], "messages": [{"role": "user", "content": "Paris?"}]},
+            path="/v1/messages",
+        )
+    )
+    use = first["content"][-1]
+    history = [
+        {"role": "user", "content": "Paris?"},
+        {"role": "assistant", "content": first["content"]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use["id"], "content": "18C"}]},
+    ]
+    second = router.json(
+        router.call({"model": "auto", "max_tokens": 100, "tools": [tool], "messages": history}, path="/v1/messages")
+    )
+
+    assert first["stop_reason"] == "tool_use"
+    assert use["type"] == "tool_use" and use["input"] == {"city": "simulated"}
+    assert second["stop_reason"] == "end_turn" and second["content"][0]["type"] == "text"
+
+
+def test_messages_stream_as_anthropic_events(router: Router) -> None:
+    body = {"model": "auto", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+
+    response = router.call(body, path="/v1/messages")
+
+    events = events_of(response["body"])
+    names = [name for name, _ in events]
+    assert names[:2] == ["message_start", "content_block_start"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+    assert text.startswith("[simulated ")
+    assert events[-2][1]["usage"]["output_tokens"] > 0
+
+
+def test_messages_errors_are_in_anthropic_format(router: Router) -> None:
+    response = router.call({"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}, path="/v1/messages")
+
+    assert response["statusCode"] == 400
+    body = router.json(response)
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert "max_tokens" in body["error"]["message"]
+
+
+def test_a_key_in_x_api_key_is_accepted_by_chat_too(router: Router) -> None:
+    body = {"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}
+
+    assert router.call(body, key=None, headers={"x-api-key": "sk-local-dev"})["statusCode"] == 200
+    assert router.call(body, key=None, headers={"x-api-key": "sk-wrong"})["statusCode"] == 401
+
+
+# -- OpenAPI, CORS, OPTIONS -----------------------------------------------------------------------------------
+def test_the_openapi_document_describes_what_the_router_accepts(router: Router) -> None:
+    response = router.call(method="GET", path="/openapi.json", key=None)
+
+    assert response["statusCode"] == 200
+    document = router.json(response)
+    assert document["openapi"] == "3.1.0"
+    assert {"/v1/chat/completions", "/v1/messages", "/v1/models/{model}"} <= set(document["paths"])
+    request_schema = {**document, "$ref": "#/components/schemas/ChatCompletionRequest"}
+    Draft202012Validator.check_schema(request_schema)
+    validator = Draft202012Validator(request_schema)
+    for shape in REQUESTS.values():
+        assert list(validator.iter_errors({"model": "auto", **shape})) == []
+    assert list(validator.iter_errors({"model": "auto"}))  # messages are required
+
+
+def test_options_is_answered_without_cors_by_default(router: Router) -> None:
+    response = router.call(method="OPTIONS", path="/v1/chat/completions", key=None, headers={"Origin": "https://a.io"})
+
+    assert response["statusCode"] == 204
+    assert "POST" in response["headers"]["Allow"]
+    assert "Access-Control-Allow-Origin" not in response["headers"]
+
+
+def test_cors_headers_for_a_configured_origin(router: Router) -> None:
+    router.env["CORS_ALLOWED_ORIGINS"] = "https://app.example.com"
+    router.build()
+    origin = {"Origin": "https://app.example.com"}
+
+    preflight = router.call(method="OPTIONS", path="/v1/chat/completions", key=None, headers=origin)
+    answer = router.call({"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}, headers=origin)
+    other = router.call(
+        {"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}, headers={"Origin": "https://evil.example"}
+    )
+
+    assert preflight["statusCode"] == 204
+    assert "authorization" in preflight["headers"]["Access-Control-Allow-Headers"].lower()
+    assert answer["headers"]["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "Access-Control-Allow-Origin" not in other["headers"]
