@@ -181,3 +181,50 @@ def test_cors_headers_for_a_configured_origin(router: Router) -> None:
     assert "authorization" in preflight["headers"]["Access-Control-Allow-Headers"].lower()
     assert answer["headers"]["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "Access-Control-Allow-Origin" not in other["headers"]
+
+
+# -- embeddings ----------------------------------------------------------------------------------------------
+def test_embeddings_conform_and_are_accounted(router: Router) -> None:
+    body = {"model": "titan-embed", "input": ["The cat sat.", "A dog ran."]}
+    assert violations("CreateEmbeddingRequest", body) == []
+
+    response = router.call(body, path="/v1/embeddings")
+
+    assert response["statusCode"] == 200, response["body"]
+    answer = router.json(response)
+    assert violations("CreateEmbeddingResponse", answer) == []
+    assert [d["index"] for d in answer["data"]] == [0, 1]
+    assert answer["data"][0]["embedding"] != answer["data"][1]["embedding"]
+    assert response["headers"]["x-router-model"] == "titan-embed"
+    assert float(response["headers"]["x-router-cost-usd"]) > 0
+    assert router.metric_values("InputTokens") == [answer["usage"]["prompt_tokens"]]
+
+
+def test_embeddings_are_deterministic_and_base64_is_packed_float32(router: Router) -> None:
+    import base64
+    import struct
+
+    floats = router.json(router.call({"model": "titan-embed", "input": "same"}, path="/v1/embeddings"))
+    packed = router.json(
+        router.call({"model": "titan-embed", "input": "same", "encoding_format": "base64"}, path="/v1/embeddings")
+    )
+
+    raw = base64.b64decode(packed["data"][0]["embedding"])
+    unpacked = struct.unpack(f"<{len(raw) // 4}f", raw)
+    assert len(unpacked) == len(floats["data"][0]["embedding"])
+    assert all(abs(a - b) < 1e-6 for a, b in zip(unpacked, floats["data"][0]["embedding"], strict=True))
+
+
+def test_chat_models_do_not_embed_and_embedding_models_do_not_chat(router: Router) -> None:
+    embed = router.call({"model": "claude-haiku", "input": "x"}, path="/v1/embeddings")
+    chat = router.call({"model": "titan-embed", "messages": [{"role": "user", "content": "Hi"}]})
+
+    assert embed["statusCode"] == 400 and router.json(embed)["error"]["code"] == "no_capable_model"
+    assert chat["statusCode"] == 400 and "embedding model" in router.json(chat)["error"]["message"]
+
+
+def test_token_arrays_are_refused_clearly(router: Router) -> None:
+    response = router.call({"model": "titan-embed", "input": [[1, 2, 3]]}, path="/v1/embeddings")
+
+    assert response["statusCode"] == 400
+    assert router.json(response)["error"]["param"] == "input"

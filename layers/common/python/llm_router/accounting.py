@@ -53,7 +53,7 @@ from llm_router.stores.usage_buffer import UsageBuffer
 from llm_router.stores.usage_store import Spend, UsageStore, next_day, next_month
 
 if TYPE_CHECKING:
-    from llm_router.gateway import Answer, RequestContext
+    from llm_router.gateway import Priced, RequestContext
     from llm_router.settings import GatewaySettings
 
 # The route name of requests that named a model directly (as in the gateway's metrics).
@@ -218,7 +218,7 @@ class UsageAccounting:
         )
 
     # -- after the answer -------------------------------------------------------------------------------
-    def after_answer(self, ctx: RequestContext, answer: Answer) -> None:
+    def after_answer(self, ctx: RequestContext, answer: Priced) -> None:
         """Add the answer's cost, savings and tokens to the tenant's counters; never fails the answer."""
         usage = answer.usage
         amounts = UsageAmounts(

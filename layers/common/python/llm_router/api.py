@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,11 +21,12 @@ from pydantic import BaseModel, ValidationError
 
 from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
 from llm_router.gateway import (
-    Answer,
     Answered,
+    Embedded,
     Gateway,
     NotKept,
     Outcome,
+    Priced,
     Queued,
     Refused,
     RequestContext,
@@ -38,7 +40,7 @@ from llm_router.runtime import StreamingResponse
 from llm_router.schemas import anthropic
 from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
-from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -144,6 +146,7 @@ class RouterApi:
         self._routes: dict[tuple[str, str], Callable[[HttpRequest], Response]] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
+            ("POST", "/v1/embeddings"): self.embeddings,
             ("POST", "/v1/completions"): self.legacy_completions,
             ("POST", "/v1/route"): self.route_dry_run,
             ("GET", "/v1/models"): self.list_models,
@@ -250,6 +253,12 @@ class RouterApi:
 
         return json_response(200, document())
 
+    def embeddings(self, http: HttpRequest) -> Response:
+        ctx = http.context()
+        request = validated(EmbeddingRequest, self._body(http))
+        answer = self.gateway.embed(request, ctx)
+        return json_response(200, embedding_list(answer, request.encoding_format or "float"), answer_headers(answer))
+
     def messages(self, http: HttpRequest) -> Response:
         """Anthropic's Messages API over the same gateway; errors in Anthropic's format."""
         try:
@@ -331,6 +340,23 @@ def validated(model: type[M], raw: bytes) -> M:
 
 def _json_result(status: int, body: Any, headers: dict[str, str]) -> Result:
     return {"status": status, "content_type": JSON, "body": json.dumps(body, separators=(",", ":")), "headers": headers}
+
+
+def embedding_list(answer: Embedded, encoding: str) -> dict[str, Any]:
+    """OpenAI's embedding list; `base64` packs little-endian float32, as OpenAI does (its SDKs ask for it)."""
+
+    def encoded(vector: list[float]) -> list[float] | str:
+        if encoding == "base64":
+            return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        return vector
+
+    tokens = answer.usage.input_tokens
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(answer.vectors)],
+        "model": answer.model.id,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def model_object(entry: ModelSpec | RouteSpec, created: int) -> dict[str, Any]:
@@ -428,12 +454,12 @@ def stream_headers(start: StreamStart) -> dict[str, str]:
     return headers
 
 
-def answer_headers(answer: Answer) -> dict[str, str]:
+def answer_headers(answer: Priced) -> dict[str, str]:
     headers = {
         "x-router-model": answer.model.id,
         "x-router-rule": answer.decision.rule,
         "x-router-cost-usd": f"{answer.cost_usd:.8f}",
-        "x-router-request-id": answer.completion.id.removeprefix("chatcmpl-"),
+        "x-router-request-id": answer.request_id,
         "x-router-attempts": str(len(answer.attempts)),
     }
     if answer.saved_usd is not None:

@@ -11,7 +11,7 @@ from pydantic.json_schema import models_json_schema
 
 from llm_router import __version__
 from llm_router.schemas.anthropic import MessagesRequest
-from llm_router.schemas.openai import ChatCompletion, ChatCompletionRequest
+from llm_router.schemas.openai import ChatCompletion, ChatCompletionRequest, EmbeddingRequest
 
 ERROR = {
     "type": "object",
@@ -66,6 +66,7 @@ def document() -> dict[str, Any]:
         (ChatCompletionRequest, "validation"),
         (ChatCompletion, "serialization"),
         (MessagesRequest, "validation"),
+        (EmbeddingRequest, "validation"),
     ]
     _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
     components = {**schemas.get("$defs", {}), "Error": ERROR, "Model": MODEL}
@@ -82,6 +83,11 @@ def document() -> dict[str, Any]:
         "/v1/messages": {
             "post": _operation(
                 "Anthropic's Messages API, routed like chat", "MessagesRequest", {"type": "object"}, stream=True
+            )
+        },
+        "/v1/embeddings": {
+            "post": _operation(
+                "Embeddings, routed like chat to embedding models", "EmbeddingRequest", {"type": "object"}
             )
         },
         "/v1/models": {"get": _operation("The routes and models the key may use", None, model_list)},

@@ -78,6 +78,16 @@ class StreamDelta:
     logprobs: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Embeddings:
+    """A provider's embeddings, one vector per input text in order, and the input tokens it billed."""
+
+    vectors: list[list[float]]
+    input_tokens: int
+    estimated: bool = False
+    simulated: bool = False
+
+
 class Provider(Protocol):
     """Calls one kind of API. Implementations must be safe to share across threads."""
 
@@ -95,6 +105,10 @@ class Provider(Protocol):
         later `next()`. `deadline` bounds the time to the first delta; after it, each read waits at most
         `STREAM_IDLE_SECONDS`. Closing the iterator early closes the upstream connection.
         """
+        ...
+
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        """Embed `texts` with `model`; InvalidRequest where the API has no embeddings."""
         ...
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ from typing import Any
 from llm_router.providers.base import (
     ContextWindowExceeded,
     Deadline,
+    Embeddings,
     ProviderResponse,
     RetryableError,
     StreamDelta,
@@ -89,6 +91,19 @@ class SimulatedProvider:
                 self._sleep(delay)
             yield delta
 
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        """Unit vectors determined by the text alone (the same text, the same vector, whatever the model), so that
+        similarity code gives stable results locally; failures and latency as configured for the model."""
+        sim = model.simulate or _NO_SIMULATION
+        if sim.latency_ms:
+            self._sleep(min(sim.latency_ms / 1000, deadline.remaining()))
+        joined = "\n".join(texts)
+        if sim.failure not in ("none", "interrupted") and _fraction(model.id, joined, "") < sim.failure_rate:
+            self._fail(model, sim)
+        size = dimensions or SIMULATED_DIMENSIONS
+        tokens = sum(estimate_tokens(text) for text in texts)
+        return Embeddings([_vector(text, size) for text in texts], tokens, simulated=True)
+
     def _answer(
         self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline, *, streaming: bool
     ) -> ProviderResponse:
@@ -154,6 +169,20 @@ class SimulatedProvider:
         if sim.failure == "connection_error":
             raise RetryableError(f"simulated model {model.id}: connection reset", kind="connection")
         raise ContextWindowExceeded(f"simulated model {model.id}: prompt exceeds its context window")
+
+
+SIMULATED_DIMENSIONS = 256
+
+
+def _vector(text: str, size: int) -> list[float]:
+    raw: list[float] = []
+    block = 0
+    while len(raw) < size:
+        digest = hashlib.sha256(f"{block}\x00{text}".encode()).digest()
+        raw.extend((b - 127.5) / 127.5 for b in digest)
+        block += 1
+    norm = math.sqrt(sum(v * v for v in raw[:size])) or 1.0
+    return [round(v / norm, 6) for v in raw[:size]]
 
 
 def _tool_to_call(request: ChatCompletionRequest) -> FunctionDef | None:

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Capability = Literal["tools", "images", "json", "logprobs"]
+# `embeddings` marks an embedding model: it serves /v1/embeddings only, and chat never routes to it.
+Capability = Literal["tools", "images", "json", "logprobs", "embeddings"]
 ProviderName = Literal["openai", "anthropic", "bedrock", "simulated"]
 FailureMode = Literal[
     "none", "timeout", "throttle", "server_error", "connection_error", "context_overflow", "interrupted"

@@ -225,3 +225,33 @@ class ChatCompletion(BaseModel):
             raw["message"]["content"] = choice.message.content
             raw["message"]["refusal"] = choice.message.refusal
         return body
+
+
+class EmbeddingRequest(BaseModel):
+    """`POST /v1/embeddings` body. Token-id arrays are refused: the router cannot know the model's tokenizer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _no_empty_strings(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if len(texts) > 2048:
+            raise ValueError("at most 2048 inputs")
+        if any(not text for text in texts):
+            raise ValueError("inputs must be non-empty strings")
+        return value
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+    def routing_request(self) -> ChatCompletionRequest:
+        """The texts as a chat request, so that rules (policies above all) decide about embeddings as about chat."""
+        messages = [{"role": "user", "content": "\n".join(self.texts())}]
+        return ChatCompletionRequest.model_validate({"model": self.model, "messages": messages, "user": self.user})
