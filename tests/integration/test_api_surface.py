@@ -228,3 +228,67 @@ def test_token_arrays_are_refused_clearly(router: Router) -> None:
 
     assert response["statusCode"] == 400
     assert router.json(response)["error"]["param"] == "input"
+
+
+# -- the Responses API -----------------------------------------------------------------------------------------
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "strict": False,
+}
+
+
+def test_responses_answer_text_conforming_to_openai(router: Router) -> None:
+    body = {"model": "auto", "instructions": "Be brief.", "input": "Hello!", "max_output_tokens": 300}
+    assert violations("CreateResponse", body) == []
+
+    response = router.call(body, path="/v1/responses")
+
+    assert response["statusCode"] == 200, response["body"]
+    answer = router.json(response)
+    assert violations("Response", answer) == []
+    assert answer["status"] == "completed" and answer["output"][0]["content"][0]["text"].startswith("[simulated ")
+    assert answer["model"] == response["headers"]["x-router-model"]
+    assert answer["usage"]["output_tokens"] > 0
+
+
+def test_responses_tools_round_trip(router: Router) -> None:
+    first = router.json(
+        router.call({"model": "auto", "input": "Weather in Paris?", "tools": [RESPONSES_TOOL]}, path="/v1/responses")
+    )
+    call = first["output"][0]
+    follow_up = [
+        {"role": "user", "content": "Weather in Paris?"},
+        call,
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "18C"},
+    ]
+    second = router.json(
+        router.call({"model": "auto", "input": follow_up, "tools": [RESPONSES_TOOL]}, path="/v1/responses")
+    )
+
+    assert violations("Response", first) == [] and violations("Response", second) == []
+    assert call["type"] == "function_call" and json.loads(call["arguments"]) == {"city": "simulated"}
+    assert second["output"][0]["type"] == "message"
+
+
+def test_responses_stream_events_conform(router: Router) -> None:
+    body = {"model": "auto", "input": "Hello!", "stream": True}
+
+    response = router.call(body, path="/v1/responses")
+
+    events = [data for _, data in events_of(response["body"])]
+    assert [line for e in events for line in violations("ResponseStreamEvent", e)] == []
+    kinds = [e["type"] for e in events]
+    assert kinds[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert kinds[-1] == "response.completed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == text
+
+
+def test_responses_follow_ups_by_id_are_refused(router: Router) -> None:
+    response = router.call({"model": "auto", "input": "Hi", "previous_response_id": "resp_1"}, path="/v1/responses")
+
+    assert response["statusCode"] == 400
+    assert "not stored" in router.json(response)["error"]["message"]

@@ -37,10 +37,11 @@ from llm_router.gateway import (
 )
 from llm_router.observability import logger
 from llm_router.runtime import StreamingResponse
-from llm_router.schemas import anthropic
+from llm_router.schemas import anthropic, responses
 from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
+from llm_router.schemas.responses import ResponsesRequest
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -147,6 +148,7 @@ class RouterApi:
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
             ("POST", "/v1/embeddings"): self.embeddings,
+            ("POST", "/v1/responses"): self.responses,
             ("POST", "/v1/completions"): self.legacy_completions,
             ("POST", "/v1/route"): self.route_dry_run,
             ("GET", "/v1/models"): self.list_models,
@@ -259,16 +261,28 @@ class RouterApi:
         answer = self.gateway.embed(request, ctx)
         return json_response(200, embedding_list(answer, request.encoding_format or "float"), answer_headers(answer))
 
+    def responses(self, http: HttpRequest) -> Response:
+        """OpenAI's Responses API over the same gateway."""
+        ctx = http.context()
+        incoming = validated(ResponsesRequest, self._body(http))
+        request = translated(incoming.to_chat)
+        body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
+        outcome = self.gateway.serve(request, ctx, body)
+        if isinstance(outcome, Answered):
+            answer = outcome.answer
+            rendered = responses.response_of(incoming, answer.request_id, answer.completion, answer.usage)
+            return json_response(200, rendered, answer_headers(answer))
+        if isinstance(outcome, Streaming):
+            events = responses_stream(incoming, outcome.start, outcome.events)
+            return StreamingResponse(200, stream_headers(outcome.start), events)
+        return to_proxy(self.render(outcome, request))
+
     def messages(self, http: HttpRequest) -> Response:
         """Anthropic's Messages API over the same gateway; errors in Anthropic's format."""
         try:
             ctx = http.context()
             incoming = validated(MessagesRequest, self._body(http))
-            try:
-                request = incoming.to_chat()
-            except (ValueError, ValidationError) as exc:
-                detail = describe(exc)[0] if isinstance(exc, ValidationError) else str(exc)
-                raise InvalidRequestError(f"Cannot route this message: {detail}", code="invalid_request") from None
+            request = translated(incoming.to_chat)
             body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
             return anthropic_response(self.gateway.serve(request, ctx, body))
         except RouterError as exc:
@@ -336,6 +350,16 @@ def validated(model: type[M], raw: bytes) -> M:
     except ValidationError as exc:
         message, param = describe(exc)
         raise InvalidRequestError(message, param=param, code="invalid_request") from None
+
+
+def translated(convert: Callable[[], ChatCompletionRequest]) -> ChatCompletionRequest:
+    """Another API's request as a chat completion, or a 400 saying what does not translate."""
+    try:
+        return convert()
+    except ValidationError as exc:
+        raise InvalidRequestError(f"Cannot route this request: {describe(exc)[0]}", code="invalid_request") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidRequestError(f"Cannot route this request: {exc}", code="invalid_request") from None
 
 
 def _json_result(status: int, body: Any, headers: dict[str, str]) -> Result:
@@ -415,6 +439,31 @@ def anthropic_response(outcome: Outcome) -> Response:
     error = body.get("error", {})
     extra = {k: v for k, v in error.items() if k in ("request_id", "queued")}
     return json_response(status, {**anthropic.error_body(status, str(error.get("message", ""))), **extra}, headers)
+
+
+def responses_stream(request: ResponsesRequest, start: StreamStart, events: Iterator[StreamEvent]) -> Iterator[bytes]:
+    """Responses API events, each as `event: <type>` and its JSON."""
+    translator = responses.StreamTranslator(request, start.request_id, start.model.id, start.created)
+
+    def frame(data: dict[str, Any]) -> bytes:
+        return b"event: " + data["type"].encode() + b"\ndata: " + _ENCODER.encode(data).encode() + b"\n\n"
+
+    try:
+        yield from map(frame, translator.start())
+        for event in events:
+            if isinstance(event, StreamEnd):
+                if event.error is not None:
+                    yield from map(
+                        frame, translator.failed(f"The model stopped answering mid-stream: {event.error.message}")
+                    )
+                    return
+                yield from map(frame, translator.end(event.answer.usage))
+                return
+            yield from map(frame, translator.delta(event))
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
 
 
 def anthropic_stream(start: StreamStart, events: Iterator[StreamEvent]) -> Iterator[bytes]:

@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 from llm_router import __version__
 from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.openai import ChatCompletion, ChatCompletionRequest, EmbeddingRequest
+from llm_router.schemas.responses import ResponsesRequest
 
 ERROR = {
     "type": "object",
@@ -67,6 +68,7 @@ def document() -> dict[str, Any]:
         (ChatCompletion, "serialization"),
         (MessagesRequest, "validation"),
         (EmbeddingRequest, "validation"),
+        (ResponsesRequest, "validation"),
     ]
     _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
     components = {**schemas.get("$defs", {}), "Error": ERROR, "Model": MODEL}
@@ -88,6 +90,11 @@ def document() -> dict[str, Any]:
         "/v1/embeddings": {
             "post": _operation(
                 "Embeddings, routed like chat to embedding models", "EmbeddingRequest", {"type": "object"}
+            )
+        },
+        "/v1/responses": {
+            "post": _operation(
+                "OpenAI's Responses API, routed like chat", "ResponsesRequest", {"type": "object"}, stream=True
             )
         },
         "/v1/models": {"get": _operation("The routes and models the key may use", None, model_list)},
