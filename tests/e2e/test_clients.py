@@ -131,6 +131,26 @@ def test_openai_embeddings_and_model_lookup(client: OpenAI) -> None:
     assert model.id == "titan-embed" and "titan-embed" in listed
 
 
+def test_openai_responses_text_tools_and_stream(client: OpenAI) -> None:
+    tools: Any = [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "strict": True,
+        }
+    ]
+    text = client.responses.create(model="auto", input="Hello!", instructions="Be brief.")
+    called = client.responses.create(model="auto", input="Weather in Paris?", tools=tools)
+    with client.responses.stream(model="auto", input="Hello!") as stream:
+        streamed = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+
+    assert text.output_text.startswith("[simulated ")
+    assert called.output[0].type == "function_call" and json.loads(called.output[0].arguments)["city"]
+    assert streamed and final.output_text == streamed
+
+
 # -- LangChain -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chat(served: Served) -> ChatOpenAI:
