@@ -52,7 +52,12 @@ class _Builder:
             return schema["default"]
         for key in ("anyOf", "oneOf"):
             if schema.get(key):
-                return self.build(_preferred(schema[key]), depth + 1)
+                branch = _preferred(schema[key])
+                if isinstance(branch, dict) and "$ref" in branch:
+                    branch = self._resolve(str(branch["$ref"]))
+                # Keywords beside the union (a `format`, bounds) constrain the branch too.
+                siblings = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf", "default")}
+                return self.build({**siblings, **branch} if isinstance(branch, dict) else branch, depth + 1)
         if schema.get("allOf"):
             merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
             for part in schema["allOf"]:
