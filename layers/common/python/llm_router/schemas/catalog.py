@@ -73,6 +73,9 @@ class ModelSpec(BaseModel):
     def _endpoint_for_http_providers(self) -> ModelSpec:
         if self.provider in ("openai", "anthropic") and not self.base_url:
             raise ValueError(f"provider {self.provider} needs base_url")
+        # Only OpenAI-compatible APIs return log probabilities; claiming them elsewhere would drop them silently.
+        if "logprobs" in self.capabilities and self.provider not in ("openai", "simulated"):
+            raise ValueError(f"provider {self.provider} cannot return logprobs")
         return self
 
 
