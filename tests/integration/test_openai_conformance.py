@@ -177,12 +177,3 @@ def test_the_model_list_conforms(router: Router) -> None:
 
     assert response["statusCode"] == 200
     assert violations("ListModelsResponse", router.json(response)) == []
-
-
-def test_a_model_cannot_claim_logprobs_its_api_does_not_return() -> None:
-    from pydantic import ValidationError
-
-    from llm_router.schemas.catalog import ModelSpec
-
-    with pytest.raises(ValidationError, match="cannot return logprobs"):
-        ModelSpec.model_validate({"id": "m", "provider": "bedrock", "model_id": "x", "capabilities": ["logprobs"]})
