@@ -292,3 +292,19 @@ def test_responses_follow_ups_by_id_are_refused(router: Router) -> None:
 
     assert response["statusCode"] == 400
     assert "not stored" in router.json(response)["error"]["message"]
+
+
+def test_an_idempotency_key_replays_responses_and_messages_instead_of_paying_twice(router: Router) -> None:
+    calls = [
+        ({"model": "auto", "input": "Hello!"}, "/v1/responses"),
+        ({"model": "auto", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}, "/v1/messages"),
+    ]
+    for number, (body, path) in enumerate(calls):
+        key = {"Idempotency-Key": f"retry-{number}"}
+        first = router.call(body, path=path, headers=key)
+        again = router.call(body, path=path, headers=key)
+
+        assert first["statusCode"] == again["statusCode"] == 200, again["body"]
+        assert router.json(again)["id"] == router.json(first)["id"]
+        assert again["headers"]["x-router-idempotent-replay"] == "true"
+    assert len(router.metric_values("Requests")) == 2

@@ -197,16 +197,22 @@ class RouterApi:
         ctx = http.context()
         request, raw = self._parse(http)
         prefer_async = "respond-async" in http.headers.get("prefer", "").lower()
+        return self._once(
+            http,
+            ctx,
+            raw,
+            lambda: self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request),
+        )
+
+    def _once(
+        self, http: HttpRequest, ctx: RequestContext, raw: bytes, produce: Callable[[], Result | StreamingResponse]
+    ) -> Response:
+        """`produce`'s response; under an `Idempotency-Key`, a retry gets the first response again instead of
+        paying twice (a streamed answer is kept whole, so that a retry replays exactly what was sent)."""
         key = http.headers.get("idempotency-key")
         if not key or self.idempotency is None:
-            return to_proxy(self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request))
-
-        def run() -> Result:
-            # A streamed answer is kept whole under its key, so that a retry replays exactly what was sent.
-            rendered = self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request)
-            return drained(rendered)
-
-        result = self.idempotency.run(ctx.tenant, key, raw, run)
+            return to_proxy(produce())
+        result = self.idempotency.run(ctx.tenant, key, raw, lambda: drained(produce()))
         if result["headers"].get("x-router-request-id") != ctx.request_id:
             result = {**result, "headers": {**result["headers"], "x-router-idempotent-replay": "true"}}
         return to_proxy(result)
@@ -265,27 +271,32 @@ class RouterApi:
     def responses(self, http: HttpRequest) -> Response:
         """OpenAI's Responses API over the same gateway."""
         ctx = http.context()
-        incoming = validated(ResponsesRequest, self._body(http))
+        raw = self._body(http)
+        incoming = validated(ResponsesRequest, raw)
         request = translated(incoming.to_chat)
         body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
-        outcome = self.gateway.serve(request, ctx, body)
-        if isinstance(outcome, Answered):
-            answer = outcome.answer
-            rendered = responses.response_of(incoming, answer.request_id, answer.completion, answer.usage)
-            return json_response(200, rendered, answer_headers(answer))
-        if isinstance(outcome, Streaming):
-            events = responses_stream(incoming, outcome.start, outcome.events)
-            return StreamingResponse(200, stream_headers(outcome.start), events)
-        return to_proxy(self.render(outcome, request))
+
+        def produce() -> Result | StreamingResponse:
+            outcome = self.gateway.serve(request, ctx, body)
+            if isinstance(outcome, Answered):
+                answer = outcome.answer
+                rendered = responses.response_of(incoming, answer.request_id, answer.completion, answer.usage)
+                return _json_result(200, rendered, answer_headers(answer))
+            if isinstance(outcome, Streaming):
+                events = responses_stream(incoming, outcome.start, outcome.events)
+                return StreamingResponse(200, stream_headers(outcome.start), events)
+            return self.render(outcome, request)
+
+        return self._once(http, ctx, raw, produce)
 
     def messages(self, http: HttpRequest) -> Response:
         """Anthropic's Messages API over the same gateway; errors in Anthropic's format."""
         try:
             ctx = http.context()
-            incoming = validated(MessagesRequest, self._body(http))
-            request = translated(incoming.to_chat)
+            raw = self._body(http)
+            request = translated(validated(MessagesRequest, raw).to_chat)
             body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
-            return anthropic_response(self.gateway.serve(request, ctx, body))
+            return self._once(http, ctx, raw, lambda: anthropic_response(self.gateway.serve(request, ctx, body)))
         except RouterError as exc:
             return json_response(exc.status, anthropic.error_body(exc.status, exc.message), exc.headers)
 
@@ -433,19 +444,19 @@ def with_cors(response: Response, http: HttpRequest, origins: tuple[str, ...]) -
 
 
 # -- Anthropic's Messages format -------------------------------------------------------------------------------
-def anthropic_response(outcome: Outcome) -> Response:
+def anthropic_response(outcome: Outcome) -> Result | StreamingResponse:
     if isinstance(outcome, Answered):
         answer = outcome.answer
-        return json_response(200, anthropic.message_of(answer.completion, answer.usage), answer_headers(answer))
+        return _json_result(200, anthropic.message_of(answer.completion, answer.usage), answer_headers(answer))
     if isinstance(outcome, Streaming):
         return StreamingResponse(200, stream_headers(outcome.start), anthropic_stream(outcome.start, outcome.events))
     if isinstance(outcome, Refused):
         exc = outcome.error
-        return json_response(exc.status, anthropic.error_body(exc.status, exc.message), exc.headers)
+        return _json_result(exc.status, anthropic.error_body(exc.status, exc.message), exc.headers)
     status, body, headers = queued(outcome) if isinstance(outcome, Queued) else not_kept(outcome)
     error = body.get("error", {})
     extra = {k: v for k, v in error.items() if k in ("request_id", "queued")}
-    return json_response(status, {**anthropic.error_body(status, str(error.get("message", ""))), **extra}, headers)
+    return _json_result(status, {**anthropic.error_body(status, str(error.get("message", ""))), **extra}, headers)
 
 
 def responses_stream(request: ResponsesRequest, start: StreamStart, events: Iterator[StreamEvent]) -> Iterator[bytes]:
