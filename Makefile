@@ -33,7 +33,12 @@ $(VENV)/.installed: pyproject.toml | $(UV)
 
 install: $(VENV)/.installed
 
-run: install
+# Serving needs only the `local` extra (moto); `make install`/`make test` add the dev tools on top.
+$(VENV)/.installed-local: pyproject.toml | $(UV)
+	$(UV) pip install --quiet --python $(PY) -e '.[local]'
+	touch $@
+
+run: $(VENV)/.installed-local
 	$(VENV)/bin/llm-router serve --port $(PORT)
 
 lint: install

@@ -78,6 +78,8 @@ class StackSettings:
     # GET /health is answered by API Gateway itself (no Lambda); this caps it separately from the API.
     health_throttle_rate_limit: int = _key("healthThrottleRateLimit", 5)
     max_request_bytes: int = _key("maxRequestBytes", 1_048_576)
+    # Browser origins that may call the API (`["*"]` for any); empty turns CORS off and leaves OPTIONS out.
+    cors_allowed_origins: tuple[str, ...] = _key("corsAllowedOrigins", ())
     waf_enabled: bool = _key("wafEnabled", False)
     waf_rate_limit_per_5_minutes: int = _key("wafRateLimitPer5Minutes", 2000)
     log_retention_days: int = _key("logRetentionDays", 30)

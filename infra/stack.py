@@ -92,6 +92,11 @@ class RouterStack(Stack):
             environment={
                 **gateway_environment,
                 Env.MAX_BODY_BYTES: str(settings.max_request_bytes),
+                **(
+                    {Env.CORS_ALLOWED_ORIGINS: ",".join(settings.cors_allowed_origins)}
+                    if settings.cors_allowed_origins
+                    else {}
+                ),
                 # The runtime loop in the layer streams the responses (docs/runtime.md).
                 Env.EXEC_WRAPPER: ROUTER_RUNTIME_WRAPPER,
                 Env.STREAMING_RESPONSES: "true",
@@ -207,6 +212,19 @@ class RouterStack(Stack):
             "GET /health is open on purpose for load balancers and uptime checks: a MOCK integration answers a "
             "constant, starts no function, reads no data, and has a throttle of its own.",
         )
+        acknowledge(
+            api.openapi_method,
+            "AwsSolutions-APIG4",
+            "GET /openapi.json is open on purpose: the API's public description, generated from the request models; "
+            "the router answers it without reading any data.",
+        )
+        if api.preflight_method is not None:
+            acknowledge(
+                api.preflight_method,
+                "AwsSolutions-APIG4",
+                "OPTIONS is open on purpose: browsers send CORS preflights without credentials; the router answers "
+                "them with headers only, reading no data.",
+            )
         if self.api.api.node.try_find_child("CloudWatchRole") is not None:
             acknowledge(
                 self.api.api.node.find_child("CloudWatchRole"),

@@ -225,6 +225,18 @@ class RouterApi(Construct):
             ),
         )
 
+        # Unauthenticated on purpose, answered by the router without reading any data: the OpenAPI document, and
+        # CORS preflights (browsers send them without credentials; the router adds CORS headers only for the
+        # origins in `corsAllowedOrigins`).
+        self.openapi_method = self.api.root.add_resource("openapi.json").add_method(
+            "GET", integration, authorization_type=apigw.AuthorizationType.NONE
+        )
+        self.preflight_method: apigw.Method | None = None
+        if settings.cors_allowed_origins:
+            self.preflight_method = self.proxy.add_method(
+                "OPTIONS", integration, authorization_type=apigw.AuthorizationType.NONE
+            )
+
         for response_type, status, template, headers in gateway_responses(settings):
             options: dict[str, Any] = {"templates": {"application/json": template}}
             if status:

@@ -42,7 +42,9 @@ class Served:
 
 def start_server(workdir: Path, *args: str, env_extra: dict[str, str] | None = None) -> Served:
     port = free_port()
-    env = {**os.environ, "RULES_TTL_SECONDS": "1", "LLM_ROUTER_METRICS_SINK": "off", **(env_extra or {})}
+    # HOME in the work folder: the server leaves its endpoint there too, and must not touch the user's.
+    env = {**os.environ, "HOME": str(workdir), "RULES_TTL_SECONDS": "1", "LLM_ROUTER_METRICS_SINK": "off",
+           **(env_extra or {})}  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-m", "llm_router.cli.main", "serve", "--port", str(port), *args],
         cwd=workdir,

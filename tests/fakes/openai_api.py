@@ -28,6 +28,8 @@ class FakeOpenAI(FakeAPI):
         return self.api_key is None or headers.get("authorization") == f"Bearer {self.api_key}"
 
     def validate(self, path: str, headers: dict[str, str], body: Any) -> str | None:
+        if path.split("?")[0].endswith("/embeddings"):
+            return None if isinstance(body, dict) and isinstance(body.get("input"), list) else "'input' is required"
         if not path.split("?")[0].endswith("/chat/completions"):
             return f"Unknown path {path}"
         if not isinstance(body, dict) or not body.get("model") or not isinstance(body.get("messages"), list):
@@ -37,6 +39,8 @@ class FakeOpenAI(FakeAPI):
         return None
 
     def answer(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "input" in body:
+            return self._embeddings(body)
         messages = body["messages"]
         last = messages[-1]
         tools = body.get("tools") or []
@@ -60,7 +64,9 @@ class FakeOpenAI(FakeAPI):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"] + "-2024-07-18",
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "choices": [
+                {"index": 0, "message": message, "logprobs": self._logprobs(body, message), "finish_reason": finish}
+            ],
             "usage": {
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
@@ -69,6 +75,29 @@ class FakeOpenAI(FakeAPI):
                 "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
             },
             "system_fingerprint": "fp_fake",
+        }
+
+    @staticmethod
+    def _logprobs(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any] | None:
+        if not body.get("logprobs") or not message.get("content"):
+            return None
+        tokens = message["content"].split(" ")
+        content = [{"token": t, "logprob": -0.5, "bytes": list(t.encode()), "top_logprobs": []} for t in tokens]
+        return {"content": content, "refusal": None}
+
+    @staticmethod
+    def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+        size = int(body.get("dimensions") or 4)
+        data = [
+            {"object": "embedding", "index": i, "embedding": [round(len(text) / (k + 1), 3) for k in range(size)]}
+            for i, text in enumerate(body["input"])
+        ]
+        tokens = sum(len(text) // 4 + 1 for text in body["input"])
+        return {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
     def stream_events(self, body: dict[str, Any]) -> list[bytes]:

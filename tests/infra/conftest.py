@@ -89,6 +89,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         replay_max_concurrency=5,
         router_reserved_concurrency=50,
         replay_reserved_concurrency=5,
+        cors_allowed_origins=("https://app.example.com",),
     )
     minimal = replace(
         defaults,

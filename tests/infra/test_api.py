@@ -21,23 +21,24 @@ def test_api_is_a_regional_rest_api(synth: Synth) -> None:
     )
 
 
-def test_api_serves_health_and_everything_under_v1(synth: Synth) -> None:
+def test_api_serves_health_openapi_and_everything_under_v1(synth: Synth) -> None:
     paths = {r["Properties"]["PathPart"] for r in resources(synth.default_json, "AWS::ApiGateway::Resource").values()}
-    assert paths == {"health", "v1", "{proxy+}"}
+    assert paths == {"health", "openapi.json", "v1", "{proxy+}"}
 
 
-def test_every_method_except_health_requires_the_key_authorizer(synth: Synth) -> None:
+def test_every_method_except_health_and_openapi_requires_the_key_authorizer(synth: Synth) -> None:
     # Given the authorizer of the stack
     authorizer_id, _ = only(synth.default_json, "AWS::ApiGateway::Authorizer")
     health_id, _ = only(synth.default_json, "AWS::ApiGateway::Resource", "ApiRestApihealth")
+    openapi_id, _ = only(synth.default_json, "AWS::ApiGateway::Resource", "ApiRestApiopenapijson")
     # When looking at every method
     methods = resources(synth.default_json, "AWS::ApiGateway::Method").values()
-    # Then only GET /health is open, and everything else goes through the key authorizer
+    # Then only GET /health and GET /openapi.json are open (CORS is off), everything else needs the key
     open_methods = [m for m in methods if m["Properties"]["AuthorizationType"] == "NONE"]
     guarded = [m for m in methods if m["Properties"]["AuthorizationType"] != "NONE"]
-    assert [(m["Properties"]["HttpMethod"], m["Properties"]["ResourceId"]) for m in open_methods] == [
-        ("GET", {"Ref": health_id})
-    ]
+    assert sorted((m["Properties"]["HttpMethod"], str(m["Properties"]["ResourceId"])) for m in open_methods) == sorted(
+        [("GET", str({"Ref": health_id})), ("GET", str({"Ref": openapi_id}))]
+    )
     assert guarded, "the /v1 proxy must have a method"
     for method in guarded:
         assert method["Properties"]["AuthorizationType"] == "CUSTOM"
@@ -50,6 +51,17 @@ def test_authorizer_checks_the_authorization_header_and_caches_for_the_context_t
         "AWS::ApiGateway::Authorizer", {**expected, "AuthorizerResultTtlInSeconds": 60}
     )
     synth.full.has_resource_properties("AWS::ApiGateway::Authorizer", {**expected, "AuthorizerResultTtlInSeconds": 300})
+
+
+def test_cors_origins_open_options_to_the_router_and_reach_its_environment(synth: Synth) -> None:
+    proxy_id, _ = only(synth.full_json, "AWS::ApiGateway::Resource", "ApiRestApiv1proxy")
+    methods = resources(synth.full_json, "AWS::ApiGateway::Method").values()
+    options = [m for m in methods if m["Properties"]["HttpMethod"] == "OPTIONS"]
+    _, router = only(synth.full_json, "AWS::Lambda::Function", "FunctionsRouter")
+
+    assert len(options) == 1 and options[0]["Properties"]["AuthorizationType"] == "NONE"
+    assert options[0]["Properties"]["ResourceId"] == {"Ref": proxy_id}
+    assert router["Properties"]["Environment"]["Variables"]["CORS_ALLOWED_ORIGINS"] == "https://app.example.com"
 
 
 def test_authorizer_runs_the_authorizer_function(synth: Synth) -> None:

@@ -131,7 +131,7 @@ def test_unknown_model_gets_404(router: Router) -> None:
 
 
 def test_unknown_path_gets_openai_style_404(router: Router) -> None:
-    response = router.call({}, path="/v1/embeddings")
+    response = router.call({}, path="/v1/images/generations")
 
     assert response["statusCode"] == 404
     assert "Unknown endpoint" in router.json(response)["error"]["message"]

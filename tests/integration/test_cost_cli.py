@@ -27,7 +27,7 @@ def test_prices_list_shows_every_model_with_its_source_and_date(
 
     rows = {row["model"]: row for row in json.loads(out)}
     assert code == 0
-    assert set(rows) == {"nova-micro", "claude-haiku", "claude-sonnet", "eu-nova-lite", "gpt-4o-mini"}
+    assert set(rows) == {"nova-micro", "claude-haiku", "claude-sonnet", "eu-nova-lite", "gpt-4o-mini", "titan-embed"}
     assert rows["claude-haiku"] == {
         "model": "claude-haiku",
         "input": 1.0,
@@ -92,7 +92,7 @@ def test_prices_import_applies_a_file_and_skips_models_not_in_the_catalog(
     assert "~ nova-micro: input 0.035 -> 0.04, output 0.14 -> 0.16, as of 2026-11-28 from example.com" in out
     assert "= claude-sonnet: unchanged" in out
     assert "- llama-9: not in the catalog, skipped" in out
-    assert "updated 1 of 5 models" in out
+    assert "updated 1 of 6 models" in out
     assert (router.admin.get("model", "nova-micro") or {})["price"]["as_of"] == "2026-11-28"
 
 
@@ -113,7 +113,7 @@ def test_shipped_price_file_matches_the_seeded_example_catalog(
 ) -> None:
     code, out, _ = run(capsys, "prices", "import")
 
-    assert code == 0 and "updated 0 of 5 models" in out
+    assert code == 0 and "updated 0 of 6 models" in out
 
 
 def test_tenants_set_then_list(router: Router, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,13 +12,14 @@ LIBRARY = Path(__file__).resolve().parents[2] / "layers" / "common" / "python" /
 
 
 def _builds_an_envelope(node: ast.AST) -> bool:
-    """A dict literal `{"error": {... "message": ..., "type": ...}}`."""
+    """A dict literal `{"error": {... "message": ..., "type": ..., "code": ...}}`. (Anthropic's error body,
+    `{"type": "error", "error": {"type", "message"}}`, is another format: schemas/anthropic.py builds that one.)"""
     if not isinstance(node, ast.Dict):
         return False
     for key, value in zip(node.keys, node.values, strict=True):
         if isinstance(key, ast.Constant) and key.value == "error" and isinstance(value, ast.Dict):
             inner = {k.value for k in value.keys if isinstance(k, ast.Constant)}
-            if {"message", "type"} <= inner:
+            if {"message", "type", "code"} <= inner:
                 return True
     return False
 

@@ -100,3 +100,8 @@ def test_http_models_need_a_base_url() -> None:
 def test_route_needs_a_default_chain() -> None:
     with pytest.raises(ValidationError):
         RouteSpec.model_validate({"id": "auto", "default": []})
+
+
+def test_a_model_cannot_claim_logprobs_its_api_does_not_return() -> None:
+    with pytest.raises(ValidationError, match="cannot return logprobs"):
+        ModelSpec.model_validate({"id": "m", "provider": "bedrock", "model_id": "x", "capabilities": ["logprobs"]})

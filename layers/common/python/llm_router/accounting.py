@@ -53,7 +53,7 @@ from llm_router.stores.usage_buffer import UsageBuffer
 from llm_router.stores.usage_store import Spend, UsageStore, next_day, next_month
 
 if TYPE_CHECKING:
-    from llm_router.gateway import Answer, RequestContext
+    from llm_router.gateway import Priced, RequestContext
     from llm_router.settings import GatewaySettings
 
 # The route name of requests that named a model directly (as in the gateway's metrics).
@@ -146,6 +146,10 @@ class UsageAccounting:
         usage = UsageStore(settings.state_table_name)
         return cls(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
 
+    def permitted_models(self, tenant: str) -> frozenset[str] | None:
+        spec = self.tenants.get(tenant)
+        return frozenset(spec.models) if spec is not None and spec.models is not None else None
+
     # -- before the call --------------------------------------------------------------------------------
     def before_call(self, ctx: RequestContext, decision: Decision, chain: Plan, config: ConfigSnapshot) -> Plan:
         """The chain to try: filtered by the allow-list, reordered when degraded; 429 or 403 when refused."""
@@ -218,7 +222,7 @@ class UsageAccounting:
         )
 
     # -- after the answer -------------------------------------------------------------------------------
-    def after_answer(self, ctx: RequestContext, answer: Answer) -> None:
+    def after_answer(self, ctx: RequestContext, answer: Priced) -> None:
         """Add the answer's cost, savings and tokens to the tenant's counters; never fails the answer."""
         usage = answer.usage
         amounts = UsageAmounts(

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
+import struct
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
 from llm_router.gateway import (
-    Answer,
     Answered,
     ClosingIterator,
+    Embedded,
     Gateway,
     NotKept,
     Outcome,
+    Priced,
     Queued,
     Refused,
     RequestContext,
@@ -38,7 +41,11 @@ from llm_router.gateway import (
 from llm_router.idempotency import NotFinal
 from llm_router.observability import logger
 from llm_router.runtime import StreamingResponse
-from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.schemas import anthropic, responses
+from llm_router.schemas.anthropic import MessagesRequest
+from llm_router.schemas.catalog import ModelSpec, RouteSpec
+from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
+from llm_router.schemas.responses import ResponsesRequest
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -65,6 +72,7 @@ class HttpRequest:
     body: bytes
     tenant: str | None
     request_id: str
+    lambda_context: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> HttpRequest:
@@ -82,9 +90,15 @@ class HttpRequest:
             request_id=request_id if request_id.isalnum() else uuid.uuid4().hex,
         )
 
+    def with_lambda_context(self, context: Any) -> HttpRequest:
+        """The same request carrying the Lambda context (idempotency registers its remaining time)."""
+        return dataclasses.replace(self, lambda_context=context)
+
     def context(self) -> RequestContext:
         if not self.tenant:
-            raise AuthenticationError("Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.")
+            raise AuthenticationError(
+                "Missing or invalid API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
+            )
         return RequestContext(tenant=self.tenant, request_id=self.request_id)
 
 
@@ -94,13 +108,14 @@ class Idempotency(Protocol):
     ) -> Result: ...
 
 
-def is_final(outcome: Outcome) -> bool:
-    """Whether a retry with the same Idempotency-Key should get this outcome again: answers, queued requests
-    (they carry an id to poll) and client errors. Not a request that was not kept, a transient server error, or a
-    budget refusal (a retry after the reset must run)."""
-    if isinstance(outcome, Refused):
-        return 400 <= outcome.error.status < 500 and outcome.error.status != 429
-    return not isinstance(outcome, NotKept)
+def is_final(result: Result) -> bool:
+    """Whether a retry with the same Idempotency-Key should get this response again: answers, queued requests
+    (they carry a Location to poll) and client errors. Not a request that was not kept, a transient server error,
+    or a budget refusal (a retry after the reset must run)."""
+    status = int(result["status"])
+    if status < 400 or "Location" in result["headers"]:
+        return True
+    return status < 500 and status != 429
 
 
 class RequestReader(Protocol):
@@ -126,7 +141,9 @@ def error_response(exc: RouterError) -> dict[str, Any]:
     return json_response(exc.status, error_of(exc), exc.headers)
 
 
-UNAUTHORIZED = AuthenticationError("Missing or invalid API key. Send it as 'Authorization: Bearer <key>'.")
+UNAUTHORIZED = AuthenticationError(
+    "Missing or invalid API key. Send it as 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
+)
 # What API Gateway answers itself when the authorizer refuses a key (infra/constructs/api.py renders it).
 UNAUTHORIZED_BODY = error_of(UNAUTHORIZED)
 
@@ -141,30 +158,35 @@ class RouterApi:
         max_body_bytes: int,
         idempotency: Idempotency | None = None,
         requests: RequestReader | None = None,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         self.gateway = gateway
         self.max_body_bytes = max_body_bytes
         self.idempotency = idempotency
         self.requests = requests
+        self.cors_origins = cors_origins
         self._routes: dict[tuple[str, str], Callable[[HttpRequest], Response]] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
+            ("POST", "/v1/messages"): self.messages,
+            ("POST", "/v1/embeddings"): self.embeddings,
+            ("POST", "/v1/responses"): self.responses,
+            ("POST", "/v1/completions"): self.legacy_completions,
             ("POST", "/v1/route"): self.route_dry_run,
             ("GET", "/v1/models"): self.list_models,
+            ("GET", "/openapi.json"): self.openapi,
             ("GET", "/health"): self.health,
+        }
+        # Routes whose last path segment is an id.
+        self._prefixed: dict[tuple[str, str], Callable[[HttpRequest, str], Response]] = {
+            ("GET", "/v1/requests/"): self.get_request,
+            ("GET", "/v1/models/"): self.retrieve_model,
         }
 
     def handle(self, event: dict[str, Any], context: Any = None) -> Response:
         """An API Gateway REST proxy event -> a proxy result, or a StreamingResponse for a streamed answer."""
         try:
-            request = HttpRequest.from_event(event)
-            route = self._routes.get((request.method, request.path.rstrip("/") or "/"))
-            if route == self.chat_completions:
-                return self.chat_completions(request, context)
-            if route is not None:
-                return route(request)
-            if request.method == "GET" and request.path.startswith("/v1/requests/"):
-                return self.get_request(request, request.path.removeprefix("/v1/requests/"))
-            return self._unknown(request)
+            request = HttpRequest.from_event(event).with_lambda_context(context)
+            return with_cors(self._dispatch(request), request, self.cors_origins)
         except RouterError as exc:
             return error_response(exc)
         except Exception:  # noqa: BLE001 - the caller sees a plain message; operators get the stack trace in the log
@@ -173,29 +195,57 @@ class RouterApi:
                 500, error_envelope("The router hit an internal error.", "server_error", "internal_error")
             )
 
+    def _dispatch(self, request: HttpRequest) -> Response:
+        if request.method == "OPTIONS":
+            return preflight(request, self.cors_origins, self._allowed_methods(request.path))
+        route = self._routes.get((request.method, request.path.rstrip("/") or "/"))
+        if route is not None:
+            return route(request)
+        for (method, prefix), by_id in self._prefixed.items():
+            if request.method == method and request.path.startswith(prefix) and len(request.path) > len(prefix):
+                return by_id(request, request.path.removeprefix(prefix))
+        return self._unknown(request)
+
+    def _allowed_methods(self, path: str) -> list[str]:
+        path = path.rstrip("/") or "/"
+        methods = {m for (m, p) in self._routes if p == path}
+        methods |= {m for (m, p) in self._prefixed if path.startswith(p)}
+        return sorted(methods | {"OPTIONS"})
+
     # -- routes ------------------------------------------------------------------------------------------
-    def chat_completions(self, http: HttpRequest, context: Any = None) -> Response:
+    def chat_completions(self, http: HttpRequest) -> Response:
         ctx = http.context()
         request, raw = self._parse(http)
         prefer_async = "respond-async" in http.headers.get("prefer", "").lower()
+        return self._once(
+            http,
+            ctx,
+            raw,
+            lambda: self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request),
+        )
+
+    def _once(
+        self, http: HttpRequest, ctx: RequestContext, raw: bytes, produce: Callable[[], Result | StreamingResponse]
+    ) -> Response:
+        """`produce`'s response; under an `Idempotency-Key`, a retry gets the first response again instead of
+        paying twice (a streamed answer is kept whole, so that a retry replays exactly what was sent)."""
         key = http.headers.get("idempotency-key")
         if not key or self.idempotency is None:
-            return to_proxy(self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request))
+            return to_proxy(produce())
 
         def run() -> Result:
-            # A streamed answer is kept whole under its key, so that a retry replays exactly what was sent.
-            outcome = self.gateway.serve(request, ctx, raw, prefer_async=prefer_async)
-            result = drained(self.render(outcome, request))
-            if not is_final(outcome):
+            result = drained(produce())
+            if not is_final(result):
                 raise NotFinal(result)  # the key is freed: a retry runs the request again
             return result
 
-        result = self.idempotency.run(ctx.tenant, key, raw, run, context)
+        result = self.idempotency.run(ctx.tenant, key, raw, run, http.lambda_context)
         if result["headers"].get("x-router-request-id") != ctx.request_id:
             result = {**result, "headers": {**result["headers"], "x-router-idempotent-replay": "true"}}
         return to_proxy(result)
 
     def get_request(self, http: HttpRequest, request_id: str) -> Response:
+        """A queued request's state and, once answered, its result."""
         ctx = http.context()
         record = self.requests.get(request_id) if self.requests is not None and request_id.isalnum() else None
         # Another tenant's request is reported exactly like a missing one.
@@ -211,24 +261,78 @@ class RouterApi:
         return json_response(200, self.gateway.explain(request, ctx), {"x-router-request-id": ctx.request_id})
 
     def list_models(self, http: HttpRequest) -> Response:
-        http.context()
-        snapshot = self.gateway.config.snapshot()
+        """The routes and models the caller's key may use (its tenant's allow-list applied)."""
         created = int(time.time())
-        data = [
-            {"id": route.id, "object": "model", "created": created, "owned_by": "llm-router:route"}
-            for route in snapshot.routes.values()
-        ] + [
-            {"id": model.id, "object": "model", "created": created, "owned_by": f"llm-router:{model.provider}"}
-            for model in snapshot.models.values()
-        ]
+        data = [model_object(entry, created) for entry in self.gateway.visible_models(http.context())]
         return json_response(200, {"object": "list", "data": data})
+
+    def retrieve_model(self, http: HttpRequest, model_id: str) -> Response:
+        created = int(time.time())
+        for entry in self.gateway.visible_models(http.context()):
+            if entry.id == model_id:
+                return json_response(200, model_object(entry, created))
+        raise NotFoundError(f"The model {model_id!r} does not exist or you do not have access to it.", param="model",
+                            code="model_not_found")  # fmt: skip
+
+    def legacy_completions(self, http: HttpRequest) -> Response:
+        """The legacy text completions API is not translated: every catalog model is a chat model, and a prompt
+        string rendered as one user message would silently change what instruction-tuned clients expect."""
+        http.context()
+        message = (
+            "The legacy /v1/completions API is not supported; send the prompt as a user message to "
+            "POST /v1/chat/completions (or POST /v1/responses or /v1/messages)."
+        )
+        return json_response(404, error_envelope(message, "invalid_request_error", "unsupported_endpoint"))
+
+    def openapi(self, http: HttpRequest) -> Response:
+        from llm_router.openapi import document
+
+        return json_response(200, document())
+
+    def embeddings(self, http: HttpRequest) -> Response:
+        ctx = http.context()
+        request = validated(EmbeddingRequest, self._body(http))
+        answer = self.gateway.embed(request, ctx)
+        return json_response(200, embedding_list(answer, request.encoding_format or "float"), answer_headers(answer))
+
+    def responses(self, http: HttpRequest) -> Response:
+        """OpenAI's Responses API over the same gateway."""
+        ctx = http.context()
+        raw = self._body(http)
+        incoming = validated(ResponsesRequest, raw)
+        request = translated(incoming.to_chat)
+        body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
+
+        def produce() -> Result | StreamingResponse:
+            outcome = self.gateway.serve(request, ctx, body)
+            if isinstance(outcome, Answered):
+                answer = outcome.answer
+                rendered = responses.response_of(incoming, answer.request_id, answer.completion, answer.usage)
+                return _json_result(200, rendered, answer_headers(answer))
+            if isinstance(outcome, Streaming):
+                events = responses_stream(incoming, outcome.start, outcome.events)
+                return StreamingResponse(200, stream_headers(outcome.start), events)
+            return self.render(outcome, request)
+
+        return self._once(http, ctx, raw, produce)
+
+    def messages(self, http: HttpRequest) -> Response:
+        """Anthropic's Messages API over the same gateway; errors in Anthropic's format."""
+        try:
+            ctx = http.context()
+            raw = self._body(http)
+            request = translated(validated(MessagesRequest, raw).to_chat)
+            body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
+            return self._once(http, ctx, raw, lambda: anthropic_response(self.gateway.serve(request, ctx, body)))
+        except RouterError as exc:
+            return json_response(exc.status, anthropic.error_body(exc.status, exc.message), exc.headers)
 
     def health(self, http: HttpRequest) -> Response:
         return json_response(200, {"status": "ok"})
 
     def _unknown(self, http: HttpRequest) -> Response:
         path = http.path.rstrip("/") or "/"
-        allowed = sorted(method for method, known in self._routes if known == path)
+        allowed = [method for method in self._allowed_methods(path) if method != "OPTIONS"]
         if allowed:
             message = f"{http.method} is not allowed on {path}; use {' or '.join(allowed)}."
             body = error_envelope(message, "invalid_request_error", "method_not_allowed")
@@ -238,6 +342,11 @@ class RouterApi:
 
     # -- request bodies -------------------------------------------------------------------------------------
     def _parse(self, http: HttpRequest) -> tuple[ChatCompletionRequest, bytes]:
+        raw = self._body(http)
+        return validated(ChatCompletionRequest, raw), raw
+
+    def _body(self, http: HttpRequest) -> bytes:
+        """The raw body, refused when too large, empty or not UTF-8."""
         raw = http.body
         if len(raw) > self.max_body_bytes:
             raise InvalidRequestError(
@@ -253,31 +362,19 @@ class RouterApi:
             ) from None
         if b"NaN" in raw or b"Infinity" in raw:
             refuse_non_finite(raw)  # also in fields the router forwards without reading
-        try:
-            return ChatCompletionRequest.model_validate_json(raw), raw
-        except ValidationError as exc:
-            message, param = describe(exc)
-            raise InvalidRequestError(message, param=param, code="invalid_request") from None
+        return raw
 
     # -- outcomes -> responses ------------------------------------------------------------------------------
     def render(self, outcome: Outcome, request: ChatCompletionRequest) -> Result | StreamingResponse:
         """An outcome as a response: a plain dict, or a StreamingResponse for a stream under way."""
         if isinstance(outcome, Answered):
-            body = outcome.answer.completion.model_dump_json(exclude_none=True)
+            body = _ENCODER.encode(outcome.answer.completion.wire())
             return {"status": 200, "content_type": JSON, "body": body, "headers": answer_headers(outcome.answer)}
         if isinstance(outcome, Streaming):
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            headers = {
-                "Content-Type": EVENT_STREAM,
-                "Cache-Control": "no-cache",
-                "x-router-model": outcome.start.model.id,
-                "x-router-rule": outcome.start.decision.rule,
-                "x-router-request-id": outcome.start.request_id,
-                "x-router-attempts": str(len(outcome.start.attempts)),
-            }
-            if outcome.start.simulated:
-                headers["x-router-simulated"] = "true"
-            return StreamingResponse(200, headers, sse_stream(outcome.start, outcome.events, include_usage))
+            return StreamingResponse(
+                200, stream_headers(outcome.start), sse_stream(outcome.start, outcome.events, include_usage)
+            )
         if isinstance(outcome, Queued):
             return _json_result(*queued(outcome))
         if isinstance(outcome, NotKept):
@@ -290,16 +387,175 @@ class RouterApi:
         raise TypeError(f"unknown outcome {outcome!r}")
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], raw: bytes) -> M:
+    """`raw` as `model`, or a 400 naming every failing field."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        message, param = describe(exc)
+        raise InvalidRequestError(message, param=param, code="invalid_request") from None
+
+
+def translated(convert: Callable[[], ChatCompletionRequest]) -> ChatCompletionRequest:
+    """Another API's request as a chat completion, or a 400 saying what does not translate."""
+    try:
+        return convert()
+    except ValidationError as exc:
+        raise InvalidRequestError(f"Cannot route this request: {describe(exc)[0]}", code="invalid_request") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidRequestError(f"Cannot route this request: {exc}", code="invalid_request") from None
+
+
 def _json_result(status: int, body: Any, headers: dict[str, str]) -> Result:
     return {"status": status, "content_type": JSON, "body": json.dumps(body, separators=(",", ":")), "headers": headers}
 
 
-def answer_headers(answer: Answer) -> dict[str, str]:
+def embedding_list(answer: Embedded, encoding: str) -> dict[str, Any]:
+    """OpenAI's embedding list; `base64` packs little-endian float32, as OpenAI does (its SDKs ask for it)."""
+
+    def encoded(vector: list[float]) -> list[float] | str:
+        if encoding == "base64":
+            return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        return vector
+
+    tokens = answer.usage.input_tokens
+    return {
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": encoded(v)} for i, v in enumerate(answer.vectors)],
+        "model": answer.model.id,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def model_object(entry: ModelSpec | RouteSpec, created: int) -> dict[str, Any]:
+    owner = "llm-router:route" if isinstance(entry, RouteSpec) else f"llm-router:{entry.provider}"
+    return {"id": entry.id, "object": "model", "created": created, "owned_by": owner}
+
+
+# -- CORS ------------------------------------------------------------------------------------------------------
+# Off unless origins are configured (CORS_ALLOWED_ORIGINS): browsers then may call the API with a key of their own.
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key, Prefer, x-api-key, anthropic-version, OpenAI-Beta"
+
+
+def _allowed_origin(http: HttpRequest, origins: tuple[str, ...]) -> str | None:
+    origin = http.headers.get("origin")
+    if not origin or not origins:
+        return None
+    return "*" if "*" in origins else origin if origin in origins else None
+
+
+def preflight(http: HttpRequest, origins: tuple[str, ...], methods: list[str]) -> Response:
+    """`OPTIONS` is always answered (204 with `Allow`); the CORS headers come only for a configured origin."""
+    headers = {"Allow": ", ".join(methods)}
+    origin = _allowed_origin(http, origins)
+    if origin is not None:
+        headers |= {
+            "Access-Control-Allow-Methods": ", ".join(methods),
+            "Access-Control-Allow-Headers": CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+        }
+    return {"statusCode": 204, "headers": headers, "body": "", "isBase64Encoded": False}
+
+
+def with_cors(response: Response, http: HttpRequest, origins: tuple[str, ...]) -> Response:
+    origin = _allowed_origin(http, origins)
+    if origin is None:
+        return response
+    extra = {"Access-Control-Allow-Origin": origin, "Access-Control-Expose-Headers": "*", "Vary": "Origin"}
+    if isinstance(response, StreamingResponse):
+        response.headers.update(extra)
+    else:
+        response["headers"] = {**(response.get("headers") or {}), **extra}
+    return response
+
+
+# -- Anthropic's Messages format -------------------------------------------------------------------------------
+def anthropic_response(outcome: Outcome) -> Result | StreamingResponse:
+    if isinstance(outcome, Answered):
+        answer = outcome.answer
+        return _json_result(200, anthropic.message_of(answer.completion, answer.usage), answer_headers(answer))
+    if isinstance(outcome, Streaming):
+        return StreamingResponse(200, stream_headers(outcome.start), anthropic_stream(outcome.start, outcome.events))
+    if isinstance(outcome, Refused):
+        exc = outcome.error
+        return _json_result(exc.status, anthropic.error_body(exc.status, exc.message), exc.headers)
+    status, body, headers = queued(outcome) if isinstance(outcome, Queued) else not_kept(outcome)
+    error = body.get("error", {})
+    extra = {k: v for k, v in error.items() if k in ("request_id", "queued")}
+    return _json_result(status, {**anthropic.error_body(status, str(error.get("message", ""))), **extra}, headers)
+
+
+def responses_stream(request: ResponsesRequest, start: StreamStart, events: Iterator[StreamEvent]) -> Iterator[bytes]:
+    """Responses API events, each as `event: <type>` and its JSON."""
+    translator = responses.StreamTranslator(request, start.request_id, start.model.id, start.created)
+
+    def frame(data: dict[str, Any]) -> bytes:
+        return b"event: " + data["type"].encode() + b"\ndata: " + _ENCODER.encode(data).encode() + b"\n\n"
+
+    try:
+        yield from map(frame, translator.start())
+        for event in events:
+            if isinstance(event, StreamEnd):
+                if event.error is not None:
+                    yield from map(
+                        frame, translator.failed(f"The model stopped answering mid-stream: {event.error.message}")
+                    )
+                    return
+                yield from map(frame, translator.end(event.answer.usage))
+                return
+            yield from map(frame, translator.delta(event))
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+def anthropic_stream(start: StreamStart, events: Iterator[StreamEvent]) -> Iterator[bytes]:
+    translator = anthropic.StreamTranslator("msg_" + start.request_id, start.model.id)
+
+    def frame(name: str, data: dict[str, Any]) -> bytes:
+        return b"event: " + name.encode() + b"\ndata: " + _ENCODER.encode(data).encode() + b"\n\n"
+
+    try:
+        yield from (frame(*e) for e in translator.start())
+        for event in events:
+            if isinstance(event, StreamEnd):
+                if event.error is not None:
+                    message = f"The model stopped answering mid-stream: {event.error.message}"
+                    yield frame("error", anthropic.error_body(500, message))
+                    return
+                yield from (frame(*e) for e in translator.end(event.answer.usage))
+                return
+            yield from (frame(*e) for e in translator.delta(event))
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+
+
+def stream_headers(start: StreamStart) -> dict[str, str]:
+    headers = {
+        "Content-Type": EVENT_STREAM,
+        "Cache-Control": "no-cache",
+        "x-router-model": start.model.id,
+        "x-router-rule": start.decision.rule,
+        "x-router-request-id": start.request_id,
+        "x-router-attempts": str(len(start.attempts)),
+    }
+    if start.simulated:
+        headers["x-router-simulated"] = "true"
+    return headers
+
+
+def answer_headers(answer: Priced) -> dict[str, str]:
     headers = {
         "x-router-model": answer.model.id,
         "x-router-rule": answer.decision.rule,
         "x-router-cost-usd": f"{answer.cost_usd:.8f}",
-        "x-router-request-id": answer.completion.id.removeprefix("chatcmpl-"),
+        "x-router-request-id": answer.request_id,
         "x-router-attempts": str(len(answer.attempts)),
     }
     if answer.saved_usd is not None:
@@ -438,8 +694,10 @@ def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage
         "model": start.model.id,
     }
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return _event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> bytes:
+        return _event(
+            {**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
+        )
 
     role_sent = finished = False
     try:
@@ -458,7 +716,7 @@ def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage
             if event.tool_calls:
                 delta["tool_calls"] = event.tool_calls
             if len(delta) > 1 or event.content or event.tool_calls:
-                yield chunk(delta)
+                yield chunk(delta, logprobs=event.logprobs)
             if event.finish_reason and not finished:
                 finished = True
                 yield chunk({}, event.finish_reason)

@@ -33,12 +33,18 @@ def get_key_store() -> KeyStore:
 
 
 def bearer_token(headers: dict[str, Any] | None) -> str | None:
+    """The key from `Authorization: Bearer <key>` (OpenAI clients) or else `x-api-key` (Anthropic clients)."""
+    fallback = None
     for name, value in (headers or {}).items():
-        if name.lower() == "authorization" and isinstance(value, str):
+        if not isinstance(value, str):
+            continue
+        if name.lower() == "authorization":
             scheme, _, token = value.strip().partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 return token.strip()
-    return None
+        elif name.lower() == "x-api-key" and value.strip():
+            fallback = value.strip()
+    return fallback
 
 
 def _allow_all_routes(method_arn: str) -> str:

@@ -25,6 +25,7 @@ from llm_router.providers.base import (
     ContentFiltered,
     ContextWindowExceeded,
     Deadline,
+    Embeddings,
     InvalidRequest,
     Provider,
     ProviderAuthError,
@@ -37,7 +38,7 @@ from llm_router.providers.base import (
 from llm_router.routing.engine import Decision, Plan, decide, plan
 from llm_router.routing.features import Features, estimate_tokens
 from llm_router.routing.snapshot import ConfigSnapshot
-from llm_router.schemas.catalog import ModelSpec
+from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import (
     AssistantMessage,
     ChatCompletion,
@@ -45,6 +46,7 @@ from llm_router.schemas.openai import (
     Choice,
     CompletionTokensDetails,
     CompletionUsage,
+    EmbeddingRequest,
     PromptTokensDetails,
     ToolCall,
 )
@@ -109,8 +111,10 @@ class Trail:
 
 
 @dataclass
-class Answer:
-    completion: ChatCompletion
+class Priced:
+    """What any answer cost and who gave it: what accounting, metrics and the `x-router-*` headers need."""
+
+    request_id: str
     model: ModelSpec
     decision: Decision
     attempts: list[Attempt]
@@ -122,6 +126,20 @@ class Answer:
     @property
     def saved_usd(self) -> float | None:
         return None if self.baseline_cost_usd is None else self.baseline_cost_usd - self.cost_usd
+
+
+@dataclass
+class Answer(Priced):
+    """A chat completion."""
+
+    completion: ChatCompletion
+
+
+@dataclass
+class Embedded(Priced):
+    """Embeddings, one vector per input text."""
+
+    vectors: list[list[float]]
 
 
 # -- outcomes ------------------------------------------------------------------------------------------------
@@ -218,8 +236,12 @@ class Accounting(Protocol):
         """Return the chain to try (possibly degraded to cheaper models), or raise a RouterError (e.g. 429)."""
         ...
 
-    def after_answer(self, ctx: RequestContext, answer: Answer) -> None:
+    def after_answer(self, ctx: RequestContext, answer: Priced) -> None:
         """Record what the answer cost (atomic counters per tenant, day and month)."""
+        ...
+
+    def permitted_models(self, tenant: str) -> frozenset[str] | None:
+        """The catalog models the tenant may use, or None when it may use all of them."""
         ...
 
 
@@ -295,6 +317,16 @@ class Gateway:
         result["scores"] = features.scores()
         return result
 
+    def visible_models(self, ctx: RequestContext) -> list[ModelSpec | RouteSpec]:
+        """The routes and models the caller may name: models outside its allow-list, and routes none of whose
+        models it may use, are left out."""
+        snapshot = self.config.snapshot()
+        permitted = self.accounting.permitted_models(ctx.tenant) if self.accounting is not None else None
+        if permitted is None:
+            return [*snapshot.routes.values(), *snapshot.models.values()]
+        routes = [r for r in snapshot.routes.values() if permitted.intersection(_route_models(r))]
+        return [*routes, *(m for m in snapshot.models.values() if m.id in permitted)]
+
     # -- the outcome of one request -------------------------------------------------------------------------
     def serve(
         self, request: ChatCompletionRequest, ctx: RequestContext, body: bytes, *, prefer_async: bool = False
@@ -333,8 +365,32 @@ class Gateway:
         model, response, trail = self._first_success(request, ctx, decision, chain, call)
         usage = response.usage or _estimated_usage(request, response.content or "", response.tool_calls)
         completion = build_completion(ctx, model, response, usage)
-        answer = self._priced(completion, snapshot, decision, model, trail, usage, response.simulated)
+        priced = self._priced(ctx, snapshot, decision, model, trail, usage, response.simulated)
+        answer = Answer(**priced, completion=completion)
         self._record(ctx, answer, chain, trail, response.answered_by)
+        if self.accounting is not None:
+            self.accounting.after_answer(ctx, answer)
+        return answer
+
+    def embed(self, request: EmbeddingRequest, ctx: RequestContext) -> Embedded:
+        """Embeddings through the same rules, candidate loop, accounting and metrics as chat. A request that every
+        candidate failed is refused (503), not queued: a caller waiting for vectors retries on its own."""
+        routing = request.routing_request()
+        snapshot, decision, chain = self._route(routing, ctx, embeddings=True)
+        texts = request.texts()
+
+        def call(provider: Provider, model: ModelSpec, deadline: Deadline) -> Embeddings:
+            result = provider.embed(texts, model, deadline, request.dimensions)
+            if len(result.vectors) != len(texts):
+                raise RetryableError(f"{model.id}: {len(result.vectors)} embeddings for {len(texts)} inputs",
+                                     kind="malformed_response")  # fmt: skip
+            return result
+
+        model, result, trail = self._first_success(routing, ctx, decision, chain, call)
+        usage = Usage(result.input_tokens, 0, estimated=result.estimated)
+        priced = self._priced(ctx, snapshot, decision, model, trail, usage, result.simulated)
+        answer = Embedded(**priced, vectors=result.vectors)
+        self._record(ctx, answer, chain, trail, None)
         if self.accounting is not None:
             self.accounting.after_answer(ctx, answer)
         return answer
@@ -394,7 +450,9 @@ class Gateway:
         return Queued(ctx.request_id, mode, attempts)
 
     # -- the request path ----------------------------------------------------------------------------------
-    def _route(self, request: ChatCompletionRequest, ctx: RequestContext) -> tuple[ConfigSnapshot, Decision, Plan]:
+    def _route(
+        self, request: ChatCompletionRequest, ctx: RequestContext, *, embeddings: bool = False
+    ) -> tuple[ConfigSnapshot, Decision, Plan]:
         """Decide and filter the candidates, or raise the refusal the caller gets (rule, capability, budget)."""
         snapshot = self.config.snapshot()
         features = Features(request, ctx.tenant)
@@ -403,7 +461,7 @@ class Gateway:
             raise RequestRejectedError(
                 decision.reject.message, status=decision.reject.status, extra={"rule": decision.rule}
             )
-        chain = plan(decision, features, snapshot)
+        chain = plan(decision, features, snapshot, embeddings=embeddings)
         if self.accounting is not None:
             chain = self.accounting.before_call(ctx, decision, chain, snapshot)
         return snapshot, decision, chain
@@ -587,28 +645,33 @@ class Gateway:
         )
         usage = collected.usage or _estimated_usage(request, collected.text(), tool_calls)
         completion = build_completion(ctx, start.model, response, usage, created=start.created)
-        return self._priced(completion, snapshot, start.decision, start.model, trail, usage, start.simulated)
+        priced = self._priced(ctx, snapshot, start.decision, start.model, trail, usage, start.simulated)
+        return Answer(**priced, completion=completion)
 
     # -- pricing and the request's metrics -------------------------------------------------------------------
     @staticmethod
     def _priced(
-        completion: ChatCompletion,
+        ctx: RequestContext,
         snapshot: ConfigSnapshot,
         decision: Decision,
         model: ModelSpec,
         trail: Trail,
         usage: Usage,
         simulated: bool,
-    ) -> Answer:
+    ) -> dict[str, Any]:
+        """The fields of a Priced answer."""
         cost = cost_usd(usage, model.price)
         baseline_model = snapshot.models.get(decision.baseline) if decision.baseline else None
         baseline_cost = cost_usd(usage, baseline_model.price) if baseline_model is not None else None
-        return Answer(completion, model, decision, trail.attempts, cost, baseline_cost, usage, simulated)
+        return {
+            "request_id": ctx.request_id, "model": model, "decision": decision, "attempts": trail.attempts,
+            "cost_usd": cost, "baseline_cost_usd": baseline_cost, "usage": usage, "simulated": simulated,
+        }  # fmt: skip
 
     def _record(
         self,
         ctx: RequestContext,
-        answer: Answer,
+        answer: Priced,
         chain: Plan,
         trail: Trail,
         answered_by: str | None,
@@ -698,6 +761,13 @@ class _Collected:
         ]
 
 
+def _route_models(route: RouteSpec) -> set[str]:
+    models = set(route.default)
+    if route.strategy is not None:
+        models |= {route.strategy.weak, route.strategy.strong}
+    return models
+
+
 def _estimated_usage(request: ChatCompletionRequest, text: str, tool_calls: list[dict[str, Any]] | None) -> Usage:
     """Token counts when the provider reported none (flagged: `x-router-cost-estimated`)."""
     arguments = "".join(str((c.get("function") or {}).get("arguments") or "") for c in tool_calls or ())
@@ -722,6 +792,7 @@ def build_completion(
             Choice(
                 message=AssistantMessage(content=response.content, tool_calls=tool_calls),
                 finish_reason=response.finish_reason,
+                logprobs=response.logprobs,
             )
         ],
         usage=CompletionUsage(

@@ -74,9 +74,7 @@ class Replayer:
             # Refused now (a rule, a budget, a removed model): that is the request's final answer.
             self._end(record, item.request_id, [{"status": exc.status, "error": exc.message, "code": exc.code}])
             return
-        self.requests.mark_done(
-            item.request_id, answer.completion.model_dump(mode="json", exclude_none=True), answer.decision.as_dict()
-        )
+        self.requests.mark_done(item.request_id, answer.completion.wire(), answer.decision.as_dict())
         self.queue.release(record.body)
         logger.info("replayed", request_id=item.request_id, model=answer.model.id, receives=receive_count)
 

@@ -33,6 +33,7 @@ class Env(StrEnum):
     PROVIDER_KEYS_MAX_AGE_SECONDS = "PROVIDER_KEYS_MAX_AGE_SECONDS"
     RULES_TTL_SECONDS = "RULES_TTL_SECONDS"
     MAX_BODY_BYTES = "MAX_BODY_BYTES"
+    CORS_ALLOWED_ORIGINS = "CORS_ALLOWED_ORIGINS"
     REQUEST_TIMEOUT_SECONDS = "REQUEST_TIMEOUT_SECONDS"
     DEADLINE_MARGIN_SECONDS = "DEADLINE_MARGIN_SECONDS"
     MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
@@ -154,6 +155,12 @@ class RouterSettings(GatewaySettings):
     max_body_bytes: int = Field(1_048_576, gt=0, alias=Env.MAX_BODY_BYTES)
     # How long an Idempotency-Key replays its first answer.
     idempotency_ttl_seconds: int = Field(3_600, gt=0, alias=Env.IDEMPOTENCY_TTL_SECONDS)
+    # Browser origins allowed to call the API (comma-separated, `*` for any); empty turns CORS off.
+    cors_allowed_origins: str = Field("", alias=Env.CORS_ALLOWED_ORIGINS)
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.cors_allowed_origins.split(",") if o.strip())
 
 
 class ReplaySettings(GatewaySettings):

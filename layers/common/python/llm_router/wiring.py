@@ -186,6 +186,7 @@ def build_router_api(
             )
         ),
         requests=build_request_store(settings, clients),
+        cors_origins=settings.cors_origins,
     )
 
 

@@ -17,6 +17,8 @@ from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, Env, 
 
 STATE_DIR = Path(".llm-router")
 ENDPOINT_FILE = STATE_DIR / "local.json"
+# The most recently started local server also leaves its endpoint here, so `--local` works from any directory.
+USER_ENDPOINT_FILE = Path("~") / ENDPOINT_FILE
 
 
 class CliError(Exception):
@@ -35,7 +37,14 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
 
 
 def endpoint_file(base: Path | None = None) -> Path:
-    return (base or Path.cwd()) / ENDPOINT_FILE
+    """The endpoint file of the local server to use: the nearest in `base` (the working directory) or a parent,
+    else the one the most recently started server left in the home directory."""
+    start = (base or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ENDPOINT_FILE).exists():
+            return folder / ENDPOINT_FILE
+    user = USER_ENDPOINT_FILE.expanduser()
+    return user if user.exists() else start / ENDPOINT_FILE
 
 
 def apply_target(args: argparse.Namespace) -> None:

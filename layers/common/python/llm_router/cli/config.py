@@ -23,11 +23,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     i = sub.add_parser("import", help="validate a config file, then write every item to the Config table")
     i.add_argument("file")
-    i.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
+    i.add_argument("--dry-run", action="store_true", help="print what would change, field by field; write nothing")
+    i.add_argument(
+        "--prune", action="store_true", help="also delete items of the file's sections that the file does not have"
+    )
     add_target_options(i)
     i.set_defaults(handler=import_)
 
-    e = sub.add_parser("export", help="write the Config table's models, routes and rules to a file")
+    e = sub.add_parser("export", help="write the Config table's models, routes, rules and tenants to a file")
     e.add_argument("file", help="output path (.yaml, .yml or .json), or - for stdout")
     add_target_options(e)
     e.set_defaults(handler=export)
@@ -57,12 +60,12 @@ def import_(args: argparse.Namespace) -> int:
             print(f"invalid: {error}")
         raise CliError("nothing written: fix the errors above first")
     admin = ConfigAdmin(get_settings().config_table_name)
-    for line in admin.diff(config):
+    for line in admin.diff(config, prune=args.prune):
         print(line)
     if args.dry_run:
         print("dry run: nothing written")
         return 0
-    print(f"imported {admin.apply(config)} items")
+    print(f"imported {admin.apply(config, prune=args.prune)} items")
     return 0
 
 

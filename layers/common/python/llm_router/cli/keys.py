@@ -6,7 +6,7 @@ import argparse
 
 from llm_router.cli.common import CliError, add_target_options, apply_target, print_table
 from llm_router.settings import get_settings
-from llm_router.stores.key_store import KeyStore
+from llm_router.stores.key_store import AmbiguousKeyError, KeyStore
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +47,10 @@ def list_(args: argparse.Namespace) -> int:
 
 def revoke_(args: argparse.Namespace) -> int:
     key_id = args.key_id.removesuffix("...")
-    revoked = _store(args).revoke(key_id)
+    try:
+        revoked = _store(args).revoke(key_id)
+    except AmbiguousKeyError as exc:
+        raise CliError(f"{exc}; give more of the hash") from None
     if not revoked:
         raise CliError(f"no key with prefix or hash {key_id!r}")
     for record in revoked:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -67,12 +68,17 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     stop = threading.Event()
+    # SIGTERM (kill, process managers, CI) cleans up like Ctrl-C: the endpoint file goes, the emulation stops.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        if stop.is_set():
+            print("\nstopping...", flush=True)
         server.stop()
         replay.stop()
         stack.stop()

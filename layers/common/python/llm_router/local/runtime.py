@@ -7,6 +7,7 @@ The process environment is left alone: clients get the emulation's endpoint and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from llm_router.cli.common import ENDPOINT_FILE
+from llm_router.cli.common import ENDPOINT_FILE, USER_ENDPOINT_FILE
 from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, Env, ReplaySettings, RouterSettings
 from llm_router.stores.tables import TTL_ATTRIBUTE, table_definition
 
@@ -98,6 +99,10 @@ class LocalStack:
                 "pid": os.getpid(),
             }
             self.endpoint_file.write_text(json.dumps(info, indent=2) + "\n")
+            with contextlib.suppress(OSError):  # a read-only or missing home only loses the shortcut
+                user_file = USER_ENDPOINT_FILE.expanduser()
+                user_file.parent.mkdir(parents=True, exist_ok=True)
+                user_file.write_text(json.dumps(info, indent=2) + "\n")
         return self
 
     def router_settings(self, state_dir: Path) -> RouterSettings:
@@ -131,6 +136,10 @@ class LocalStack:
     def stop(self) -> None:
         if self.write_endpoint_file:
             self.endpoint_file.unlink(missing_ok=True)
+            with contextlib.suppress(OSError, ValueError):
+                user_file = USER_ENDPOINT_FILE.expanduser()
+                if json.loads(user_file.read_text()).get("endpoint") == self.endpoint:  # still ours
+                    user_file.unlink()
         if self._server is not None:
             self._server.stop()
             self._server = None

@@ -20,7 +20,7 @@ from llm_router.authorizer import Unauthorized, authorize
 from llm_router.runtime import StreamingResponse
 from llm_router.stores.key_store import KeyStore
 
-PUBLIC_PATHS = ("/health",)
+PUBLIC_PATHS = ("/health", "/openapi.json")
 
 
 def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
@@ -66,7 +66,8 @@ class LocalGateway:
 
     def invoke(self, event: dict[str, Any]) -> Response:
         """Authorize (except public paths) and call the router, like API Gateway does."""
-        if event["path"] not in PUBLIC_PATHS:
+        # Browsers send CORS preflights without credentials; API Gateway's OPTIONS method has no authorizer either.
+        if event["path"] not in PUBLIC_PATHS and event["httpMethod"] != "OPTIONS":
             try:
                 event["methodArn"] = (
                     f"arn:aws:execute-api:local:000000000000:local/local/{event['httpMethod']}{event['path']}"
@@ -136,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
             if close is not None:
                 close()
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _serve
 
 
 class LocalServer:

@@ -21,6 +21,8 @@ from llm_router.providers.base import (
     STREAM_IDLE_SECONDS,
     ContextWindowExceeded,
     Deadline,
+    Embeddings,
+    InvalidRequest,
     ProviderError,
     ProviderResponse,
     RetryableError,
@@ -79,6 +81,9 @@ class AnthropicProvider:
         if result.status >= 400:
             raise self._error(result, model, key)
         return self.parse(result.body, model, json_tool=formats.json_schema_tool(request, model) is not None)
+
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        raise InvalidRequest(f"{model.id}: Anthropic's API has no embeddings")
 
     def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
         key = http.api_key(model, self._keys)

@@ -54,6 +54,8 @@ class ProviderResponse:
     answered_by: str | None = None
     simulated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # OpenAI's `choices[].logprobs`, from the providers that give them (asked for with `logprobs: true`).
+    logprobs: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,17 @@ class StreamDelta:
     usage: Usage | None = None
     # The model that actually answered, when the provider says (prompt routers, inference profiles).
     answered_by: str | None = None
+    simulated: bool = False
+    logprobs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """A provider's embeddings, one vector per input text in order, and the input tokens it billed."""
+
+    vectors: list[list[float]]
+    input_tokens: int
+    estimated: bool = False
     simulated: bool = False
 
 
@@ -92,6 +105,10 @@ class Provider(Protocol):
         later `next()`. `deadline` bounds the time to the first delta; after it, each read waits at most
         `STREAM_IDLE_SECONDS`. Closing the iterator early closes the upstream connection.
         """
+        ...
+
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        """Embed `texts` with `model`; InvalidRequest where the API has no embeddings."""
         ...
 
 

@@ -37,6 +37,7 @@ from llm_router.providers.base import (
     STREAM_IDLE_SECONDS,
     ContextWindowExceeded,
     Deadline,
+    Embeddings,
     InvalidRequest,
     ProviderAuthError,
     ProviderError,
@@ -45,6 +46,7 @@ from llm_router.providers.base import (
     StreamDelta,
     Usage,
 )
+from llm_router.routing.features import estimate_tokens
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest, ImagePart, Message, TextPart
 from llm_router.stores.aws import new_client
@@ -156,6 +158,33 @@ class BedrockProvider:
                 raise RetryableError(f"{model.id}: the stream ended before the answer did", kind="connection")
         finally:
             stream.close()
+
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        """InvokeModel with the model family's body: Amazon Titan takes one text per call, Cohere a batch."""
+        if deadline.expired:
+            raise RetryableError(f"{model.id}: no time left for the call", kind="timeout")
+        client = self.client(region_for(model), deadline.remaining())
+        if "cohere." in model.model_id:
+            body: dict[str, Any] = {"texts": texts, "input_type": "search_document", "embedding_types": ["float"]}
+            if dimensions is not None:
+                body["output_dimension"] = dimensions
+            answer, tokens = _invoke(client, model, body)
+            raw = answer.get("embeddings")
+            vectors = raw.get("float") if isinstance(raw, dict) else raw
+            if not isinstance(vectors, list):
+                raise RetryableError(f"{model.id}: the answer had no embeddings", kind="malformed_response")
+            if tokens is None:
+                return Embeddings(vectors, sum(estimate_tokens(t) for t in texts), estimated=True)
+            return Embeddings(vectors, tokens)
+        vectors, total = [], 0
+        for text in texts:
+            body = {"inputText": text, **({"dimensions": dimensions} if dimensions is not None else {})}
+            answer, tokens = _invoke(client, model, body)
+            if not isinstance(answer.get("embedding"), list):
+                raise RetryableError(f"{model.id}: the answer had no embedding", kind="malformed_response")
+            vectors.append(answer["embedding"])
+            total += int(answer.get("inputTextTokenCount") or tokens or estimate_tokens(text))
+        return Embeddings(vectors, total)
 
     # -- request ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -300,6 +329,18 @@ class StreamTranslator:
         if self._json_blocks:
             return StreamDelta(finish_reason="stop")
         return StreamDelta(finish_reason="tool_calls" if self._calls else STOP_REASONS.get(str(stop_reason), "stop"))
+
+
+def _invoke(client: Any, model: ModelSpec, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """One InvokeModel call: the parsed answer and the input token count Bedrock reports in a header."""
+    with _call_errors(model):
+        response = client.invoke_model(
+            modelId=model.model_id, body=json.dumps(body), contentType="application/json", accept="application/json"
+        )
+        answer = json.loads(response["body"].read())
+    headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+    count = str(headers.get("x-amzn-bedrock-input-token-count") or "")
+    return (answer if isinstance(answer, dict) else {}), int(count) if count.isdigit() else None
 
 
 def region_for(model: ModelSpec) -> str | None:

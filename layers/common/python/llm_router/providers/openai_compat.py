@@ -25,6 +25,7 @@ from llm_router.providers import http
 from llm_router.providers.base import (
     STREAM_IDLE_SECONDS,
     Deadline,
+    Embeddings,
     ProviderAuthError,
     ProviderError,
     ProviderResponse,
@@ -32,6 +33,7 @@ from llm_router.providers.base import (
     StreamDelta,
     Usage,
 )
+from llm_router.routing.features import estimate_tokens
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest
 
@@ -100,6 +102,29 @@ class OpenAICompatProvider:
         finally:
             events.close(drain=finished)
 
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        """`POST {base_url}/embeddings`, passed through."""
+        key = http.api_key(model, self._keys)
+        payload: dict[str, Any] = {"model": model.model_id, "input": texts, "encoding_format": "float"}
+        if dimensions is not None:
+            payload["dimensions"] = dimensions
+        url = http.endpoint(model.base_url or "", "embeddings")
+        if model.api_version:
+            url += "?" + urlencode({"api-version": model.api_version})
+        result = http.post_json(url, payload, self._headers(model, key), deadline, label=model.id, http=self._pool)
+        if result.status >= 400:
+            raise self._error(result, model, key)
+        data = result.body.get("data") if isinstance(result.body, dict) else None
+        if not isinstance(data, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("embedding"), list) for d in data
+        ):
+            raise RetryableError(f"{model.id}: the answer was not a valid embedding list", kind="malformed_response")
+        vectors = [[float(v) for v in d["embedding"]] for d in sorted(data, key=lambda d: int(d.get("index", 0)))]
+        usage = http.as_dict(result.body.get("usage"))
+        if "prompt_tokens" in usage:
+            return Embeddings(vectors, int(usage["prompt_tokens"] or 0))
+        return Embeddings(vectors, sum(estimate_tokens(t) for t in texts), estimated=True)
+
     @staticmethod
     def payload(request: ChatCompletionRequest, model: ModelSpec) -> dict[str, Any]:
         """The upstream request body: the caller's request with the provider's model name."""
@@ -149,6 +174,7 @@ class OpenAICompatProvider:
             usage=_usage(body.get("usage")),
             tool_calls=tool_calls,
             answered_by=body.get("model") if isinstance(body.get("model"), str) else None,
+            logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
         )
 
     @staticmethod
@@ -211,6 +237,7 @@ class ChunkTranslator:
             finish_reason=finish,
             usage=usage,
             answered_by=model if isinstance(model, str) and model else None,
+            logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
         )
 
 

@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from llm_router.providers.base import (
     ContextWindowExceeded,
     Deadline,
+    Embeddings,
     ProviderResponse,
     RetryableError,
     StreamDelta,
     Usage,
 )
+from llm_router.providers.schema_instance import minimal_instance
 from llm_router.routing.features import TOKENS_PER_MESSAGE, estimate_tokens
 from llm_router.schemas.catalog import ModelSpec, Simulation
-from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.schemas.openai import ChatCompletionRequest, FunctionDef
 
 _NO_SIMULATION = Simulation()
 _WORDS = [
@@ -87,6 +91,19 @@ class SimulatedProvider:
                 self._sleep(delay)
             yield delta
 
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        """Unit vectors determined by the text alone (the same text, the same vector, whatever the model), so that
+        similarity code gives stable results locally; failures and latency as configured for the model."""
+        sim = model.simulate or _NO_SIMULATION
+        if sim.latency_ms:
+            self._sleep(min(sim.latency_ms / 1000, deadline.remaining()))
+        joined = "\n".join(texts)
+        if sim.failure not in ("none", "interrupted") and _fraction(model.id, joined, "") < sim.failure_rate:
+            self._fail(model, sim)
+        size = dimensions or SIMULATED_DIMENSIONS
+        tokens = sum(estimate_tokens(text) for text in texts)
+        return Embeddings([_vector(text, size) for text in texts], tokens, simulated=True)
+
     def _answer(
         self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline, *, streaming: bool
     ) -> ProviderResponse:
@@ -106,20 +123,23 @@ class SimulatedProvider:
         if input_tokens > model.context_window:
             raise ContextWindowExceeded(f"simulated model {model.id}: prompt exceeds {model.context_window} tokens")
 
-        if request.uses_tools() and request.tool_choice not in (None, "auto") and request.tools:
-            tool = request.tools[0].function.name
-            if not isinstance(request.tool_choice, str):
-                tool = request.tool_choice.function.name
+        tool = _tool_to_call(request)
+        if tool is not None:
+            arguments = json.dumps(minimal_instance(tool.parameters or {"type": "object"}), separators=(",", ":"))
             call_id = "call_" + hashlib.sha256(f"{model.id}{prompt}".encode()).hexdigest()[:24]
-            calls = [{"id": call_id, "type": "function", "function": {"name": tool, "arguments": "{}"}}]
-            return ProviderResponse(None, "tool_calls", Usage(input_tokens, 12), tool_calls=calls, simulated=True)
+            calls = [{"id": call_id, "type": "function", "function": {"name": tool.name, "arguments": arguments}}]
+            usage = Usage(input_tokens, 12 + estimate_tokens(arguments))
+            return ProviderResponse(None, "tool_calls", usage, tool_calls=calls, simulated=True)
 
         text = self._text(model, prompt, request)
         limit = request.output_token_limit
         finish = "stop"
-        if limit is not None and estimate_tokens(text) > limit:
+        # A structured answer is never cut short: a truncated JSON document would fail the caller's parser.
+        if limit is not None and estimate_tokens(text) > limit and not request.needs_json():
             text, finish = text[: limit * 4], "length"
-        return ProviderResponse(text, finish, Usage(input_tokens, estimate_tokens(text)), simulated=True)
+        logprobs = _logprobs(text) if request.logprobs else None
+        usage = Usage(input_tokens, estimate_tokens(text))
+        return ProviderResponse(text, finish, usage, simulated=True, logprobs=logprobs)
 
     @staticmethod
     def _failing(request: ChatCompletionRequest, model: ModelSpec, sim: Simulation) -> bool:
@@ -128,6 +148,9 @@ class SimulatedProvider:
 
     @staticmethod
     def _text(model: ModelSpec, prompt: str, request: ChatCompletionRequest) -> str:
+        response_format = request.response_format
+        if response_format is not None and response_format.json_schema is not None:
+            return json.dumps(minimal_instance(response_format.json_schema.schema_ or {}))
         if request.needs_json():
             return json.dumps({"model": model.id, "answer": "simulated", "prompt_chars": len(prompt)})
         seed = int.from_bytes(hashlib.sha256(f"{model.id}\x00{prompt}".encode()).digest()[:4], "big")
@@ -148,10 +171,47 @@ class SimulatedProvider:
         raise ContextWindowExceeded(f"simulated model {model.id}: prompt exceeds its context window")
 
 
+SIMULATED_DIMENSIONS = 256
+
+
+def _vector(text: str, size: int) -> list[float]:
+    raw: list[float] = []
+    block = 0
+    while len(raw) < size:
+        digest = hashlib.sha256(f"{block}\x00{text}".encode()).digest()
+        raw.extend((b - 127.5) / 127.5 for b in digest)
+        block += 1
+    norm = math.sqrt(sum(v * v for v in raw[:size])) or 1.0
+    return [round(v / norm, 6) for v in raw[:size]]
+
+
+def _tool_to_call(request: ChatCompletionRequest) -> FunctionDef | None:
+    """The tool a simulated model calls: the one named by `tool_choice`, else the first; with `auto` only when the
+    conversation does not already end in tool results, so a tool loop comes to an answer."""
+    if not request.uses_tools() or not request.tools:
+        return None
+    choice = request.tool_choice
+    if choice is not None and not isinstance(choice, str):
+        return next((t.function for t in request.tools if t.function.name == choice.function.name), None)
+    if choice in (None, "auto") and request.messages[-1].role == "tool":
+        return None
+    return request.tools[0].function
+
+
+def _logprobs(text: str) -> dict[str, Any]:
+    """OpenAI-shaped log probabilities, one entry per word, deterministic by the word."""
+    entries = []
+    for token in re.findall(r"\s*\S+", text):
+        logprob = -round(_fraction(token) * 2, 4)
+        entries.append({"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": []})
+    return {"content": entries, "refusal": None}
+
+
 def _deltas(answer: ProviderResponse) -> Iterator[StreamDelta]:
     """`answer` as deltas: a word each (with the space after it), tool calls, then the finish, then usage."""
     for word in re.findall(r"\s*\S+\s*", answer.content or ""):
-        yield StreamDelta(content=word, simulated=True)
+        logprobs = _logprobs(word) if answer.logprobs is not None else None
+        yield StreamDelta(content=word, simulated=True, logprobs=logprobs)
     for index, call in enumerate(answer.tool_calls or []):
         opening = {"index": index, "id": call["id"], "type": "function"}
         yield StreamDelta(

@@ -159,8 +159,9 @@ def _region_allowed(model: ModelSpec, patterns: tuple[str, ...]) -> bool:
     return model.region is not None and any(fnmatch.fnmatchcase(model.region, p) for p in patterns)
 
 
-def plan(decision: Decision, features: Features, config: ConfigSnapshot) -> Plan:
-    """Candidates that can serve this request, in order; raises 400 when none can and says why."""
+def plan(decision: Decision, features: Features, config: ConfigSnapshot, *, embeddings: bool = False) -> Plan:
+    """Candidates that can serve this request, in order; raises 400 when none can and says why. Embedding models
+    serve `embeddings` requests only, and only they do."""
     request = features.request
     needs = [
         cap
@@ -168,6 +169,7 @@ def plan(decision: Decision, features: Features, config: ConfigSnapshot) -> Plan
             ("tools", features.has_tools),
             ("images", features.has_images),
             ("json", request.needs_json()),
+            ("logprobs", bool(request.logprobs)),
         )
         if needed
     ]
@@ -180,6 +182,10 @@ def plan(decision: Decision, features: Features, config: ConfigSnapshot) -> Plan
         model = config.models.get(model_id)
         if model is None:
             result.skipped.append((model_id, "not in the model catalog"))
+            continue
+        if ("embeddings" in model.capabilities) != embeddings:
+            why = "is an embedding model" if not embeddings else "is not an embedding model"
+            result.skipped.append((model_id, why))
             continue
         missing = [cap for cap in needs if cap not in model.capabilities]
         if missing:

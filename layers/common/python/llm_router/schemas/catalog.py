@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Capability = Literal["tools", "images", "json"]
+# `embeddings` marks an embedding model: it serves /v1/embeddings only, and chat never routes to it.
+Capability = Literal["tools", "images", "json", "logprobs", "embeddings"]
 ProviderName = Literal["openai", "anthropic", "bedrock", "simulated"]
 FailureMode = Literal[
     "none", "timeout", "throttle", "server_error", "connection_error", "context_overflow", "interrupted"
@@ -72,6 +73,9 @@ class ModelSpec(BaseModel):
     def _endpoint_for_http_providers(self) -> ModelSpec:
         if self.provider in ("openai", "anthropic") and not self.base_url:
             raise ValueError(f"provider {self.provider} needs base_url")
+        # Only OpenAI-compatible APIs return log probabilities; claiming them elsewhere would drop them silently.
+        if "logprobs" in self.capabilities and self.provider not in ("openai", "simulated"):
+            raise ValueError(f"provider {self.provider} cannot return logprobs")
         return self
 
 

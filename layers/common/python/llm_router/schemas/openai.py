@@ -144,6 +144,9 @@ class ChatCompletionRequest(RequestPart):
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
+    # Only models with the `logprobs` capability (OpenAI-compatible APIs) return them; others are not candidates.
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     n: int | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None
@@ -189,7 +192,7 @@ class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
     finish_reason: Literal["stop", "length", "tool_calls", "content_filter"]
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class PromptTokensDetails(BaseModel):
@@ -219,3 +222,43 @@ class ChatCompletion(BaseModel):
     choices: list[Choice]
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON body: absent optional fields left out, but the fields OpenAI's schema requires even when null
+        (`logprobs`, `message.content`, `message.refusal`) always present, as typed clients demand."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        for choice, raw in zip(self.choices, body["choices"], strict=True):
+            raw["logprobs"] = choice.logprobs
+            raw["message"]["content"] = choice.message.content
+            raw["message"]["refusal"] = choice.message.refusal
+        return body
+
+
+class EmbeddingRequest(BaseModel):
+    """`POST /v1/embeddings` body. Token-id arrays are refused: the router cannot know the model's tokenizer."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    input: str | list[str] = Field(min_length=1)
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _no_empty_strings(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if len(texts) > 2048:
+            raise ValueError("at most 2048 inputs")
+        if any(not text for text in texts):
+            raise ValueError("inputs must be non-empty strings")
+        return value
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)
+
+    def routing_request(self) -> ChatCompletionRequest:
+        """The texts as a chat request, so that rules (policies above all) decide about embeddings as about chat."""
+        messages = [{"role": "user", "content": "\n".join(self.texts())}]
+        return ChatCompletionRequest.model_validate({"model": self.model, "messages": messages, "user": self.user})

@@ -6,6 +6,7 @@ Used by the CLI and local mode; the router itself only reads (stores/config_stor
 from __future__ import annotations
 
 import fnmatch
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,19 +24,30 @@ from llm_router.schemas.records import (
     validate_entry,
 )
 from llm_router.schemas.rules import Rule
+from llm_router.schemas.tenants import TENANT_PARTITION, TenantSpec
 from llm_router.stores.aws import client
 from llm_router.stores.dynamo import item as dynamo_item
 from llm_router.stores.dynamo import plain_item, query_partition
 
-SECTION = {"model": "models", "route": "routes", "rule": "rules"}
+SECTION = {"model": "models", "route": "routes", "rule": "rules", "tenant": "tenants"}
+# Tenants (budgets, allow-lists) travel in the same file; API keys never do.
+DOCUMENT_KINDS: tuple[str, ...] = (*CONFIG_KINDS, TENANT_PARTITION)
+
+
+def _validate(kind: str, entry: dict[str, Any]) -> BaseModel:
+    if kind == TENANT_PARTITION:
+        return TenantSpec.model_validate(entry)
+    return validate_entry(kind, entry)  # type: ignore[arg-type]
 
 
 @dataclass
 class ValidatedConfig:
     """A config document split by kind; `errors` lists every problem as `kind id: reason`."""
 
-    entries: dict[str, dict[str, BaseModel]] = field(default_factory=lambda: {k: {} for k in CONFIG_KINDS})
+    entries: dict[str, dict[str, BaseModel]] = field(default_factory=lambda: {k: {} for k in DOCUMENT_KINDS})
     errors: list[str] = field(default_factory=list)
+    # The kinds whose section the document has: only those are pruned.
+    sections: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -46,12 +58,14 @@ def validate_document(doc: Any, *, known_models: set[str] | None = None) -> Vali
     """Validate every entry and the references between them (targets, defaults, baselines, fallbacks)."""
     result = ValidatedConfig()
     if not isinstance(doc, dict):
-        result.errors.append("the config must be a mapping with models, routes and rules")
+        result.errors.append("the config must be a mapping with models, routes, rules and tenants")
         return result
     unknown = set(doc) - set(SECTION.values())
     if unknown:
-        result.errors.append(f"unknown top-level keys: {sorted(unknown)} (expected models, routes, rules)")
-    for kind in CONFIG_KINDS:
+        result.errors.append(f"unknown top-level keys: {sorted(unknown)} (expected models, routes, rules, tenants)")
+    for kind in DOCUMENT_KINDS:
+        if SECTION[kind] in doc:
+            result.sections.add(kind)
         section = doc.get(SECTION[kind]) or []
         if not isinstance(section, list):
             result.errors.append(f"{SECTION[kind]} must be a list")
@@ -59,7 +73,7 @@ def validate_document(doc: Any, *, known_models: set[str] | None = None) -> Vali
         for position, entry in enumerate(section):
             label = entry.get("id", f"#{position}") if isinstance(entry, dict) else f"#{position}"
             try:
-                obj = validate_entry(kind, entry if isinstance(entry, dict) else {})
+                obj = _validate(kind, entry if isinstance(entry, dict) else {})
             except ValidationError as exc:
                 result.errors.append(f"{kind} {label}: {error_summary(exc)}")
                 continue
@@ -160,6 +174,9 @@ def reference_errors(entries: dict[str, dict[str, BaseModel]], models: set[str])
     for model in entries.get("model", {}).values():
         assert isinstance(model, ModelSpec)
         errors += [f"model {model.id}: unknown fallback {m!r}" for m in sorted(set(model.fallbacks) - models)]
+    for tenant in entries.get(TENANT_PARTITION, {}).values():
+        assert isinstance(tenant, TenantSpec)
+        errors += [f"tenant {tenant.id}: unknown model {m!r}" for m in sorted(set(tenant.models or ()) - models)]
     return errors
 
 
@@ -185,8 +202,8 @@ class ConfigAdmin:
         item = self._ddb.get_item(TableName=self._table, Key={"pk": {"S": kind}, "sk": {"S": item_id}}).get("Item")
         return entry_from_item(plain_item(item)) if item else None
 
-    def put(self, kind: ConfigKind, obj: BaseModel) -> None:
-        item = to_dynamo(item_from_entry(kind, dump_entry(obj)))
+    def put(self, kind: ConfigKind | str, obj: BaseModel) -> None:
+        item = to_dynamo(item_from_entry(kind, dump_entry(obj)))  # type: ignore[arg-type]
         self._ddb.put_item(TableName=self._table, Item=dynamo_item(item))
 
     def put_raw(self, kind: str, entry: dict[str, Any]) -> None:
@@ -208,35 +225,51 @@ class ConfigAdmin:
         return {str(item["sk"]) for item in self.items("model")}
 
     def export(self) -> dict[str, list[dict[str, Any]]]:
-        return {SECTION[kind]: sorted(self.entries(kind), key=lambda e: str(e["id"])) for kind in CONFIG_KINDS}
+        return {SECTION[kind]: sorted(self.entries(kind), key=lambda e: str(e["id"])) for kind in DOCUMENT_KINDS}
 
-    def diff(self, config: ValidatedConfig) -> list[str]:
-        """What `apply` would change: `+ kind id` (new), `~ kind id` (changed), `= kind id` (unchanged)."""
+    def diff(self, config: ValidatedConfig, *, prune: bool = False) -> list[str]:
+        """What `apply` would change: `+ kind id` (new), `~ kind id` with a `field: old -> new` line per changed
+        field, `= kind id` (unchanged), and with `prune`, `- kind id` (deleted)."""
         lines = []
-        for kind in CONFIG_KINDS:
+        for kind in DOCUMENT_KINDS:
             current = {str(e["id"]): e for e in self.entries(kind)}
             for item_id, obj in sorted(config.entries[kind].items()):
                 old = current.get(item_id)
                 if old is None:
                     lines.append(f"+ {kind} {item_id}")
-                else:
-                    same = validate_entry(kind, old) == obj if _valid(kind, old) else False
-                    lines.append(f"{'=' if same else '~'} {kind} {item_id}")
+                    continue
+                changes = _field_changes(_normalized(kind, old), dump_entry(obj))
+                lines.append(f"{'~' if changes else '='} {kind} {item_id}")
+                lines += [f"    {change}" for change in changes]
+            if prune and kind in config.sections:
+                lines += [f"- {kind} {item_id}" for item_id in sorted(set(current) - set(config.entries[kind]))]
         return lines
 
-    def apply(self, config: ValidatedConfig) -> int:
-        """Write every entry (the document was validated as a whole first); returns the number written."""
+    def apply(self, config: ValidatedConfig, *, prune: bool = False) -> int:
+        """Write every entry (the document was validated as a whole first) and, with `prune`, delete the items of
+        the document's sections that it does not have; returns the number written or deleted."""
         written = 0
-        for kind in CONFIG_KINDS:
+        for kind in DOCUMENT_KINDS:
             for obj in config.entries[kind].values():
                 self.put(kind, obj)
                 written += 1
+            if prune and kind in config.sections:
+                for item_id in {str(e["id"]) for e in self.entries(kind)} - set(config.entries[kind]):
+                    written += self.delete(kind, item_id)
         return written
 
 
-def _valid(kind: ConfigKind, entry: dict[str, Any]) -> bool:
+def _normalized(kind: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """A stored entry in the shape `dump_entry` gives, so that equal settings compare equal (raw when invalid)."""
     try:
-        validate_entry(kind, entry)
+        return dump_entry(_validate(kind, entry))
     except ValidationError:
-        return False
-    return True
+        return entry
+
+
+def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [
+        f"{name}: {json.dumps(old.get(name))} -> {json.dumps(new.get(name))}"
+        for name in sorted(set(old) | set(new))
+        if old.get(name) != new.get(name)
+    ]

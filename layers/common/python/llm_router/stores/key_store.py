@@ -20,6 +20,13 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(30)
 
 
+MIN_HASH_PREFIX = 8
+
+
+class AmbiguousKeyError(ValueError):
+    """A hash prefix that names more than one key: nothing is revoked."""
+
+
 class KeyStore:
     def __init__(self, table_name: str, *, dynamodb: Any = None) -> None:
         self._table = table_name
@@ -56,8 +63,14 @@ class KeyStore:
         return sorted(items, key=lambda r: (r.tenant, r.created_at))
 
     def revoke(self, hash_or_prefix: str) -> list[ApiKeyItem]:
-        """Delete the keys whose hash or shown prefix equals `hash_or_prefix`; returns what was revoked."""
-        revoked = [r for r in self.all() if hash_or_prefix in (r.sk, r.prefix)]
+        """Delete the keys whose hash or shown prefix equals `hash_or_prefix`, or the one key whose hash starts
+        with it (at least 8 characters: `keys list` shows the first 16); returns what was revoked."""
+        records = self.all()
+        revoked = [r for r in records if hash_or_prefix in (r.sk, r.prefix)]
+        if not revoked and len(hash_or_prefix) >= MIN_HASH_PREFIX:
+            revoked = [r for r in records if r.sk.startswith(hash_or_prefix.lower())]
+            if len(revoked) > 1:
+                raise AmbiguousKeyError(f"{len(revoked)} keys have a hash starting with {hash_or_prefix!r}")
         for record in revoked:
             self._ddb.delete_item(TableName=self._table, Key={"pk": {"S": KEY_PARTITION}, "sk": {"S": record.sk}})
         return revoked

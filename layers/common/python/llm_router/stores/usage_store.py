@@ -137,7 +137,8 @@ class UsageStore:
                     continue
                 number = len(adds)
                 names[f"#a{number}"] = prefix + name
-                values[f":a{number}"] = {"N": str(_number(value))}
+                # Fixed-point: a tiny cost (2E-8) in exponent notation breaks moto's ADD, and reads worse.
+                values[f":a{number}"] = {"N": format(_number(value), "f")}
                 adds.append(f"#a{number} :a{number}")
         self._ddb.update_item(
             TableName=self._table,
