@@ -12,7 +12,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -326,7 +326,9 @@ class Gateway:
         stream is committed to that model. Raises AllModelsFailedError when no candidate produced anything."""
         snapshot, decision, chain = self._route(request, ctx)
 
-        def call(provider: Provider, model: ModelSpec, deadline: Deadline) -> tuple[StreamDelta, Iterator[StreamDelta]]:
+        def call(
+            provider: Provider, model: ModelSpec, deadline: Deadline
+        ) -> tuple[StreamDelta, Generator[StreamDelta, None, None]]:
             deltas = provider.stream(request, model, deadline)
             try:
                 first = next(deltas)
@@ -495,7 +497,7 @@ class Gateway:
         start: StreamStart,
         trail: Trail,
         first: StreamDelta,
-        deltas: Iterator[StreamDelta],
+        deltas: Generator[StreamDelta, None, None],
     ) -> Iterator[StreamEvent]:
         """Pass the deltas on as they come; account for what was delivered however the stream ends."""
         collected = _Collected()
@@ -514,7 +516,7 @@ class Gateway:
         finally:
             # Also reached when the client goes away (GeneratorExit): the tokens it got are still charged.
             with contextlib.suppress(Exception):
-                deltas.close()  # type: ignore[attr-defined]
+                deltas.close()
             trail.provider_ms += (time.perf_counter() - streaming_since) * 1000
             answer = self._stream_answer(request, ctx, snapshot, start, trail, collected)
             self._record(ctx, answer, chain, trail, collected.answered_by, streamed=True, interrupted=error is not None)
@@ -599,9 +601,9 @@ class Gateway:
         self.metrics.record(
             values,
             dimensions={
-                "Model": answer.model.id,
-                "Route": decision.route or "pinned",
-                "Provider": answer.model.provider,
+                Dimension.MODEL: answer.model.id,
+                Dimension.ROUTE: decision.route or "pinned",
+                Dimension.PROVIDER: answer.model.provider,
             },
             metadata={
                 "message": "routed",
