@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.payload_store import PayloadStore
 from tests.helpers import header
@@ -41,15 +42,20 @@ class Chaos:
         self.outcomes: dict[str, str] = {}  # request id -> first-response category
         self.idempotent_pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
         self.sent = 0
+        # Rules cached for an hour: the config changes below invalidate the caches explicitly.
+        router.env["RULES_TTL_SECONDS"] = "3600"
+        router.build()
         self.gateway = router.gateway
-        self.gateway.config.cache.ttl = 3600  # config changes below invalidate the cache explicitly
 
     def configure(self, failing: dict[str, tuple[str, float]]) -> None:
         failing = {"doomed": ("server_error", 1.0), **failing}  # the one model that never recovers
         for entry in self.router.admin.entries("model"):
             failure, rate = failing.get(entry["id"], ("none", 1.0))
             self.router.admin.put_raw("model", {**entry, "simulate": {"failure": failure, "failure_rate": rate}})
-        self.gateway.config.invalidate()
+        assert self.router.replayer is not None
+        for gateway in (self.gateway, self.router.replayer.gateway):
+            assert isinstance(gateway.config, ConfigStore)
+            gateway.config.invalidate()
 
     def random_faults(self) -> None:
         subset = self.rng.sample(MODELS, self.rng.randint(1, len(MODELS)))
@@ -142,8 +148,7 @@ def test_no_request_is_lost_under_faults(router: Router, capsys: pytest.CaptureF
     chaos.configure({"doomed": ("server_error", 1.0)})
     router.drain(rounds=200)
 
-    requests = chaos.gateway.requests
-    assert requests is not None
+    requests = router.requests
     dlq = dead_lettered(router)
     final: Counter[str] = Counter()
     for request_id, category in chaos.outcomes.items():

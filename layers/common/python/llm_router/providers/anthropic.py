@@ -11,7 +11,7 @@ A catalog entry configures the endpoint:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import urllib3
@@ -80,7 +80,9 @@ class AnthropicProvider:
             raise self._error(result, model, key)
         return self.parse(result.body, model, json_tool=formats.json_schema_tool(request, model) is not None)
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         key = http.api_key(model, self._keys)
         payload = {**self.payload(request, model), "stream": True}
         events = http.open_event_stream(

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 from llm_router.providers.base import (
     ContextWindowExceeded,
@@ -74,7 +74,9 @@ class SimulatedProvider:
     def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
         return self._answer(request, model, deadline, streaming=False)
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         """The same answer as `complete`, a word per delta; failures other than `interrupted` come first."""
         sim = model.simulate or _NO_SIMULATION
         answer = self._answer(request, model, deadline, streaming=True)
@@ -148,7 +150,7 @@ class SimulatedProvider:
         raise ContextWindowExceeded(f"simulated model {model.id}: prompt exceeds its context window")
 
 
-def _deltas(answer: ProviderResponse) -> Iterator[StreamDelta]:
+def _deltas(answer: ProviderResponse) -> Generator[StreamDelta, None, None]:
     """`answer` as deltas: a word each (with the space after it), tool calls, then the finish, then usage."""
     for word in re.findall(r"\s*\S+\s*", answer.content or ""):
         yield StreamDelta(content=word, simulated=True)
