@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from llm_router.breaker import CircuitBreaker
+from llm_router.local.server import LocalGateway
 from llm_router.stores.config_store import ConfigStore
-from llm_router.stores.fallback_queue import FallbackQueue
-from llm_router.stores.payload_store import PayloadStore
+from llm_router.wiring import AwsClients, build_router_api
 from tests.helpers import header
 from tests.integration.conftest import Router
 
@@ -33,6 +34,17 @@ class BrokenSqs:
             raise ConnectionError("sqs unreachable")
 
         return fail
+
+
+class WithBrokenSqs(AwsClients):
+    """The router's clients, except that SQS is unreachable."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        super().__init__()
+        self.clients = clients
+
+    def get(self, service: str) -> Any:
+        return BrokenSqs() if service == "sqs" else self.clients.get(service)
 
 
 class Chaos:
@@ -125,12 +137,18 @@ def test_no_request_is_lost_under_faults(router: Router, capsys: pytest.CaptureF
     for _ in range(150):
         chaos.send(chaos.chat())
     # Phase 3: every model down and the queue unreachable.
-    real_queue = chaos.gateway.queue
-    payloads = PayloadStore(router.settings.state_table_name, dynamodb=router.clients.get("dynamodb"))
-    chaos.gateway.queue = FallbackQueue(router.queue_url, payloads, sqs=BrokenSqs())
+    healthy = router.local
+    broken_queue = build_router_api(
+        router.settings,
+        clients=WithBrokenSqs(router.clients),
+        emit=router.emitted.append,
+        sleep=lambda seconds: None,
+        breaker=CircuitBreaker(cooldown=0),
+    )
+    router.local = LocalGateway(broken_queue, router.keys)
     for _ in range(60):
         chaos.send(chaos.chat())
-    chaos.gateway.queue = real_queue
+    router.local = healthy
     # Phase 4: idempotent retries under faults, async requests, malformed bodies, a model that never recovers.
     chaos.random_faults()
     for i in range(100):
