@@ -159,6 +159,8 @@ def build_gateway(
 
 
 def build_fallback_queue(settings: GatewaySettings, queue_url: str, clients: AwsClients) -> FallbackQueue:
+    """The queue the gateway writes and the replay worker reads; bodies over the inline limit wait in the State
+    table's payload items, since an SQS message has a size limit."""
     payloads = PayloadStore(settings.state_table_name, dynamodb=clients.get("dynamodb"))
     return FallbackQueue(
         queue_url, payloads, inline_limit_bytes=settings.queue_inline_limit_bytes, sqs=clients.get("sqs")
