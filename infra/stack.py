@@ -5,6 +5,8 @@ Every cdk-nag acknowledgement lives in `_acknowledge_findings`, each with the re
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Acknowledgment, App, CfnOutput, Duration, Stack, Tags, Validations
 from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from cdk_nag import AwsSolutionsChecks
@@ -49,13 +51,13 @@ class RouterStack(Stack):
         *,
         settings: StackSettings,
         build_layer: LayerBuilder = build_powertools_layer,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             scope,
             construct_id,
             description="llm-router: OpenAI-compatible LLM gateway (rules, fallbacks, cost metrics)",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
         self.settings = settings
         bedrock = BedrockModels(settings.bedrock_model_arns)

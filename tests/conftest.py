@@ -26,13 +26,13 @@ def _is_loopback(address: Any) -> bool:
         return False
 
 
-def _guarded_connect(self: socket.socket, address: Any) -> Any:
+def _guarded_connect(self: Any, address: Any) -> None:
     if not _is_loopback(address):
         raise ConnectionRefusedError(f"tests may only reach loopback, not {address!r}")
     return _real_connect(self, address)
 
 
-def _guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+def _guarded_connect_ex(self: Any, address: Any) -> int:
     if not _is_loopback(address):
         raise ConnectionRefusedError(f"tests may only reach loopback, not {address!r}")
     return _real_connect_ex(self, address)

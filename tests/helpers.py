@@ -38,6 +38,16 @@ def snapshot(
     return ConfigSnapshot.build(models, routes, rules or [])
 
 
+class FixedConfig:
+    """A config source that always serves the same snapshot (the gateway's `ConfigSource`)."""
+
+    def __init__(self, config: ConfigSnapshot) -> None:
+        self.config = config
+
+    def snapshot(self) -> ConfigSnapshot:
+        return self.config
+
+
 def api_event(
     body: Any = None,
     *,

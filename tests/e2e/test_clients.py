@@ -98,7 +98,7 @@ def test_openai_stream_with_usage(client: OpenAI) -> None:
 
 
 def test_openai_tool_call_has_arguments_matching_the_schema_and_round_trips(client: OpenAI) -> None:
-    first = client.chat.completions.create(model="auto", messages=user("Weather in Paris?"), tools=[WEATHER_TOOL])
+    first = client.chat.completions.create(model="auto", messages=user("Weather in Paris?"), tools=[WEATHER_TOOL])  # type: ignore[list-item]
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
     arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
     history = [
@@ -106,7 +106,7 @@ def test_openai_tool_call_has_arguments_matching_the_schema_and_round_trips(clie
         first.choices[0].message.model_dump(exclude_none=True),
         {"role": "tool", "tool_call_id": call.id, "content": "18C"},
     ]
-    second = client.chat.completions.create(model="auto", messages=history, tools=[WEATHER_TOOL])
+    second = client.chat.completions.create(model="auto", messages=history, tools=[WEATHER_TOOL])  # type: ignore[list-item]
 
     assert first.choices[0].finish_reason == "tool_calls"
     assert isinstance(arguments["city"], str) and 1 <= arguments["days"] <= 7
@@ -154,7 +154,7 @@ def test_openai_responses_text_tools_and_stream(client: OpenAI) -> None:
 # -- LangChain -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chat(served: Served) -> ChatOpenAI:
-    return ChatOpenAI(model="auto", base_url=f"{served.base_url}/v1", api_key=KEY, max_retries=0)  # type: ignore[arg-type]
+    return ChatOpenAI(model="auto", base_url=f"{served.base_url}/v1", api_key=KEY, max_retries=0)
 
 
 @tool
@@ -174,12 +174,12 @@ def test_langchain_invoke_and_stream(chat: ChatOpenAI) -> None:
 def test_langchain_bind_tools_round_trip(chat: ChatOpenAI) -> None:
     with_tools = chat.bind_tools([get_weather])
     first = with_tools.invoke([HumanMessage("Weather in Paris?")])
-    call = first.tool_calls[0]  # type: ignore[attr-defined]
+    call = first.tool_calls[0]
     result = get_weather.invoke(call["args"])
     second = with_tools.invoke([HumanMessage("Weather in Paris?"), first, ToolMessage(result, tool_call_id=call["id"])])
 
     assert call["name"] == "get_weather" and isinstance(call["args"]["days"], int)
-    assert second.content and not second.tool_calls  # type: ignore[attr-defined]
+    assert second.content and not second.tool_calls
 
 
 @pytest.mark.parametrize("method", ["json_schema", "function_calling"])
@@ -230,7 +230,7 @@ def test_anthropic_tools(claude: anthropic.Anthropic) -> None:
 
     use = message.content[-1]
     assert message.stop_reason == "tool_use"
-    assert use.type == "tool_use" and use.name == "get_weather" and isinstance(use.input["city"], str)  # type: ignore[union-attr,index]
+    assert use.type == "tool_use" and use.name == "get_weather" and isinstance(use.input["city"], str)
 
 
 def test_anthropic_errors_become_sdk_exceptions(claude: anthropic.Anthropic) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from tests.e2e.conftest import Served, start_server, stop_server
 from tests.fakes.openai_api import FakeOpenAI
@@ -81,7 +82,10 @@ def test_tool_calls_round_trip_through_the_router(client: OpenAI) -> None:
     messages: list[Any] = [{"role": "user", "content": "What's the weather in Paris?"}]
     first = client.chat.completions.create(model="auto", messages=messages, tools=TOOLS)
 
-    call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+    tool_calls = first.choices[0].message.tool_calls
+    assert tool_calls is not None
+    call = tool_calls[0]
+    assert isinstance(call, ChatCompletionMessageFunctionToolCall)
     assert first.choices[0].finish_reason == "tool_calls"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"location": "Paris"}

@@ -43,7 +43,8 @@ def test_queued_request_is_answered_once_models_recover(tmp_path_factory: pytest
 
         up = server.cli("simulate", "up", "--local")
         assert up.returncode == 0, up.stderr
-        deadline, status, body = time.monotonic() + 30, 0, {}
+        body: dict[str, Any] = {}
+        deadline, status = time.monotonic() + 30, 0
         while time.monotonic() < deadline:
             status, body = get(f"{server.base_url}/v1/requests/{request_id}")
             if body.get("status") == "done":

@@ -93,6 +93,7 @@ class FakeAnthropic(FakeAPI):
         opening = {**answer, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
         events = [sse({"type": "message_start", "message": opening}, "message_start"), sse({"type": "ping"}, "ping")]
         for index, block in enumerate(answer["content"]):
+            start: dict[str, Any]
             if block["type"] == "text":
                 start, field, kind, whole = {"type": "text", "text": ""}, "text", "text_delta", block["text"]
             else:

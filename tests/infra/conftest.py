@@ -26,21 +26,21 @@ ALARM_EMAIL = "ops@example.com"
 MARKETPLACE_PRODUCT_IDS = ("prod-abc123example",)
 
 
-def fake_layer_builder(root: Path) -> Any:
+class FakeLayerBuilder:
     """Stands in for the pip build of the bundled Powertools layer: tests reach no package index."""
-    calls: list[str] = []
 
-    def build(python_version: str) -> Path:
-        calls.append(python_version)
-        layer = root / f"powertools-{python_version}"
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.calls: list[str] = []
+
+    def __call__(self, python_version: str) -> Path:
+        self.calls.append(python_version)
+        layer = self.root / f"powertools-{python_version}"
         package = layer / "python" / "aws_lambda_powertools"
         package.mkdir(parents=True, exist_ok=True)
         (package / "__init__.py").write_text("")
         (layer / ".complete").write_text("")
         return layer
-
-    build.calls = calls  # type: ignore[attr-defined]
-    return build
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from infra.stack import RouterStack, add_checks
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    build_layer = fake_layer_builder(tmp_path_factory.mktemp("layers"))
+    build_layer = FakeLayerBuilder(tmp_path_factory.mktemp("layers"))
     app = App(context=cdk_json_context(), outdir=str(outdir))
     defaults = StackSettings.from_context(app.node)
     full = replace(

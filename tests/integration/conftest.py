@@ -16,13 +16,15 @@ from llm_router.breaker import CircuitBreaker
 from llm_router.gateway import Gateway
 from llm_router.local.runtime import DEFAULT_LOCAL_KEY, LOCAL_TENANT, example_config
 from llm_router.local.server import LocalGateway
+from llm_router.replay import Replayer
 from llm_router.runtime import StreamingResponse
 from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE, ReplaySettings, RouterSettings, get_settings
 from llm_router.stores import aws
 from llm_router.stores.config_admin import ConfigAdmin, validate_document
 from llm_router.stores.key_store import KeyStore
+from llm_router.stores.request_store import RequestStore
 from llm_router.stores.tables import TTL_ATTRIBUTE, table_definition
-from llm_router.wiring import AwsClients, build_key_store, build_replayer, build_router_api
+from llm_router.wiring import AwsClients, build_key_store, build_replayer, build_request_store, build_router_api
 from tests.helpers import api_event
 
 ROUTER_ENV = {
@@ -47,7 +49,7 @@ class Router:
     dead_letter_queue_url: str = ""
     emitted: list[dict[str, Any]] = field(default_factory=list)
     local: LocalGateway | None = None
-    replayer: Any = None
+    replayer: Replayer | None = None
 
     def build(self, *, breaker: CircuitBreaker | None = None, **overrides: Any) -> Router:
         """(Re)build the router from `env` through the composition root: EMF documents captured, retry
@@ -70,6 +72,11 @@ class Router:
     @property
     def settings(self) -> RouterSettings:
         return RouterSettings.from_env({**os.environ, **self.env})
+
+    @property
+    def requests(self) -> RequestStore:
+        """The queued requests' records, read as `GET /v1/requests/{id}` reads them."""
+        return build_request_store(self.settings, self.clients)
 
     @property
     def gateway(self) -> Gateway:
@@ -105,6 +112,7 @@ class Router:
         """Run the replay worker over the fallback queue until it is empty; returns messages handled."""
         from llm_router.local.replay_thread import drain_once
 
+        assert self.replayer is not None, "the replay worker needs FALLBACK_QUEUE_URL"
         handled = 0
         for _ in range(rounds):
             received = drain_once(self.clients.get("sqs"), self.queue_url, self.replayer.handle)

@@ -175,7 +175,7 @@ def test_router_without_authorizer_context_refuses(router: Router) -> None:
     assert router.local is not None
     response = router.local.api.handle(api_event({"model": "auto", "messages": [{"role": "user", "content": "x"}]}))
 
-    assert response["statusCode"] == 401
+    assert isinstance(response, dict) and response["statusCode"] == 401
 
 
 def test_metrics_keep_dimension_sets_apart(router: Router) -> None:

@@ -29,6 +29,7 @@ from llm_router.providers.base import Deadline, ProviderResponse
 from llm_router.providers.simulated import SimulatedProvider
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.payload_store import PayloadStore
 from tests.helpers import header
@@ -97,6 +98,7 @@ class Chaos:
         self.models = CountingModels()
         self.router.build(providers={"simulated": self.models})
         self.gateway = self.router.gateway
+        assert isinstance(self.gateway.config, ConfigStore)
         self.gateway.config.cache.ttl = 3600  # config changes below invalidate the cache explicitly
 
     def n(self, count: int) -> int:
@@ -108,6 +110,7 @@ class Chaos:
         for entry in self.router.admin.entries("model"):
             failure, rate = failing.get(entry["id"], ("none", 1.0))
             self.router.admin.put_raw("model", {**entry, "simulate": {"failure": failure, "failure_rate": rate}})
+        assert isinstance(self.gateway.config, ConfigStore)
         self.gateway.config.invalidate()
 
     def survivable_faults(self) -> None:

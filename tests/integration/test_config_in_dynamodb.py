@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from llm_router.schemas.rules import Rule
 from llm_router.settings import DEFAULT_CONFIG_TABLE
 from llm_router.stores.config_store import ConfigStore
@@ -57,13 +59,21 @@ def test_snapshot_is_cached_until_the_ttl_passes(router: Router) -> None:
 def test_last_good_config_is_kept_when_the_table_is_unreachable(router: Router) -> None:
     now = [0.0]
 
-    class Broken:
-        def query(self, **_: object) -> dict[str, object]:
-            raise ConnectionError("endpoint down")
+    class Flaky:
+        """The real client until the endpoint goes down."""
 
-    store = ConfigStore(DEFAULT_CONFIG_TABLE, ttl_seconds=1, clock=lambda: now[0])
+        def __init__(self, dynamodb: Any) -> None:
+            self.dynamodb, self.down = dynamodb, False
+
+        def query(self, **kwargs: Any) -> Any:
+            if self.down:
+                raise ConnectionError("endpoint down")
+            return self.dynamodb.query(**kwargs)
+
+    dynamodb = Flaky(router.clients.get("dynamodb"))
+    store = ConfigStore(DEFAULT_CONFIG_TABLE, ttl_seconds=1, clock=lambda: now[0], dynamodb=dynamodb)
     good = store.snapshot()
-    store._dynamodb = Broken()
+    dynamodb.down = True
     now[0] += 5
 
     assert store.snapshot() is good

@@ -110,7 +110,7 @@ def test_put_refuses_an_item_that_breaks_the_table(router: Router, capsys: pytes
     assert eu is not None
     code, out = run(["models", "put", json.dumps({**eu, "region": "us-east-1"})], capsys)
     assert code != 0 and "rule pii-stays-in-eu" in out
-    assert router.admin.get("rule", GREETING["id"]) is None
+    assert router.admin.get("rule", str(GREETING["id"])) is None
     code, out = run(["rules", "put", json.dumps(GREETING)], capsys)
     assert code == 0, out
 
@@ -122,7 +122,7 @@ def test_config_import_refuses_integrity_errors(
     path.write_text(yaml.safe_dump(with_rule(route="autp")))
     code, out = run(["config", "import", str(path)], capsys)
     assert code != 0 and "unknown route 'autp'" in out
-    assert router.admin.get("rule", GREETING["id"]) is None
+    assert router.admin.get("rule", str(GREETING["id"])) is None
 
 
 def test_rules_list_marks_broken_rules_invalid(router: Router, capsys: pytest.CaptureFixture[str]) -> None:

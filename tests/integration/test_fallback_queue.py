@@ -57,7 +57,7 @@ def test_replay_uses_the_rules_in_force_and_records_both_decisions(router: Route
 
     router.drain()
 
-    record = router.gateway.requests.get(request_id)  # type: ignore[union-attr]
+    record = router.requests.get(request_id)
     assert record is not None and record.status == "done"
     assert [d["rule"] for d in record.decisions] == ["threshold", "hello-to-sonnet"]
     assert record.result is not None and record.result["model"] == "claude-sonnet"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import boto3
 from botocore.stub import ANY, Stubber
 
@@ -22,7 +24,12 @@ def test_a_prompt_router_reports_the_model_it_picked() -> None:
     with router_with(doc) as r:
         client = boto3.client("bedrock-runtime", region_name="us-east-1")
         regions: list[str | None] = []
-        provider = BedrockProvider(lambda region, timeout: regions.append(region) or client)
+
+        def new_client(region: str | None, timeout: float) -> Any:
+            regions.append(region)
+            return client
+
+        provider = BedrockProvider(new_client)
         r.build(providers={"bedrock": provider})
         with Stubber(client) as stubber:
             answer = reply([{"text": "ok"}], trace={"promptRouter": {"invokedModelId": invoked}})

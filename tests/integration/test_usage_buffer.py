@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from moto import mock_aws
@@ -15,7 +15,7 @@ from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE
 from llm_router.stores.tables import table_definition
 from llm_router.stores.tenant_store import TenantStore
 from llm_router.stores.usage_buffer import UsageBuffer
-from llm_router.stores.usage_store import UsageStore
+from llm_router.stores.usage_store import DayUsage, UsageStore
 from tests.integration.conftest import Router
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -27,6 +27,21 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class Observed:
+    """The real store behind the buffer, with its writes recorded and an outage that can be switched on."""
+
+    def __init__(self, store: UsageStore) -> None:
+        self.store = store
+        self.writes: list[tuple[str, date]] = []
+        self.down = False
+
+    def add_day(self, tenant: str, day: date, usage: DayUsage) -> None:
+        if self.down:
+            raise ConnectionError("DynamoDB unreachable")
+        self.writes.append((tenant, day))
+        self.store.add_day(tenant, day, usage)
 
 
 @pytest.fixture
@@ -48,10 +63,8 @@ def _day(store: UsageStore, tenant: str = "acme") -> UsageAmounts:
 
 def test_answers_are_held_then_written_as_one_sum_per_tenant_and_day(store: UsageStore) -> None:
     clock = Clock()
-    buffer = UsageBuffer(store, 5.0, clock=clock)
-    writes = []
-    real_add_day = store.add_day
-    store.add_day = lambda *a, **k: (writes.append(a[:2]), real_add_day(*a, **k))[1]  # type: ignore[method-assign]
+    observed = Observed(store)
+    buffer = UsageBuffer(observed, 5.0, clock=clock)
 
     for i in range(10):
         clock.now = i * 0.4  # 0.0 .. 3.6 s: not yet due
@@ -59,11 +72,11 @@ def test_answers_are_held_then_written_as_one_sum_per_tenant_and_day(store: Usag
         buffer.add("acme", model=model, route="auto", amounts=UsageAmounts(1, 0.5, input_tokens=10), when=NOW)
     buffer.add("globex", model="small", route="auto", amounts=UsageAmounts(1, 0.25), when=NOW)
 
-    assert writes == [] and _day(store).requests == 0 and buffer.pending == 2
+    assert observed.writes == [] and _day(store).requests == 0 and buffer.pending == 2
     clock.now = 5.0  # the oldest answer is now 5 s old: this one writes everything held
     buffer.add("acme", model="small", route="auto", amounts=UsageAmounts(1, 0.5, input_tokens=10), when=NOW)
 
-    assert sorted(writes) == [("acme", NOW.date()), ("globex", NOW.date())]
+    assert sorted(observed.writes) == [("acme", NOW.date()), ("globex", NOW.date())]
     assert buffer.pending == 0
     report = store.report(NOW.date(), NOW.date())
     assert report.tenants["acme"].requests == 11
@@ -87,19 +100,16 @@ def test_days_are_kept_apart(store: UsageStore) -> None:
 
 def test_a_failed_write_keeps_its_sums_for_the_next_flush(store: UsageStore) -> None:
     errors: list[str] = []
-    buffer = UsageBuffer(store, 60.0, on_error=lambda tenant, exc: errors.append(tenant))
+    observed = Observed(store)
+    buffer = UsageBuffer(observed, 60.0, on_error=lambda tenant, exc: errors.append(tenant))
     buffer.add("acme", model="m", route="auto", amounts=UsageAmounts(2, 1.0), when=NOW)
-    real_add_day = store.add_day
 
-    def unavailable(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("DynamoDB unreachable")
-
-    store.add_day = unavailable  # type: ignore[method-assign]
+    observed.down = True
     assert buffer.flush() == 0
     assert errors == ["acme"] and buffer.pending == 1
     buffer.add("acme", model="m", route="auto", amounts=UsageAmounts(1, 0.5), when=NOW)
 
-    store.add_day = real_add_day  # type: ignore[method-assign]
+    observed.down = False
     assert buffer.flush() == 1
     assert _day(store).requests == 3 and _day(store).cost_usd == pytest.approx(1.5)
 
@@ -120,6 +130,7 @@ def test_budget_tenants_are_written_with_every_answer_and_others_behind(router: 
     assert spent() == 0 and buffered.buffer is not None and buffered.buffer.pending == 1
 
     TenantStore(DEFAULT_CONFIG_TABLE).put(TenantSpec.model_validate({"id": "local", "daily_budget_usd": 10}))
+    assert isinstance(buffered.tenants, TenantStore)
     buffered.tenants.invalidate()
     assert router.chat("Hello again!")["statusCode"] == 200
     assert spent() == 1  # the budget tenant's answer is counted at once; the earlier one is still held

@@ -15,7 +15,7 @@ from llm_router.gateway import RequestContext
 from llm_router.routing.engine import Decision, Plan
 from llm_router.schemas.catalog import RouteSpec
 from llm_router.schemas.tenants import TenantSpec, UsageAmounts
-from llm_router.stores.usage_store import Spend, next_day, next_month
+from llm_router.stores.usage_store import DayUsage, Spend, next_day, next_month
 from tests.helpers import model, snapshot
 
 NOW = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
@@ -35,12 +35,19 @@ class Tenants:
 class Usage:
     def __init__(self, day: float = 0.0, month: float = 0.0, fail: bool = False) -> None:
         self.day, self.month, self.fail, self.reads = day, month, fail, 0
+        self.added: list[tuple[str, UsageAmounts]] = []
 
     def spend(self, tenant: str, when: datetime, *, day: bool = True, month: bool = True) -> Spend:
         self.reads += 1
         if self.fail:
             raise ConnectionError("unreachable")
         return Spend(self.day if day else None, self.month if month else None)
+
+    def add(self, tenant: str, *, model: str, route: str, amounts: UsageAmounts, when: datetime) -> None:
+        self.added.append((tenant, amounts))
+
+    def add_day(self, tenant: str, day: date, usage: DayUsage) -> None:
+        self.added.append((tenant, usage.total))
 
 
 def accounting(
@@ -50,7 +57,7 @@ def accounting(
 
     tenants = Tenants(*([spec] if spec else []))
     metrics = MetricsRecorder(emitted.append if emitted is not None else None)
-    return UsageAccounting(tenants, usage or Usage(), metrics, clock=lambda: NOW)  # type: ignore[arg-type]
+    return UsageAccounting(tenants, usage or Usage(), metrics, clock=lambda: NOW)
 
 
 def before(acc: UsageAccounting, chain: list[Any], route: RouteSpec | None = None) -> Plan:

@@ -65,7 +65,7 @@ def breaker_gateway(
     provider: Scripted, breaker: CircuitBreaker, *, deadline: float = 5.0, models: list[Any] | None = None
 ) -> Gateway:
     return Gateway(
-        Config(models or [model("m")]),  # type: ignore[arg-type]
+        Config(models or [model("m")]),
         provider,  # type: ignore[arg-type]
         MetricsRecorder(None),
         breaker=breaker,

@@ -20,10 +20,11 @@ from llm_router.routing.classifier import (
     terms,
 )
 from llm_router.routing.engine import decide
+from llm_router.routing.features import Features
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.rules import Rule
-from tests.helpers import features, rule, snapshot
+from tests.helpers import chat, features, rule, snapshot
 
 OUTCOMES = ["w0s0", "w0s1", "w1s0", "w1s1"]
 
@@ -174,8 +175,7 @@ THRESHOLD_ROUTE = RouteSpec.model_validate(
 
 @pytest.mark.parametrize(("difficulty", "chain"), [(0.59, ("small", "large")), (0.6, ("large", "small"))])
 def test_threshold_strategy_sends_hard_prompts_to_the_strong_model(difficulty: float, chain: tuple[str, ...]) -> None:
-    f = features("anything")
-    f._classifier = FixedScores({"general": 1.0}, difficulty)
+    f = Features(chat("anything"), "t1", classifier=FixedScores({"general": 1.0}, difficulty))
     decision = decide("auto", f, snapshot(routes=[THRESHOLD_ROUTE]))
     assert decision.rule == "threshold" and decision.candidates == chain
     assert f.scores() == {"difficulty": difficulty}
@@ -186,11 +186,9 @@ def test_domain_rule_runs_before_the_threshold_strategy() -> None:
         routes=[THRESHOLD_ROUTE],
         rules=[rule("medical", {"domain": {"in": ["medical", "legal"], "min": 0.6}}, {"targets": ["large"]})],
     )
-    f = features("my knee hurts")
-    f._classifier = FixedScores({"medical": 0.7, "general": 0.3}, 0.1)
+    f = Features(chat("my knee hurts"), "t1", classifier=FixedScores({"medical": 0.7, "general": 0.3}, 0.1))
     assert decide("auto", f, config).rule == "medical"
-    f = features("my knee hurts")
-    f._classifier = FixedScores({"medical": 0.5, "general": 0.5}, 0.1)
+    f = Features(chat("my knee hurts"), "t1", classifier=FixedScores({"medical": 0.5, "general": 0.5}, 0.1))
     decision = decide("auto", f, config)
     assert decision.rule == "threshold" and decision.candidates == ("small", "large")
 
@@ -198,8 +196,7 @@ def test_domain_rule_runs_before_the_threshold_strategy() -> None:
 def test_difficulty_condition_with_a_range() -> None:
     config = snapshot(rules=[rule("hard", {"difficulty": {"min": 0.4, "max": 0.9}}, {"targets": ["large"]})])
     for score, expected in ((0.5, "hard"), (0.95, "default"), (0.3, "default")):
-        f = features("x")
-        f._classifier = FixedScores({}, score)
+        f = Features(chat("x"), "t1", classifier=FixedScores({}, score))
         assert decide("auto", f, config).rule == expected
 
 
@@ -246,7 +243,6 @@ def test_threshold_fallbacks_follow_the_route_default_order() -> None:
     )
     chains = []
     for score in (0.2, 0.8):
-        f = features("anything")
-        f._classifier = FixedScores({}, score)
+        f = Features(chat("anything"), "t1", classifier=FixedScores({}, score))
         chains.append(decide("auto", f, snapshot(routes=[route])).candidates)
     assert chains == [("small", "mid", "large"), ("large", "small", "mid")]

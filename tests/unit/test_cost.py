@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -11,21 +12,13 @@ from llm_router.gateway import Gateway, RequestContext
 from llm_router.local.runtime import example_config
 from llm_router.metrics import MetricsRecorder
 from llm_router.pricing import PriceFileError, cost_usd, default_prices, parse_price_file
-from llm_router.providers.base import Deadline, ProviderResponse, Usage
+from llm_router.providers.base import Deadline, Embeddings, InvalidRequest, ProviderResponse, StreamDelta, Usage
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.schemas.catalog import ModelSpec, Price, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest
-from tests.helpers import chat, model, snapshot
+from tests.helpers import FixedConfig, chat, model, snapshot
 
 SONNET = Price(input_per_mtok=3, output_per_mtok=15, cache_read_per_mtok=0.3, cache_write_per_mtok=3.75)
-
-
-class FixedConfig:
-    def __init__(self, config: object) -> None:
-        self._config = config
-
-    def snapshot(self) -> object:
-        return self._config
 
 
 class FixedUsage:
@@ -33,11 +26,19 @@ class FixedUsage:
 
     name = "simulated"
 
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        raise InvalidRequest(f"{model.id}: no embeddings here")
+
     def __init__(self, usage: Usage | None) -> None:
         self.usage = usage
 
     def complete(self, request: ChatCompletionRequest, spec: ModelSpec, deadline: Deadline) -> ProviderResponse:
         return ProviderResponse("four words of answer", "stop", self.usage)
+
+    def stream(
+        self, request: ChatCompletionRequest, spec: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
+        yield StreamDelta(content="four words of answer", finish_reason="stop", usage=self.usage)
 
 
 def gateway_with(usage: Usage | None, route: RouteSpec, emitted: list[dict[str, Any]]) -> Gateway:
@@ -48,7 +49,7 @@ def gateway_with(usage: Usage | None, route: RouteSpec, emitted: list[dict[str, 
     providers = ProviderRegistry()
     providers.register("simulated", FixedUsage(usage))
     config = FixedConfig(snapshot(models=models, routes=[route]))
-    return Gateway(config, providers, MetricsRecorder(emitted.append), sleep=lambda s: None)  # type: ignore[arg-type]
+    return Gateway(config, providers, MetricsRecorder(emitted.append), sleep=lambda s: None)
 
 
 def test_cost_prices_cache_reads_and_writes_at_their_own_prices() -> None:

@@ -8,9 +8,10 @@ import pytest
 
 from llm_router.errors import InvalidRequestError, NotFoundError
 from llm_router.routing.engine import decide, plan, split_arm
+from llm_router.routing.features import Features
 from llm_router.schemas.catalog import RouteSpec
 from llm_router.schemas.rules import SplitArm
-from tests.helpers import features, model, rule, snapshot
+from tests.helpers import chat, features, model, rule, snapshot
 
 TO_LARGE = {"targets": ["large"]}
 
@@ -95,9 +96,7 @@ def test_threshold_strategy_without_a_classifier_falls_to_the_default() -> None:
             {"id": "auto", "default": ["small"], "strategy": {"weak": "small", "strong": "large", "threshold": 0.5}}
         )
     ]
-    f = features()
-    f._classifier = type(
-        "NoScores", (), {"difficulty": lambda self, text: 0.9, "domain_scores": lambda self, text: {}}
-    )()
+    no_scores = type("NoScores", (), {"difficulty": lambda self, text: 0.9, "domain_scores": lambda self, text: {}})
+    f = Features(chat(), "t1", classifier=no_scores())
     decision = decide("auto", f, snapshot(routes=routes))
     assert decision.rule == "threshold" and decision.candidates == ("large", "small")

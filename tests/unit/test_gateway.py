@@ -13,21 +13,13 @@ from llm_router.providers.base import Deadline, RetryableError, Usage
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.providers.simulated import SimulatedProvider
 from llm_router.schemas.catalog import Price, RouteSpec
-from tests.helpers import chat, model, snapshot
-
-
-class FixedConfig:
-    def __init__(self, config: object) -> None:
-        self._config = config
-
-    def snapshot(self) -> object:
-        return self._config
+from tests.helpers import FixedConfig, chat, model, snapshot
 
 
 def gateway(models: list, emitted: list | None = None) -> Gateway:
     config = snapshot(models=models, routes=[RouteSpec(id="auto", default=tuple(m.id for m in models))])
     metrics = MetricsRecorder(emitted.append if emitted is not None else None)
-    return Gateway(FixedConfig(config), ProviderRegistry(), metrics, sleep=lambda s: None)  # type: ignore[arg-type]
+    return Gateway(FixedConfig(config), ProviderRegistry(), metrics, sleep=lambda s: None)
 
 
 def test_cost_uses_input_output_and_cache_prices() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from llm_router.errors import InvalidRequestError
 from llm_router.gateway import (
     Answer,
     Gateway,
+    Priced,
     Queued,
     Refused,
     RequestContext,
@@ -28,6 +29,7 @@ from llm_router.pricing import cost_usd
 from llm_router.providers.base import (
     ContextWindowExceeded,
     Deadline,
+    Embeddings,
     InvalidRequest,
     ProviderResponse,
     RetryableError,
@@ -60,6 +62,9 @@ class ScriptedProvider:
 
     name = "scripted"
 
+    def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
+        raise InvalidRequest(f"{model.id}: no embeddings here")
+
     def __init__(self, *plays: Play) -> None:
         self.plays: deque[Play] = deque(plays)
         self.calls = 0
@@ -68,10 +73,12 @@ class ScriptedProvider:
     def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
         raise AssertionError("a streamed request must not call complete()")
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         return self._play(self.plays.popleft() if self.plays else [])
 
-    def _play(self, play: Play) -> Iterator[StreamDelta]:
+    def _play(self, play: Play) -> Generator[StreamDelta, None, None]:
         self.calls += 1
         try:
             for item in play:
@@ -97,8 +104,12 @@ class RecordingAccounting:
     def before_call(self, ctx: RequestContext, decision: Decision, chain: Plan, config: ConfigSnapshot) -> Plan:
         return chain
 
-    def after_answer(self, ctx: RequestContext, answer: Answer) -> None:
+    def after_answer(self, ctx: RequestContext, answer: Priced) -> None:
+        assert isinstance(answer, Answer)
         self.answers.append(answer)
+
+    def permitted_models(self, tenant: str) -> frozenset[str] | None:
+        return None
 
 
 class FixedConfig:

@@ -1,7 +1,7 @@
 """Every metric the dashboard and the alarms read is a `Metric` the library emits: a rename cannot empty a widget.
 
 The template is the stack as `cdk synth` builds it; emission sites are found statically, as `Metric.X` references
-in the library, or as a metric tuple `("Name", value, unit)` whose name is a string literal.
+in the library. A metric named by a string literal does not count as emitted, and the library names none that way.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def template() -> dict[str, Any]:
     app = App(context=cdk_json_context())
     settings = StackSettings.from_context(app.node)
     stack = RouterStack(app, settings.stack_name, settings=settings)
-    return app.synth().get_stack_by_name(stack.stack_name).template  # type: ignore[no-any-return]
+    return app.synth().get_stack_by_name(stack.stack_name).template
 
 
 def _searches(text: str) -> Iterator[tuple[str, list[str], str]]:
@@ -81,7 +81,7 @@ def read_metrics(template: dict[str, Any]) -> tuple[set[str], set[str]]:
 
 
 def emitted_metrics(sources: dict[str, str]) -> set[str]:
-    """Metric names emitted by `sources` (path -> Python text): `Metric.X`, or ("Name", value, unit) literals."""
+    """Metric names emitted by `sources` (path -> Python text): the `Metric.X` they reference."""
     by_member = {member.name: member.value for member in Metric}
     found: set[str] = set()
     for text in sources.values():
@@ -93,11 +93,21 @@ def emitted_metrics(sources: dict[str, str]) -> set[str]:
                 and node.attr in by_member
             ):
                 found.add(by_member[node.attr])
-            elif (
+    return found
+
+
+def literal_metric_names(sources: dict[str, str]) -> set[str]:
+    """Metric names spelled as string literals in a metric tuple `("Name", value, unit)`: a rename of the
+    `Metric` member would not reach them."""
+    names = {member.value for member in Metric}
+    found: set[str] = set()
+    for text in sources.values():
+        for node in ast.walk(ast.parse(text)):
+            if (
                 isinstance(node, ast.Tuple)
                 and len(node.elts) == 3
                 and isinstance(node.elts[0], ast.Constant)
-                and isinstance(node.elts[0].value, str)
+                and node.elts[0].value in names
             ):
                 found.add(node.elts[0].value)
     return found
@@ -131,15 +141,20 @@ def test_every_dimension_the_dashboard_and_alarms_read_is_a_dimension_name(templ
     assert dimensions <= set(Dimension), dimensions - set(Dimension)
 
 
-def test_emission_sites_are_metric_members_or_metric_tuples_and_nothing_else() -> None:
-    # Given sources that name metrics in every way the scan knows, and a metric only mentioned in passing
+def test_only_metric_members_count_as_emission_sites() -> None:
+    # Given sources that name metrics as members, as string literals in a metric tuple, and in passing
     sources = {
         "a.py": "metrics.record([(Metric.BUDGET_EXCEEDED, 1, COUNT)], dimensions={})",
         "b.py": 'values = [("LatencyMs", total_ms, MS)]',
         "c.py": 'logger.info("SavedUSD is the baseline cost minus the cost", model="Queued")',
     }
-    # Then the members and the tuples count as emitted, the mentions do not
-    assert emitted_metrics(sources) == {"BudgetExceeded", "LatencyMs"}
+    # Then only the member counts as emitted, and the literal in a metric tuple is found as such
+    assert emitted_metrics(sources) == {"BudgetExceeded"}
+    assert literal_metric_names(sources) == {"LatencyMs"}
+
+
+def test_the_library_names_no_metric_by_a_string_literal() -> None:
+    assert literal_metric_names(library_sources()) == set()
 
 
 def test_a_widget_naming_a_metric_nobody_emits_is_caught() -> None:

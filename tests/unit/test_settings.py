@@ -20,8 +20,8 @@ from llm_router.settings import (
 )
 
 LIBRARY = Path(__file__).resolve().parents[2] / "layers" / "common" / "python" / "llm_router"
-TABLES = {Env.CONFIG_TABLE_NAME: "config", Env.STATE_TABLE_NAME: "state"}
-QUEUE = {Env.FALLBACK_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/fallback"}
+TABLES: dict[str, str] = {Env.CONFIG_TABLE_NAME: "config", Env.STATE_TABLE_NAME: "state"}
+QUEUE: dict[str, str] = {Env.FALLBACK_QUEUE_URL: "https://sqs.us-east-1.amazonaws.com/123456789012/fallback"}
 MODELS: list[type[EnvSettings]] = [RouterSettings, ReplaySettings, AuthorizerSettings]
 
 

@@ -104,7 +104,7 @@ def test_text_answer_maps_usage_stop_reason_and_system_prompt(stubbed: Any) -> N
 
 def test_tool_calls_translate_both_ways(stubbed: Any) -> None:
     provider, stubber, _ = stubbed
-    tools = [
+    tools: list[dict[str, Any]] = [
         {
             "type": "function",
             "function": {
@@ -410,7 +410,12 @@ def test_transport_failures_are_retryable(exc: Exception, kind: str) -> None:
 
 def test_clients_are_created_once_per_region_and_timeout_bucket() -> None:
     created: list[tuple[str | None, float]] = []
-    provider = BedrockProvider(lambda region, timeout: created.append((region, timeout)) or object())
+
+    def new_client(region: str | None, timeout: float) -> object:
+        created.append((region, timeout))
+        return object()
+
+    provider = BedrockProvider(new_client)
 
     first = provider.client("eu-central-1", 27.4)
     again = provider.client("eu-central-1", 26.0)

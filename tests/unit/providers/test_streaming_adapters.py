@@ -142,7 +142,7 @@ def test_tool_call_indexes_count_tool_calls_not_content_blocks() -> None:
 
 
 def test_the_forced_json_tool_streams_as_text() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "contentBlockStart": {
                 "start": {"toolUse": {"toolUseId": "j", "name": "json_response"}},

@@ -38,7 +38,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from llm_router.errors import BudgetExceededError, ModelNotAllowedError
 from llm_router.lifecycle import on_shutdown
@@ -48,13 +48,11 @@ from llm_router.routing.engine import Decision, Plan
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, Price
 from llm_router.schemas.tenants import TenantSpec, UsageAmounts
-from llm_router.stores.tenant_store import TenantStore
-from llm_router.stores.usage_buffer import UsageBuffer
-from llm_router.stores.usage_store import Spend, UsageStore, next_day, next_month
+from llm_router.stores.usage_buffer import DayWriter, UsageBuffer
+from llm_router.stores.usage_store import Spend, next_day, next_month
 
 if TYPE_CHECKING:
     from llm_router.gateway import Priced, RequestContext
-    from llm_router.settings import GatewaySettings
 
 # The route name of requests that named a model directly (as in the gateway's metrics).
 PINNED_ROUTE = "pinned"
@@ -117,13 +115,27 @@ def allowed(spec: TenantSpec, chain: Plan) -> Plan:
     return Plan(models=kept, skipped=[*chain.skipped, *skipped])
 
 
+class TenantSource(Protocol):
+    """Tenant settings by id, cached like rules (stores/tenant_store.py)."""
+
+    def get(self, tenant: str) -> TenantSpec | None: ...
+
+
+class UsageCounters(DayWriter, Protocol):
+    """The tenants' spend counters (stores/usage_store.py): read before a call, added to after an answer."""
+
+    def spend(self, tenant: str, when: datetime, *, day: bool = True, month: bool = True) -> Spend: ...
+
+    def add(self, tenant: str, *, model: str, route: str, amounts: UsageAmounts, when: datetime) -> None: ...
+
+
 class UsageAccounting:
     """The gateway's `Accounting`: allow-lists, budgets (refuse or degrade) and usage counters per tenant."""
 
     def __init__(
         self,
-        tenants: TenantStore,
-        usage: UsageStore,
+        tenants: TenantSource,
+        usage: UsageCounters,
         metrics: MetricsRecorder | None = None,
         *,
         buffer_seconds: float = 0.0,
@@ -138,13 +150,6 @@ class UsageAccounting:
         if buffer_seconds > 0:
             self.buffer = UsageBuffer(usage, buffer_seconds, on_error=self._buffer_write_failed)
             on_shutdown(self.buffer.flush)
-
-    @classmethod
-    def from_settings(cls, settings: GatewaySettings, metrics: MetricsRecorder) -> UsageAccounting:
-        """Tenant settings from the Config table (cached like rules), counters in the State table."""
-        tenants = TenantStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds)
-        usage = UsageStore(settings.state_table_name)
-        return cls(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
 
     def permitted_models(self, tenant: str) -> frozenset[str] | None:
         spec = self.tenants.get(tenant)

@@ -40,6 +40,7 @@ from llm_router.gateway import (
 )
 from llm_router.idempotency import NotFinal
 from llm_router.observability import logger
+from llm_router.providers.base import StreamDelta
 from llm_router.runtime import StreamingResponse
 from llm_router.schemas import anthropic, responses
 from llm_router.schemas.anthropic import MessagesRequest
@@ -705,17 +706,9 @@ def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage
             if isinstance(event, StreamEnd):
                 yield from _ending(base, chunk, event, include_usage, finished)
                 return
-            delta: dict[str, Any] = {}
-            if not role_sent:
-                delta["role"] = "assistant"
-                role_sent = True
-            if event.content:
-                delta["content"] = event.content
-            elif "role" in delta:
-                delta["content"] = ""
-            if event.tool_calls:
-                delta["tool_calls"] = event.tool_calls
-            if len(delta) > 1 or event.content or event.tool_calls:
+            delta = _chunk_delta(event, first=not role_sent)
+            role_sent = True
+            if delta:
                 yield chunk(delta, logprobs=event.logprobs)
             if event.finish_reason and not finished:
                 finished = True
@@ -727,6 +720,17 @@ def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage
         close = getattr(events, "close", None)
         if close is not None:
             close()
+
+
+def _chunk_delta(event: StreamDelta, *, first: bool) -> dict[str, Any]:
+    """The `delta` of a chunk: the first one names the role (with empty content when it has no text of its own);
+    empty when the event carries nothing a client sees."""
+    delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
+    if event.content:
+        delta["content"] = event.content
+    if event.tool_calls:
+        delta["tool_calls"] = event.tool_calls
+    return delta
 
 
 def _ending(base: dict[str, Any], chunk: Any, end: StreamEnd, include_usage: bool, finished: bool) -> Iterator[bytes]:

@@ -9,7 +9,7 @@ alike locally and in AWS.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from llm_router.observability import logger
 from llm_router.schemas.records import ApiKeyItem
@@ -25,6 +25,12 @@ class Unauthorized(Exception):
 
     def __init__(self) -> None:
         super().__init__("Unauthorized")
+
+
+class KeyLookup(Protocol):
+    """API keys by their plain value (stores/key_store.py keeps only hashes)."""
+
+    def lookup(self, key: str) -> ApiKeyItem | None: ...
 
 
 @cache
@@ -65,7 +71,7 @@ def _policy(principal: str, effect: str, method_arn: str) -> dict[str, Any]:
     }
 
 
-def _lookup(event: dict[str, Any], store: KeyStore | None) -> ApiKeyItem | None:
+def _lookup(event: dict[str, Any], store: KeyLookup | None) -> ApiKeyItem | None:
     token = bearer_token(event.get("headers"))
     if token is None:
         return None
@@ -75,7 +81,7 @@ def _lookup(event: dict[str, Any], store: KeyStore | None) -> ApiKeyItem | None:
     return record
 
 
-def authorizer_response(event: dict[str, Any], store: KeyStore | None = None) -> dict[str, Any]:
+def authorizer_response(event: dict[str, Any], store: KeyLookup | None = None) -> dict[str, Any]:
     """The authorizer's answer: Allow with the tenant in the context, or Deny for a missing or unknown key."""
     method_arn = str(event.get("methodArn", "*"))
     record = _lookup(event, store)
@@ -87,7 +93,7 @@ def authorizer_response(event: dict[str, Any], store: KeyStore | None = None) ->
     }
 
 
-def authorize(event: dict[str, Any], store: KeyStore | None = None) -> dict[str, Any]:
+def authorize(event: dict[str, Any], store: KeyLookup | None = None) -> dict[str, Any]:
     """The Allow response for a valid key, or raise Unauthorized (for callers that answer the 401 themselves)."""
     response = authorizer_response(event, store)
     if "context" not in response:

@@ -400,7 +400,9 @@ class Gateway:
         stream is committed to that model. Raises AllModelsFailedError when no candidate produced anything."""
         snapshot, decision, chain = self._route(request, ctx)
 
-        def call(provider: Provider, model: ModelSpec, deadline: Deadline) -> tuple[StreamDelta, Iterator[StreamDelta]]:
+        def call(
+            provider: Provider, model: ModelSpec, deadline: Deadline
+        ) -> tuple[StreamDelta, Generator[StreamDelta, None, None]]:
             deltas = provider.stream(request, model, deadline)
             try:
                 first = next(deltas)
@@ -579,7 +581,7 @@ class Gateway:
         start: StreamStart,
         trail: Trail,
         first: StreamDelta,
-        deltas: Iterator[StreamDelta],
+        deltas: Generator[StreamDelta, None, None],
     ) -> ClosingIterator[StreamEvent]:
         """Pass the deltas on as they come; account for what was received once, however the stream ends: to its
         end, broken off by the provider, or closed by the client (even before its first read)."""
@@ -591,7 +593,7 @@ class Gateway:
         def settle(error: ProviderError | None, completed: bool) -> Answer:
             if not settled:
                 with contextlib.suppress(Exception):
-                    deltas.close()  # type: ignore[attr-defined]
+                    deltas.close()
                 trail.provider_ms += (time.perf_counter() - streaming_since) * 1000
                 answer = self._stream_answer(request, ctx, snapshot, start, trail, collected)
                 interrupted = error is not None or not completed
@@ -705,9 +707,9 @@ class Gateway:
         self.metrics.record(
             values,
             dimensions={
-                "Model": answer.model.id,
-                "Route": decision.route or "pinned",
-                "Provider": answer.model.provider,
+                Dimension.MODEL: answer.model.id,
+                Dimension.ROUTE: decision.route or "pinned",
+                Dimension.PROVIDER: answer.model.provider,
             },
             metadata={
                 "message": "routed",

@@ -7,7 +7,7 @@ its record is marked `failed` and SQS moves the message to the dead-letter queue
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -17,8 +17,8 @@ from llm_router.errors import AllModelsFailedError, RouterError
 from llm_router.gateway import Gateway, RequestContext
 from llm_router.observability import logger
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.stores.fallback_queue import FallbackQueue
-from llm_router.stores.request_store import RequestStore
+from llm_router.stores.fallback_queue import QueuedRequest
+from llm_router.stores.request_store import RequestRecord
 
 MAX_VISIBILITY_SECONDS = 900
 
@@ -27,12 +27,40 @@ class StillFailingError(Exception):
     """Raised to leave the message on the queue (a partial batch failure)."""
 
 
+class ReplayQueue(Protocol):
+    """The fallback queue as the worker reads it (stores/fallback_queue.py): messages back into requests."""
+
+    queue_url: str
+
+    def parse(self, raw: str) -> QueuedRequest: ...
+
+    def release(self, raw: str) -> None:
+        """Drop what the message kept outside the queue (a large body) once its request has ended."""
+        ...
+
+
+class ReplayRecords(Protocol):
+    """The queued requests' records (stores/request_store.py), which callers poll for the result."""
+
+    def get(self, request_id: str) -> RequestRecord | None: ...
+
+    def mark_running(self, request_id: str, receive_count: int) -> None: ...
+
+    def mark_done(self, request_id: str, result: dict[str, Any], decision: dict[str, Any]) -> None: ...
+
+    def mark_queued_again(
+        self, request_id: str, errors: list[dict[str, Any]], decision: dict[str, Any] | None
+    ) -> None: ...
+
+    def mark_failed(self, request_id: str, errors: list[dict[str, Any]], decision: dict[str, Any] | None) -> None: ...
+
+
 class Replayer:
     def __init__(
         self,
         gateway: Gateway,
-        queue: FallbackQueue,
-        requests: RequestStore,
+        queue: ReplayQueue,
+        requests: ReplayRecords,
         *,
         max_receive_count: int,
         backoff_seconds: float,

@@ -33,6 +33,7 @@ from llm_router.stores.usage_store import UsageStore
 
 if TYPE_CHECKING:
     from llm_router.idempotency import IdempotentRunner
+    from llm_router.replay import Replayer
 
 _UNSET: Any = object()
 
@@ -137,13 +138,7 @@ def build_gateway(
         registry.register(name, provider)
     queue = requests = None
     if settings.fallback_queue_url:
-        payloads = PayloadStore(settings.state_table_name, dynamodb=ddb)
-        queue = FallbackQueue(
-            settings.fallback_queue_url,
-            payloads,
-            inline_limit_bytes=settings.queue_inline_limit_bytes,
-            sqs=clients.get("sqs"),
-        )
+        queue = build_fallback_queue(settings, settings.fallback_queue_url, clients)
         requests = build_request_store(settings, clients)
     usage_accounting = None
     if accounting:
@@ -160,6 +155,15 @@ def build_gateway(
         queue=queue,
         requests=requests,
         accounting=usage_accounting,
+    )
+
+
+def build_fallback_queue(settings: GatewaySettings, queue_url: str, clients: AwsClients) -> FallbackQueue:
+    """The queue the gateway writes and the replay worker reads; bodies over the inline limit wait in the State
+    table's payload items, since an SQS message has a size limit."""
+    payloads = PayloadStore(settings.state_table_name, dynamodb=clients.get("dynamodb"))
+    return FallbackQueue(
+        queue_url, payloads, inline_limit_bytes=settings.queue_inline_limit_bytes, sqs=clients.get("sqs")
     )
 
 
@@ -209,17 +213,16 @@ class LazyIdempotency:
         return self._runner.run(tenant, idempotency_key, body, work, context)
 
 
-def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = None, **overrides: Any) -> Any:
+def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = None, **overrides: Any) -> Replayer:
     """The replay worker over the fallback queue (the same gateway logic as a live request)."""
     from llm_router.replay import Replayer
 
     clients = clients or AwsClients()
     gateway = build_gateway(settings, clients=clients, **overrides)
-    assert gateway.queue is not None and gateway.requests is not None
     return Replayer(
         gateway,
-        gateway.queue,  # type: ignore[arg-type]
-        gateway.requests,  # type: ignore[arg-type]
+        build_fallback_queue(settings, settings.fallback_queue_url, clients),
+        build_request_store(settings, clients),
         max_receive_count=settings.max_receive_count,
         backoff_seconds=settings.replay_backoff_seconds,
         sqs=clients.get("sqs"),

@@ -16,9 +16,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from llm_router.api import UNAUTHORIZED, Response, RouterApi, error_response
-from llm_router.authorizer import Unauthorized, authorize
+from llm_router.authorizer import KeyLookup, Unauthorized, authorize
 from llm_router.runtime import StreamingResponse
-from llm_router.stores.key_store import KeyStore
 
 PUBLIC_PATHS = ("/health", "/openapi.json")
 
@@ -62,7 +61,7 @@ class LocalGateway:
     """What API Gateway does in front of the router: the authorizer, then the router's API."""
 
     api: RouterApi
-    keys: KeyStore
+    keys: KeyLookup
 
     def invoke(self, event: dict[str, Any]) -> Response:
         """Authorize (except public paths) and call the router, like API Gateway does."""
@@ -80,20 +79,30 @@ class LocalGateway:
         return self.api.handle(event, None)
 
 
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], *, verbose: bool) -> None:
+        super().__init__(address, _Handler)
+        self.verbose = verbose
+        self.gateway: LocalGateway | None = None
+
+
 class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # otherwise every loopback round trip waits for delayed ACKs
     protocol_version = "HTTP/1.1"
     server_version = "llm-router-local"
 
     def log_message(self, format: str, *args: Any) -> None:
-        if getattr(self.server, "verbose", False):
+        if isinstance(self.server, _HttpServer) and self.server.verbose:
             super().log_message(format, *args)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {k: v for k, v in self.headers.items()}
-        gateway: LocalGateway = self.server.gateway  # type: ignore[attr-defined]
+        assert isinstance(self.server, _HttpServer) and self.server.gateway is not None
+        gateway = self.server.gateway
         response = gateway.invoke(proxy_event(self.command, self.path, headers, body, self.client_address[0]))
         if isinstance(response, StreamingResponse):
             self._stream(response)
@@ -144,10 +153,7 @@ class LocalServer:
     """The local HTTP front end; `port=0` picks a free port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, verbose: bool = False) -> None:
-        self._httpd = ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.verbose = verbose  # type: ignore[attr-defined]
-        self._httpd.gateway = None  # type: ignore[attr-defined]
+        self._httpd = _HttpServer((host, port), verbose=verbose)
         self._thread: threading.Thread | None = None
 
     @property
@@ -157,7 +163,7 @@ class LocalServer:
 
     def attach(self, gateway: LocalGateway) -> LocalServer:
         """What answers the requests (the socket can be bound before the emulated services start)."""
-        self._httpd.gateway = gateway  # type: ignore[attr-defined]
+        self._httpd.gateway = gateway
         return self
 
     def start(self) -> LocalServer:

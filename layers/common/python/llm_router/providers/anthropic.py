@@ -11,7 +11,7 @@ A catalog entry configures the endpoint:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import urllib3
@@ -85,7 +85,9 @@ class AnthropicProvider:
     def embed(self, texts: list[str], model: ModelSpec, deadline: Deadline, dimensions: int | None) -> Embeddings:
         raise InvalidRequest(f"{model.id}: Anthropic's API has no embeddings")
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         key = http.api_key(model, self._keys)
         payload = {**self.payload(request, model), "stream": True}
         events = http.open_event_stream(

@@ -7,7 +7,7 @@ whether to retry, fall back, or answer the caller.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -97,7 +97,9 @@ class Provider(Protocol):
         """Answer `request` with `model` before `deadline`, or raise a ProviderError subclass."""
         ...
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         """Answer `request` with `model` as a stream of deltas.
 
         The call is made on the first `next()`: a failure before the provider's first delta raises a typed

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from botocore.config import Config
@@ -128,7 +128,9 @@ class BedrockProvider:
             response = client.converse(**params)
         return self.parse(response, model, json_tool=formats.json_schema_tool(request, model) is not None)
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         """ConverseStream; the client's read timeout fits the deadline until the first delta, then each read of
         the event stream waits at most the idle timeout."""
         params = self.converse_params(request, model)

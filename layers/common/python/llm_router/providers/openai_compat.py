@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -73,7 +73,9 @@ class OpenAICompatProvider:
             raise self._error(result, model, key)
         return self.parse(result.body, model)
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         key = http.api_key(model, self._keys)
         payload = self.payload(request, model)
         payload["stream"] = True

@@ -50,6 +50,13 @@ class _Builder:
             return schema["enum"][0]
         if "default" in schema and schema["default"] is not None:
             return schema["default"]
+        combined = self._combined(schema)
+        if combined is not None:
+            return self.build(combined, depth + 1)
+        return self._typed(schema, _type_of(schema), depth)
+
+    def _combined(self, schema: dict[str, Any]) -> Any:
+        """The one schema an `anyOf`/`oneOf`/`allOf` stands for here, or None when it has none."""
         for key in ("anyOf", "oneOf"):
             if schema.get(key):
                 branch = _preferred(schema[key])
@@ -57,15 +64,15 @@ class _Builder:
                     branch = self._resolve(str(branch["$ref"]))
                 # Keywords beside the union (a `format`, bounds) constrain the branch too.
                 siblings = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf", "default")}
-                return self.build({**siblings, **branch} if isinstance(branch, dict) else branch, depth + 1)
+                return {**siblings, **branch} if isinstance(branch, dict) else branch
         if schema.get("allOf"):
             merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
             for part in schema["allOf"]:
                 part = self._resolve(part["$ref"]) if isinstance(part, dict) and "$ref" in part else part
                 if isinstance(part, dict):
                     merged = _merge(merged, part)
-            return self.build(merged, depth + 1)
-        return self._typed(schema, _type_of(schema), depth)
+            return merged
+        return None
 
     def _typed(self, schema: dict[str, Any], kind: str, depth: int) -> Any:
         if kind == "object":

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from llm_router.providers.base import (
@@ -78,7 +78,9 @@ class SimulatedProvider:
     def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
         return self._answer(request, model, deadline, streaming=False)
 
-    def stream(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> Iterator[StreamDelta]:
+    def stream(
+        self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline
+    ) -> Generator[StreamDelta, None, None]:
         """The same answer as `complete`, a word per delta; failures other than `interrupted` come first."""
         sim = model.simulate or _NO_SIMULATION
         answer = self._answer(request, model, deadline, streaming=True)
@@ -207,7 +209,7 @@ def _logprobs(text: str) -> dict[str, Any]:
     return {"content": entries, "refusal": None}
 
 
-def _deltas(answer: ProviderResponse) -> Iterator[StreamDelta]:
+def _deltas(answer: ProviderResponse) -> Generator[StreamDelta, None, None]:
     """`answer` as deltas: a word each (with the space after it), tool calls, then the finish, then usage."""
     for word in re.findall(r"\s*\S+\s*", answer.content or ""):
         logprobs = _logprobs(word) if answer.logprobs is not None else None

@@ -93,19 +93,23 @@ class RuleIndex:
             for word in self.words & words:
                 found.update(self.by_word[word])
         if self.by_fact:
-            by_fact = self.by_fact
-            facts: list[Fact] = [("tenant", features.tenant)]
-            facts += [("meta", key, value) for key, value in features.metadata.items()]
-            facts += [("flag", "has_tools", features.has_tools), ("flag", "has_images", features.has_images)]
-            for fact in facts:
-                positions = by_fact.get(fact)
-                if positions:
-                    found.update(positions)
+            self._add_fact_matches(features, found)
         if self.by_literal:
-            text = features.text
-            for prefix, group in self.by_literal:
-                if prefix in text:
-                    for literal, positions in group:
-                        if literal in text:
-                            found.update(positions)
+            self._add_literal_matches(features.text, found)
         return sorted(found)
+
+    def _add_fact_matches(self, features: Features, found: set[int]) -> None:
+        facts: list[Fact] = [("tenant", features.tenant)]
+        facts += [("meta", key, value) for key, value in features.metadata.items()]
+        facts += [("flag", "has_tools", features.has_tools), ("flag", "has_images", features.has_images)]
+        for fact in facts:
+            positions = self.by_fact.get(fact)
+            if positions:
+                found.update(positions)
+
+    def _add_literal_matches(self, text: str, found: set[int]) -> None:
+        for prefix, group in self.by_literal:
+            if prefix in text:
+                for literal, positions in group:
+                    if literal in text:
+                        found.update(positions)

@@ -28,16 +28,21 @@ def attribute(value: Any) -> dict[str, Any]:
     if isinstance(value, Mapping):
         return {"M": {str(k): attribute(v) for k, v in value.items()}}
     if isinstance(value, set | frozenset):
-        if all(isinstance(v, str) for v in value):
-            return {"SS": sorted(value)}
-        if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in value):
-            return {"NS": [attribute(v)["N"] for v in value]}
-        if all(isinstance(v, bytes) for v in value):
-            return {"BS": list(value)}
-        raise TypeError(f"a set of mixed types cannot be stored: {value!r}")
+        return _set_attribute(value)
     if isinstance(value, list | tuple):
         return {"L": [attribute(v) for v in value]}
     raise TypeError(f"cannot store a {type(value).__name__} in DynamoDB")
+
+
+def _set_attribute(value: set[Any] | frozenset[Any]) -> dict[str, Any]:
+    """A string, number or binary set: DynamoDB has no set of mixed types."""
+    if all(isinstance(v, str) for v in value):
+        return {"SS": sorted(value)}
+    if all(isinstance(v, int | float | Decimal) and not isinstance(v, bool) for v in value):
+        return {"NS": [attribute(v)["N"] for v in value]}
+    if all(isinstance(v, bytes) for v in value):
+        return {"BS": list(value)}
+    raise TypeError(f"a set of mixed types cannot be stored: {value!r}")
 
 
 def item(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -26,9 +26,16 @@ import time
 import weakref
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 from llm_router.schemas.tenants import UsageAmounts
-from llm_router.stores.usage_store import DayUsage, UsageStore
+from llm_router.stores.usage_store import DayUsage
+
+
+class DayWriter(Protocol):
+    """Where held answers go: one atomic write of a tenant's sums for a day (`UsageStore.add_day`)."""
+
+    def add_day(self, tenant: str, day: date, usage: DayUsage) -> None: ...
 
 
 class UsageBuffer:
@@ -36,7 +43,7 @@ class UsageBuffer:
 
     def __init__(
         self,
-        store: UsageStore,
+        store: DayWriter,
         flush_seconds: float,
         *,
         on_error: Callable[[str, Exception], None] | None = None,
