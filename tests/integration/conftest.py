@@ -32,6 +32,8 @@ ROUTER_ENV = {
     "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
     "MAX_RECEIVE_COUNT": "3",
     "REPLAY_BACKOFF_SECONDS": "0",
+    # The fake providers listen on loopback over plain http and take keys from LLM_ROUTER_KEY_* variables.
+    "LLM_ROUTER_LOCAL_MODE": "true",
 }
 
 

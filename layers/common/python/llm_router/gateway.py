@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from llm_router.breaker import CircuitBreaker
-from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError, RouterError
+from llm_router.errors import (
+    AllModelsFailedError,
+    InvalidRequestError,
+    PolicyViolationError,
+    RequestRejectedError,
+    RouterError,
+)
 from llm_router.metrics import COUNT, MS, NONE, Dimension, Metric, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.pricing import cost_usd
@@ -265,7 +271,7 @@ class Gateway:
                 chain = plan(decision, features, snapshot)
                 result["would_try"] = [m.id for m in chain.models]
                 result["skipped"] = [{"model": m, "why": why} for m, why in chain.skipped]
-            except InvalidRequestError as exc:
+            except (InvalidRequestError, PolicyViolationError) as exc:
                 result["would_try"] = []
                 result["error"] = exc.message
         result["features"] = {

@@ -47,6 +47,10 @@ class Env(StrEnum):
     METRICS_SINK = "LLM_ROUTER_METRICS_SINK"
     STREAMING_RESPONSES = "LLM_ROUTER_STREAMING_RESPONSES"
     LOCAL_KEY = "LLM_ROUTER_LOCAL_KEY"
+    # Set only by local mode (`llm-router serve`, tests): provider keys may come from LLM_ROUTER_KEY_* variables and
+    # models may be reached over plain http on loopback. The stack never sets it.
+    LOCAL_MODE = "LLM_ROUTER_LOCAL_MODE"
+    REGEX_SCAN_CHARS = "REGEX_SCAN_CHARS"
     PORT = "PORT"
     # Read by Powertools itself, except the service name and the tracing switch, which the models read too.
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
@@ -140,6 +144,9 @@ class GatewaySettings(ObservabilitySettings):
     # Usage counters of tenants without a budget are written at most this often (per tenant and day) instead of
     # with every answer; 0 writes them with every answer (stores/usage_buffer.py).
     usage_flush_seconds: float = Field(0.0, ge=0, alias=Env.USAGE_FLUSH_SECONDS)
+    local_mode: bool = Field(False, alias=Env.LOCAL_MODE)
+    # How many characters of a request's text a `regex` condition searches (a bound on backtracking time).
+    regex_scan_chars: int = Field(16_384, ge=1, alias=Env.REGEX_SCAN_CHARS)
 
     @property
     def deadline_seconds(self) -> float:

@@ -7,6 +7,7 @@ Lambda handler builds once per cold start and keeps the result).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -71,7 +72,9 @@ def provider_factories(
     settings: GatewaySettings, clients: AwsClients, key_environ: Mapping[str, str] | None = None
 ) -> dict[str, Callable[[], Provider]]:
     """Adapters for the real APIs, each created when a model of its kind is first called; they share one
-    provider-keys cache (the secret, else `key_environ`: the process environment by default)."""
+    provider-keys cache: the secret, and in local mode only, `key_environ` (the process environment by default)."""
+    local = settings.local_mode
+    environ = (key_environ if key_environ is not None else os.environ) if local else {}
     keys_lock = threading.Lock()
     keys: list[ProviderKeys] = []
 
@@ -84,7 +87,7 @@ def provider_factories(
                         settings.provider_keys_secret_id,
                         max_age=settings.provider_keys_max_age_seconds,
                         secretsmanager=secretsmanager,
-                        environ=key_environ,
+                        environ=environ,
                     )
                 )
             return keys[0]
@@ -92,12 +95,12 @@ def provider_factories(
     def openai_provider() -> Provider:
         from llm_router.providers.openai_compat import OpenAICompatProvider
 
-        return OpenAICompatProvider(provider_keys())
+        return OpenAICompatProvider(provider_keys(), allow_loopback_http=local)
 
     def anthropic_provider() -> Provider:
         from llm_router.providers.anthropic import AnthropicProvider
 
-        return AnthropicProvider(provider_keys())
+        return AnthropicProvider(provider_keys(), allow_loopback_http=local)
 
     def bedrock_provider() -> Provider:
         from llm_router.providers.bedrock import BedrockProvider

@@ -115,6 +115,7 @@ class LocalStack:
             Env.FALLBACK_QUEUE_URL: self.queue_url,
             Env.SIMULATE: "true" if self.simulate else "false",
             Env.MAX_RECEIVE_COUNT: str(LOCAL_MAX_RECEIVE_COUNT),
+            Env.LOCAL_MODE: "true",
         }
         self.environ = {**defaults, **os.environ, **fixed}
         return RouterSettings.from_env(self.environ)

@@ -56,8 +56,11 @@ class OpenAICompatProvider:
         *,
         pool: urllib3.PoolManager | None = None,
         stream_idle_seconds: float = STREAM_IDLE_SECONDS,
+        allow_loopback_http: bool = False,
     ) -> None:
         self._keys = keys
+        # Local mode only: plain http to a model server on loopback (vLLM, Ollama, the test fakes).
+        self._allow_loopback_http = allow_loopback_http
         self._pool = pool
         self._idle = stream_idle_seconds
 
@@ -113,9 +116,8 @@ class OpenAICompatProvider:
                     body[name] = min(body[name], model.max_output_tokens)
         return body
 
-    @staticmethod
-    def _url(model: ModelSpec) -> str:
-        url = http.endpoint(model.base_url or "", "chat/completions")
+    def _url(self, model: ModelSpec) -> str:
+        url = http.endpoint(model.base_url or "", "chat/completions", allow_loopback_http=self._allow_loopback_http)
         if model.api_version:
             url += "?" + urlencode({"api-version": model.api_version})
         return url

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Capability = Literal["tools", "images", "json"]
 ProviderName = Literal["openai", "anthropic", "bedrock", "simulated"]
 FailureMode = Literal[
     "none", "timeout", "throttle", "server_error", "connection_error", "context_overflow", "interrupted"
 ]
+
+# Headers that carry credentials; a model's `headers` may not set them.
+AUTH_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
@@ -72,7 +76,25 @@ class ModelSpec(BaseModel):
     def _endpoint_for_http_providers(self) -> ModelSpec:
         if self.provider in ("openai", "anthropic") and not self.base_url:
             raise ValueError(f"provider {self.provider} needs base_url")
+        if self.base_url is not None and urlsplit(self.base_url).scheme not in ("https", "http"):
+            raise ValueError("base_url must be an https URL (plain http only to loopback, in local mode)")
         return self
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # The key from `api_key_ref` is the only credential a model call carries: a header map cannot replace it.
+        clashing = sorted(name for name in value if name.lower() in AUTH_HEADERS)
+        if clashing:
+            raise ValueError(f"headers may not set {', '.join(clashing)}: credentials come from api_key_ref only")
+        return value
+
+    @field_validator("api_key_ref")
+    @classmethod
+    def _not_aws(cls, value: str | None) -> str | None:
+        if value is not None and value.upper().startswith("AWS_"):
+            raise ValueError("api_key_ref may not start with AWS_: it names a key of the provider-keys secret")
+        return value
 
 
 class ThresholdStrategy(BaseModel):

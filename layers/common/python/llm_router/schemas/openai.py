@@ -6,6 +6,7 @@ everything the router itself reads is validated here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -169,6 +170,32 @@ class ChatCompletionRequest(BaseModel):
 
     def has_images(self) -> bool:
         return any(m.has_images() for m in self.messages)
+
+    def upstream_strings(self) -> Iterator[str]:
+        """Every string of the request that a provider may receive: message text, names, tool calls and their
+        arguments, tool definitions, response schemas, stop sequences and any field the schema does not name.
+
+        PII detection reads these, so personal data placed outside the message text still counts. Image data
+        URLs are left out (base64 is no text to scan; `has_images` decides what images mean to a PII policy).
+        """
+        dumped = self.model_dump(mode="json", exclude_none=True, by_alias=True, exclude={"model"})
+        yield from _strings(dumped)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """The strings inside a JSON value, keys of unknown objects included, without recursion (a deep body cannot
+    exhaust the stack)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.startswith("data:"):
+                yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 class AssistantMessage(BaseModel):

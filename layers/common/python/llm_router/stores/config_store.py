@@ -29,6 +29,8 @@ class ConfigStore:
         self._table = table_name
         self._dynamodb = dynamodb
         self._on_invalid = on_invalid
+        # The last snapshot loaded: an invalid edit of a policy keeps that policy's last valid version in force.
+        self._last: ConfigSnapshot | None = None
         self.cache = TtlCache(self._load, ttl=ttl_seconds, what="routing configuration", clock=clock)
 
     def snapshot(self) -> ConfigSnapshot:
@@ -39,9 +41,12 @@ class ConfigStore:
         self.cache.invalidate()
 
     def _load(self) -> ConfigSnapshot:
-        snapshot = ConfigSnapshot.from_items({kind: self._query(kind) for kind in CONFIG_KINDS})
+        snapshot = ConfigSnapshot.from_items({kind: self._query(kind) for kind in CONFIG_KINDS}, self._last)
+        self._last = snapshot
         for bad in snapshot.invalid:
             logger.warning("invalid_config_item", kind=bad.kind, id=bad.id, reason=bad.reason)
+        for rule_id, route in snapshot.unenforceable:
+            logger.error("policy_unenforceable", rule=rule_id, route=route)
         if snapshot.invalid and self._on_invalid is not None:
             self._on_invalid(snapshot.invalid)
         return snapshot
