@@ -39,7 +39,7 @@ def router_with(doc: dict[str, Any], env: dict[str, str] | None = None, **overri
         admin = ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
         admin.apply(config)
         keys = KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
-        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY)
+        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY, admin=True)  # as local mode does
         yield Router(admin, keys, clients, settings).build(**overrides)
 
 

@@ -147,7 +147,7 @@ def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[Router]:
         admin = ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
         admin.apply(validate_document(example_config()))
         keys = KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
-        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY)
+        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY, admin=True)  # as local mode does
         env = {**ROUTER_ENV, "FALLBACK_QUEUE_URL": queue_url}
         monkeypatch.setenv("FALLBACK_QUEUE_URL", queue_url)
         yield Router(admin, keys, clients, env, queue_url, dlq_url).build()

@@ -36,6 +36,7 @@ from llm_router.gateway import (
 from llm_router.observability import logger
 from llm_router.runtime import StreamingResponse
 from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.schemas.tenants import TenantSpec
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -62,6 +63,7 @@ class HttpRequest:
     body: bytes
     tenant: str | None
     request_id: str
+    admin: bool = False
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> HttpRequest:
@@ -77,6 +79,7 @@ class HttpRequest:
             body=body,
             tenant=str(authorizer["tenant"]) if authorizer.get("tenant") else None,
             request_id=request_id if request_id.isalnum() else uuid.uuid4().hex,
+            admin=authorizer.get("scope") == "admin",
         )
 
     def context(self) -> RequestContext:
@@ -87,6 +90,10 @@ class HttpRequest:
 
 class Idempotency(Protocol):
     def run(self, tenant: str, idempotency_key: str, body: bytes, work: Callable[[], Result]) -> Result: ...
+
+
+class TenantReader(Protocol):
+    def get(self, tenant: str) -> TenantSpec | None: ...
 
 
 class RequestReader(Protocol):
@@ -127,8 +134,10 @@ class RouterApi:
         max_body_bytes: int,
         idempotency: Idempotency | None = None,
         requests: RequestReader | None = None,
+        tenants: TenantReader | None = None,
     ) -> None:
         self.gateway = gateway
+        self.tenants = tenants
         self.max_body_bytes = max_body_bytes
         self.idempotency = idempotency
         self.requests = requests
@@ -187,13 +196,27 @@ class RouterApi:
         return json_response(200, record.public(), {"x-router-request-id": request_id})
 
     def route_dry_run(self, http: HttpRequest) -> Response:
+        """The routing decision for a request, no model called. Only admin keys see why (the trace names other
+        tenants' rules, keywords and regexes, and says whether PII was found); other keys see the decision."""
         ctx = http.context()
         request, _ = self._parse(http)
-        return json_response(200, self.gateway.explain(request, ctx), {"x-router-request-id": ctx.request_id})
+        explained = self.gateway.explain(request, ctx)
+        if not http.admin:
+            would_try = explained.get("would_try") or []
+            explained = {
+                "request_id": explained["request_id"],
+                "rule": explained["rule"],
+                "model": would_try[0] if would_try else None,
+                **({"error": explained["error"]} if "error" in explained else {}),
+            }
+        return json_response(200, explained, {"x-router-request-id": ctx.request_id})
 
     def list_models(self, http: HttpRequest) -> Response:
-        http.context()
+        """Routes and the catalog models this tenant may use (its allow-list, when it has one)."""
+        ctx = http.context()
         snapshot = self.gateway.config.snapshot()
+        spec = self.tenants.get(ctx.tenant) if self.tenants is not None else None
+        allowed = set(spec.models) if spec is not None and spec.models is not None else None
         created = int(time.time())
         data = [
             {"id": route.id, "object": "model", "created": created, "owned_by": "llm-router:route"}
@@ -201,6 +224,7 @@ class RouterApi:
         ] + [
             {"id": model.id, "object": "model", "created": created, "owned_by": f"llm-router:{model.provider}"}
             for model in snapshot.models.values()
+            if allowed is None or model.id in allowed
         ]
         return json_response(200, {"object": "list", "data": data})
 

@@ -189,6 +189,9 @@ def build_router_api(
             )
         ),
         requests=build_request_store(settings, clients),
+        tenants=TenantStore(
+            settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, dynamodb=clients.get("dynamodb")
+        ),
     )
 
 

@@ -177,4 +177,5 @@ class LocalStack:
             raise ValueError("invalid config: " + "; ".join(config.errors))
         ddb = self.clients.get("dynamodb")
         ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb).apply(config)
-        KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb).create(LOCAL_TENANT, self.api_key)
+        # The person running the local server is its operator: their key sees routing reasons.
+        KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb).create(LOCAL_TENANT, self.api_key, admin=True)

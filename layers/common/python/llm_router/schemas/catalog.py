@@ -70,6 +70,9 @@ class ModelSpec(BaseModel):
     capabilities: frozenset[Capability] = frozenset()
     # Models to try after this one when it is named directly (`model: "<id>"`).
     fallbacks: tuple[str, ...] = ()
+    # Request fields beyond the standard allow-list this model's API receives (openai provider only), e.g.
+    # `[store, service_tier]`: an explicit opt-in, since such fields change retention or cost upstream.
+    forward_fields: tuple[str, ...] = ()
     simulate: Simulation | None = None
 
     @model_validator(mode="after")

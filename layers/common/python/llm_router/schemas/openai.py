@@ -1,7 +1,7 @@
 """The OpenAI Chat Completions wire format: what callers send and what they get back.
 
-Unknown request fields are kept (`extra="allow"`) so OpenAI-compatible providers can receive them unchanged;
-everything the router itself reads is validated here.
+Unknown request fields are kept (`extra="allow"`): PII detection reads them, and a provider receives those its
+allow-list names (see `providers.openai_compat`); everything the router itself reads is validated here.
 """
 
 from __future__ import annotations
