@@ -134,7 +134,7 @@ class GatewaySettings(ObservabilitySettings):
     # Vendor API keys: one Secrets Manager secret holding a JSON map of key name -> key (see stores/secrets.py).
     provider_keys_secret_id: str | None = Field(None, alias=Env.PROVIDER_KEYS_SECRET_ID)
     provider_keys_max_age_seconds: float = Field(300.0, ge=0, alias=Env.PROVIDER_KEYS_MAX_AGE_SECONDS)
-    # Bodies above this size travel in the State table (compressed chunks) with a pointer in the message.
+    # No longer read: every queued body travels in the State table and the message names only the request.
     queue_inline_limit_bytes: int = Field(192_000, gt=0, alias=Env.QUEUE_INLINE_LIMIT_BYTES)
     # How long queued requests and their results can be read with GET /v1/requests/{id}.
     request_result_ttl_seconds: int = Field(86_400, gt=0, alias=Env.REQUEST_RESULT_TTL_SECONDS)

@@ -144,7 +144,6 @@ def build_gateway(
         queue = FallbackQueue(
             settings.fallback_queue_url,
             payloads,
-            inline_limit_bytes=settings.queue_inline_limit_bytes,
             sqs=clients.get("sqs"),
         )
         requests = build_request_store(settings, clients)
