@@ -107,7 +107,11 @@ def test_without_an_environment_only_the_secret_is_read_and_no_variable_is_reach
 
 
 def test_local_mode_reads_only_variables_with_the_fixed_prefix() -> None:
-    environ = {"AWS_SECRET_ACCESS_KEY": "aws-secret", "OPENAI_API_KEY": "sk-bare", "LLM_ROUTER_KEY_OPENAI_API_KEY": "sk-x"}
+    environ = {
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "OPENAI_API_KEY": "sk-bare",
+        "LLM_ROUTER_KEY_OPENAI_API_KEY": "sk-x",
+    }
     keys = ProviderKeys(None, environ=environ)
 
     assert keys.get("OPENAI_API_KEY") == "sk-x"
