@@ -2,7 +2,8 @@
 
 Why the State table and not S3: the stack already has it (encrypted with the stack's key, TTL-cleaned, one IAM
 grant), so a body needs no bucket, no lifecycle rules and no extra permissions. A DynamoDB item holds at most
-400 KB, so the compressed body is split into chunks of `CHUNK_BYTES`; `MAX_BODY_BYTES` (1 MiB by default) needs at most a few.
+400 KB, so the compressed body is split into chunks of `CHUNK_BYTES`; `MAX_BODY_BYTES` (1 MiB by default)
+needs at most a few.
 """
 
 from __future__ import annotations
