@@ -22,11 +22,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from llm_router.local.runtime import LocalStack
-    from llm_router.local.server import LocalServer
+    from llm_router.local.runtime import DEFAULT_LOCAL_KEY, LocalStack
+    from llm_router.local.server import LocalServer, UnsafeBindError, check_bind
 
     if args.config is not None and not args.config.exists():
         raise CliError(f"config file not found: {args.config}")
+    try:
+        check_bind(args.host, os.environ.get(Env.LOCAL_KEY) or DEFAULT_LOCAL_KEY, DEFAULT_LOCAL_KEY)
+    except UnsafeBindError as exc:
+        raise CliError(str(exc)) from None
     try:
         server = LocalServer(args.host, args.port, verbose=args.verbose)
     except OSError as exc:
