@@ -133,7 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k: v for k, v in self.headers.items()}
         gateway: LocalGateway = self.server.gateway  # type: ignore[attr-defined]
-        bound = str(self.server.server_address[0])
+        address = self.server.server_address
+        bound = str(address[0]) if isinstance(address, tuple) else "127.0.0.1"
         if not host_allowed(self.headers.get("Host"), bound):
             message = "The Host header must name this server (a loopback address or the address it listens on)."
             response: Response = json_response(
