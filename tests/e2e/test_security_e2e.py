@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,3 +114,18 @@ def test_a_body_that_is_not_utf8_is_a_400(served: Served) -> None:
 
     assert status == 400
     assert "UTF-8" in body["error"]["message"]
+
+
+def test_serving_beyond_loopback_with_the_development_key_is_refused(tmp_path: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "LLM_ROUTER_LOCAL_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_router.cli.main", "serve", "--host", "0.0.0.0", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "LLM_ROUTER_LOCAL_KEY" in result.stderr + result.stdout

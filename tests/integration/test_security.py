@@ -91,3 +91,23 @@ def test_a_policy_that_was_never_valid_makes_its_route_refuse(router: Router) ->
     assert response["statusCode"] == 503
     error = router.json(response)["error"]
     assert error["code"] == "policy_unavailable" and error["rule"] == "new-policy"
+
+
+def test_the_regex_window_is_a_setting(router: Router) -> None:
+    router.admin.put_raw(
+        "rule",
+        {
+            "id": "tail",
+            "route": "auto",
+            "priority": 1,
+            "when": {"regex": "NEEDLE"},
+            "then": {"targets": ["claude-sonnet"]},
+        },
+    )
+    body = {"model": "auto", "messages": [{"role": "user", "content": "x" * 200 + " NEEDLE"}]}
+    assert header(router.call(body), "x-router-rule") == "tail"
+
+    router.env["REGEX_SCAN_CHARS"] = "100"
+    router.build()
+
+    assert header(router.call(body), "x-router-rule") != "tail"

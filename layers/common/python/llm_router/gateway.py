@@ -41,7 +41,7 @@ from llm_router.providers.base import (
     Usage,
 )
 from llm_router.routing.engine import Decision, Plan, decide, plan
-from llm_router.routing.features import Features, estimate_tokens
+from llm_router.routing.features import REGEX_SCAN_CHARS, Features, estimate_tokens
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import (
@@ -247,6 +247,7 @@ class Gateway:
         accounting: Accounting | None = None,
         queue: QueuePort | None = None,
         requests: RequestRecords | None = None,
+        regex_scan_chars: int = REGEX_SCAN_CHARS,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -258,12 +259,13 @@ class Gateway:
         self.accounting = accounting
         self.queue = queue
         self.requests = requests
+        self.regex_scan_chars = regex_scan_chars
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
         """The decision, the candidates that would be tried, and the trace; no model is called."""
         snapshot = self.config.snapshot()
-        features = Features(request, ctx.tenant)
+        features = Features(request, ctx.tenant, regex_scan_chars=self.regex_scan_chars)
         decision = decide(request.model, features, snapshot, explain=True)
         result: dict[str, Any] = {"request_id": ctx.request_id, **decision.as_dict()}
         if decision.reject is None:
@@ -385,7 +387,7 @@ class Gateway:
     def _route(self, request: ChatCompletionRequest, ctx: RequestContext) -> tuple[ConfigSnapshot, Decision, Plan]:
         """Decide and filter the candidates, or raise the refusal the caller gets (rule, capability, budget)."""
         snapshot = self.config.snapshot()
-        features = Features(request, ctx.tenant)
+        features = Features(request, ctx.tenant, regex_scan_chars=self.regex_scan_chars)
         decision = decide(request.model, features, snapshot)
         if decision.reject is not None:
             raise RequestRejectedError(

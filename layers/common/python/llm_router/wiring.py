@@ -162,6 +162,7 @@ def build_gateway(
         queue=queue,
         requests=requests,
         accounting=usage_accounting,
+        regex_scan_chars=settings.regex_scan_chars,
     )
 
 
