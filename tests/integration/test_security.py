@@ -111,3 +111,13 @@ def test_the_regex_window_is_a_setting(router: Router) -> None:
     router.build()
 
     assert header(router.call(body), "x-router-rule") != "tail"
+
+
+def test_a_refusal_tells_a_user_key_the_rule_but_not_the_reasons(router: Router) -> None:
+    key, _ = router.keys.create("team-a")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": CARD_AND_EMAIL}]}
+
+    error = router.json(router.call(body, key=key))["error"]
+
+    assert error["rule"] == "pii-stays-in-eu"
+    assert "trace" not in error["decision"] and "PII found" not in json.dumps(error)

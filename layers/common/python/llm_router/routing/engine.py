@@ -78,6 +78,11 @@ class Decision:
     baseline: str | None = None
     policies: tuple[PolicyHold, ...] = ()
 
+    def public(self) -> dict[str, Any]:
+        """What any caller may see of the decision: no trace (rule conditions, keywords, PII found are for admin
+        keys, through /v1/route)."""
+        return {k: v for k, v in self.as_dict().items() if k != "trace"}
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "requested": self.requested,
@@ -266,13 +271,13 @@ def plan(decision: Decision, features: Features, config: ConfigSnapshot) -> Plan
         rules = ", ".join(repr(p.rule) for p in decision.policies)
         raise PolicyViolationError(
             f"The policy {rules} allows no model of this request's chain ({reasons}).",
-            extra={"rule": decision.policies[0].rule, "decision": decision.as_dict()},
+            extra={"rule": decision.policies[0].rule, "decision": decision.public()},
         )
     if not result.models:
         reasons = "; ".join(f"{m}: {why}" for m, why in result.skipped) or "the chain is empty"
         raise InvalidRequestError(
             f"No model can serve this request ({reasons}).",
             code="no_capable_model",
-            extra={"decision": decision.as_dict()},
+            extra={"decision": decision.public()},
         )
     return result
