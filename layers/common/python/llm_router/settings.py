@@ -37,7 +37,6 @@ class Env(StrEnum):
     DEADLINE_MARGIN_SECONDS = "DEADLINE_MARGIN_SECONDS"
     MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
     REPLAY_BACKOFF_SECONDS = "REPLAY_BACKOFF_SECONDS"
-    QUEUE_INLINE_LIMIT_BYTES = "QUEUE_INLINE_LIMIT_BYTES"
     REQUEST_RESULT_TTL_SECONDS = "REQUEST_RESULT_TTL_SECONDS"
     IDEMPOTENCY_TTL_SECONDS = "IDEMPOTENCY_TTL_SECONDS"
     CIRCUIT_FAILURE_THRESHOLD = "CIRCUIT_FAILURE_THRESHOLD"
@@ -134,8 +133,6 @@ class GatewaySettings(ObservabilitySettings):
     # Vendor API keys: one Secrets Manager secret holding a JSON map of key name -> key (see stores/secrets.py).
     provider_keys_secret_id: str | None = Field(None, alias=Env.PROVIDER_KEYS_SECRET_ID)
     provider_keys_max_age_seconds: float = Field(300.0, ge=0, alias=Env.PROVIDER_KEYS_MAX_AGE_SECONDS)
-    # No longer read: every queued body travels in the State table and the message names only the request.
-    queue_inline_limit_bytes: int = Field(192_000, gt=0, alias=Env.QUEUE_INLINE_LIMIT_BYTES)
     # How long queued requests and their results can be read with GET /v1/requests/{id}.
     request_result_ttl_seconds: int = Field(86_400, gt=0, alias=Env.REQUEST_RESULT_TTL_SECONDS)
     # Circuit breaker per model and process: this many consecutive failures rest the model for the cooldown.
