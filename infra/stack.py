@@ -144,7 +144,7 @@ class RouterStack(Stack):
             if settings.bedrock_marketplace_subscribe:
                 grant_marketplace_subscription(gateway_function, settings.bedrock_marketplace_product_ids)
         assert self.router.role is not None
-        self.fallback.grant_send(self.router.role)
+        self.fallback.grant_send(self.router.role, settings.queue_operator_role_arns)
         self.tables.grant_config_read(self.authorizer, [KEY_PARTITION], actions=["dynamodb:GetItem"])
 
         self.api = RouterApi(self, "Api", settings=settings, router=self.router, authorizer=self.authorizer)

@@ -60,9 +60,11 @@ class FallbackQueue(Construct):
             **secure,
         )
 
-    def grant_send(self, role: iam.IRole) -> iam.Grant:
+    def grant_send(self, role: iam.IRole, operator_role_arns: tuple[str, ...] = ()) -> iam.Grant:
         """What the router needs to queue a request it could not answer; no other principal may send (the queue
-        policy denies everyone else, whatever their IAM policies allow)."""
+        policy denies everyone else, whatever their IAM policies allow), except the operator roles named for
+        re-driving the dead-letter queue."""
+        senders: list[str] = [role.role_arn, *operator_role_arns]
         self.queue.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="OnlyTheRouterSends",
@@ -70,7 +72,7 @@ class FallbackQueue(Construct):
                 principals=[iam.AnyPrincipal()],
                 actions=["sqs:SendMessage"],
                 resources=[self.queue.queue_arn],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": role.role_arn}},
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": senders if operator_role_arns else role.role_arn}},
             )
         )
         return self.queue.grant_send_messages(role)

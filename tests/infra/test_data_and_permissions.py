@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from tests.infra.cfn import actions, as_list, only, resources, role_statements
-from tests.infra.conftest import BEDROCK_ARNS, MARKETPLACE_PRODUCT_IDS, Synth
+from tests.infra.conftest import BEDROCK_ARNS, MARKETPLACE_PRODUCT_IDS, OPERATOR_ROLE_ARN, Synth
 
 MARKETPLACE = {"aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe", "aws-marketplace:ViewSubscriptions"}
 
@@ -114,6 +114,21 @@ def test_only_the_router_role_may_send_to_the_fallback_queue(synth: Synth) -> No
             "Condition": {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [router_role_id, "Arn"]}}},
         }
     ]
+
+
+def test_operator_roles_named_in_the_context_may_also_send(synth: Synth) -> None:
+    (queue_id, _), _ = _queues(synth.full_json)
+    router_role_id, _ = only(synth.full_json, "AWS::IAM::Role", "FunctionsRouterRole")
+    [statement] = [
+        statement
+        for policy in resources(synth.full_json, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "OnlyTheRouterSends"
+    ]
+    assert statement["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": [{"Fn::GetAtt": [router_role_id, "Arn"]}, OPERATOR_ROLE_ARN]}
+    }
 
 
 def test_router_reads_only_the_catalog_partitions_of_the_config_table(synth: Synth) -> None:
