@@ -38,6 +38,7 @@ class ConfigSnapshot:
     unenforceable: tuple[tuple[str, str | None], ...] = ()
     _by_route: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
     _indexes: dict[str, RuleIndex] = field(default_factory=dict, compare=False, repr=False)
+    _policies: dict[str | None, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -88,9 +89,12 @@ class ConfigSnapshot:
 
     def policies_for(self, route_id: str | None) -> tuple[Rule, ...]:
         """The enabled policy rules a request obeys: those of its route, or every one when it names a model."""
-        return tuple(
-            r for r in self.rules if r.is_policy and r.enabled and (route_id is None or r.route in (None, route_id))
-        )
+        policies = self._policies.get(route_id)
+        if policies is None:
+            policies = self._policies[route_id] = tuple(
+                r for r in self.rules if r.is_policy and r.enabled and (route_id is None or r.route in (None, route_id))
+            )
+        return policies
 
     def unenforceable_for(self, route_id: str | None) -> tuple[str, ...]:
         """Ids of policies without a valid version that a request on `route_id` (None: a named model) obeys."""
