@@ -27,15 +27,19 @@ $(PY):
 $(UV): | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.8
 
-$(VENV)/.installed: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+# Exact versions and hashes from uv.lock (`uv lock` rewrites it after a change to pyproject.toml); --inexact
+# keeps uv itself, which lives in the same environment.
+UV_SYNC := $(UV) sync --quiet --locked --inexact --python $(PY)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV_SYNC) --extra dev
 	touch $@
 
 install: $(VENV)/.installed
 
 # Serving needs only the `local` extra (moto); `make install`/`make test` add the dev tools on top.
-$(VENV)/.installed-local: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(PY) -e '.[local]'
+$(VENV)/.installed-local: pyproject.toml uv.lock | $(UV)
+	$(UV_SYNC) --extra local
 	touch $@
 
 run: $(VENV)/.installed-local
@@ -100,8 +104,8 @@ bench-profile: $(BENCH_VENV)/.installed
 ROUTING_DATA ?= ../shared/data/routing
 TRAIN_ARGS ?=
 
-$(VENV)/.installed-train: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(PY) -e '.[dev,train]'
+$(VENV)/.installed-train: pyproject.toml uv.lock | $(UV)
+	$(UV_SYNC) --extra dev --extra train
 	touch $@
 
 train: $(VENV)/.installed-train
@@ -116,10 +120,12 @@ CDK := PATH="$(CURDIR)/$(TOOLS)/node_modules/.bin:$$PATH" $(TOOLS)/node_modules/
 CDK_TOOLS := $(TOOLS)/.installed-node-$(NODE_VERSION)-cdk-$(CDK_CLI_VERSION)
 CDK_ARGS ?=
 
-$(CDK_TOOLS):
+# `npm ci` installs exactly what .ci/cdk-cli/package-lock.json pins, each package checked against its integrity
+# hash (the versions above must match .ci/cdk-cli/package.json; tests/unit/test_lock_files.py holds them together).
+$(CDK_TOOLS): .ci/cdk-cli/package.json .ci/cdk-cli/package-lock.json
 	mkdir -p $(TOOLS)
-	npm install --prefix $(TOOLS) --no-save --no-audit --no-fund --loglevel=error \
-		node@$(NODE_VERSION) aws-cdk@$(CDK_CLI_VERSION)
+	cp .ci/cdk-cli/package.json .ci/cdk-cli/package-lock.json $(TOOLS)/
+	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
 	touch $@
 
 cdk-cli: $(CDK_TOOLS)

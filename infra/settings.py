@@ -91,6 +91,9 @@ class StackSettings:
     # every answer); budgets always see every answer.
     usage_flush_seconds: int = _key("usageFlushSeconds", 5)
     bedrock_model_arns: tuple[str, ...] = _key("bedrockModelArns", ())
+    # Besides the router's role, the only principals the fallback queue's policy lets send: roles operators use to
+    # re-drive dead-lettered requests (`llm-router dlq replay`). Messages name only a request the router recorded.
+    queue_operator_role_arns: tuple[str, ...] = _key("queueOperatorRoleArns", ())
     # Third-party Bedrock models (Anthropic, Meta, Mistral...) are subscribed through AWS Marketplace on their
     # first call, with the caller's rights: the router may subscribe (Subscribe, Unsubscribe, ViewSubscriptions),
     # limited to these Marketplace product ids when any are listed.

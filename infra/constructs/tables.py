@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from llm_router.stores.tables import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
@@ -19,9 +20,10 @@ PARTITION_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
 
 
 class Tables(Construct):
-    """Both tables: on-demand, encrypted with the account's AWS-managed DynamoDB key, point-in-time recovery on."""
+    """Both tables: on-demand, point-in-time recovery on. The State table (request bodies, tenants, results) is
+    encrypted with the stack's customer-managed key; the Config table with the account's AWS-managed key."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, state_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         keys: dict[str, Any] = {
             "partition_key": dynamodb.Attribute(name=PARTITION_KEY, type=dynamodb.AttributeType.STRING),
@@ -47,7 +49,7 @@ class Tables(Construct):
             "State",
             time_to_live_attribute=TTL_ATTRIBUTE,
             removal_policy=RemovalPolicy.DESTROY,
-            **keys,
+            **{**keys, "encryption": dynamodb.TableEncryption.CUSTOMER_MANAGED, "encryption_key": state_key},
         )
 
     def grant_config_read(

@@ -53,7 +53,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, upstreams: dict[str, FakeOp
     }
     config = Path(workdir) / "router.yaml"
     config.write_text(yaml.safe_dump(doc))
-    server = start_server(workdir, "--config", str(config), env_extra={"FAKE_OPENAI_KEY": KEY})
+    server = start_server(workdir, "--config", str(config), env_extra={"LLM_ROUTER_KEY_FAKE_OPENAI_KEY": KEY})
     yield server
     stop_server(server)
 

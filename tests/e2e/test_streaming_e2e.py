@@ -95,7 +95,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, upstreams: dict[str, FakeOp
     config = workdir / "router.yaml"
     config.write_text(yaml.safe_dump(doc))
     metrics = workdir / ".llm-router" / "metrics.jsonl"
-    env = {"FAKE_OPENAI_KEY": KEY, "LLM_ROUTER_METRICS_SINK": str(metrics)}
+    env = {"LLM_ROUTER_KEY_FAKE_OPENAI_KEY": KEY, "LLM_ROUTER_METRICS_SINK": str(metrics)}
     server = start_server(workdir, "--config", str(config), env_extra=env)
     yield server
     stop_server(server)

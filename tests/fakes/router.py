@@ -25,6 +25,8 @@ def router_with(doc: dict[str, Any], env: dict[str, str] | None = None, **overri
         "RULES_TTL_SECONDS": "0",
         "CONFIG_TABLE_NAME": DEFAULT_CONFIG_TABLE,
         "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
+        # Loopback fakes over plain http, keys from LLM_ROUTER_KEY_* variables: what local mode allows.
+        "LLM_ROUTER_LOCAL_MODE": "true",
         **(env or {}),
     }
     with mock_aws():
@@ -37,7 +39,7 @@ def router_with(doc: dict[str, Any], env: dict[str, str] | None = None, **overri
         admin = ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
         admin.apply(config)
         keys = KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
-        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY)
+        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY, admin=True)  # as local mode does
         yield Router(admin, keys, clients, settings).build(**overrides)
 
 

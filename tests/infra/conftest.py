@@ -23,6 +23,7 @@ BEDROCK_ARNS = (
     "arn:aws:bedrock:eu-central-1::foundation-model/mistral.mistral-large-2402-v1:0",
 )
 ALARM_EMAIL = "ops@example.com"
+OPERATOR_ROLE_ARN = "arn:aws:iam::123456789012:role/llm-router-operators"
 MARKETPLACE_PRODUCT_IDS = ("prod-abc123example",)
 
 
@@ -90,6 +91,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         router_reserved_concurrency=50,
         replay_reserved_concurrency=5,
         cors_allowed_origins=("https://app.example.com",),
+        queue_operator_role_arns=(OPERATOR_ROLE_ARN,),
     )
     minimal = replace(
         defaults,

@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk.assertions import Match
 
 from tests.infra.cfn import actions, as_list, only, resources, role_statements
-from tests.infra.conftest import BEDROCK_ARNS, MARKETPLACE_PRODUCT_IDS, Synth
+from tests.infra.conftest import BEDROCK_ARNS, MARKETPLACE_PRODUCT_IDS, OPERATOR_ROLE_ARN, Synth
 
 MARKETPLACE = {"aws-marketplace:Subscribe", "aws-marketplace:Unsubscribe", "aws-marketplace:ViewSubscriptions"}
 
@@ -53,7 +53,17 @@ def test_state_table_expires_items_by_ttl_and_goes_with_the_stack(synth: Synth) 
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert props["KeySchema"] == KEY_SCHEMA
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["SSESpecification"] == {"SSEEnabled": True}
+    key_id, _ = only(synth.default_json, "AWS::KMS::Key", "DataKey")
+    assert props["SSESpecification"] == {
+        "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+    }
+
+
+def test_the_data_key_is_customer_managed_and_rotates(synth: Synth) -> None:
+    _, key = only(synth.default_json, "AWS::KMS::Key", "DataKey")
+    assert key["Properties"]["EnableKeyRotation"] is True
 
 
 def test_provider_keys_secret_starts_as_an_empty_json_map(synth: Synth) -> None:
@@ -73,14 +83,52 @@ def test_fallback_queue_redrives_to_a_two_week_dead_letter_queue(synth: Synth) -
 
 def test_queues_are_encrypted_and_refuse_plain_http(synth: Synth) -> None:
     (queue_id, queue), (dead_id, dead) = _queues(synth.default_json)
-    assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    assert dead["Properties"]["SqsManagedSseEnabled"] is True
+    key_id, _ = only(synth.default_json, "AWS::KMS::Key", "DataKey")
+    assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert dead["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     denied = set()
     for policy in resources(synth.default_json, "AWS::SQS::QueuePolicy").values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}:
                 denied |= {q["Ref"] for q in policy["Properties"]["Queues"]}
     assert denied == {queue_id, dead_id}
+
+
+def test_only_the_router_role_may_send_to_the_fallback_queue(synth: Synth) -> None:
+    (queue_id, _), _ = _queues(synth.default_json)
+    router_role_id, _ = only(synth.default_json, "AWS::IAM::Role", "FunctionsRouterRole")
+    statements = [
+        statement
+        for policy in resources(synth.default_json, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny" and "sqs:SendMessage" in as_list(statement["Action"])
+    ]
+    assert statements == [
+        {
+            "Sid": "OnlyTheRouterSends",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "Condition": {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [router_role_id, "Arn"]}}},
+        }
+    ]
+
+
+def test_operator_roles_named_in_the_context_may_also_send(synth: Synth) -> None:
+    (queue_id, _), _ = _queues(synth.full_json)
+    router_role_id, _ = only(synth.full_json, "AWS::IAM::Role", "FunctionsRouterRole")
+    [statement] = [
+        statement
+        for policy in resources(synth.full_json, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "OnlyTheRouterSends"
+    ]
+    assert statement["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": [{"Fn::GetAtt": [router_role_id, "Arn"]}, OPERATOR_ROLE_ARN]}
+    }
 
 
 def test_router_reads_only_the_catalog_partitions_of_the_config_table(synth: Synth) -> None:

@@ -73,7 +73,7 @@ def test_dead_letter_alarm_fires_on_a_single_message(synth: Synth) -> None:
 
 
 def test_alarm_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(synth: Synth) -> None:
-    key_id, key = only(synth.default_json, "AWS::KMS::Key")
+    key_id, key = only(synth.default_json, "AWS::KMS::Key", "Monitoring")
     _, topic = only(synth.default_json, "AWS::SNS::Topic")
     assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     assert key["Properties"]["EnableKeyRotation"] is True

@@ -34,6 +34,8 @@ ROUTER_ENV = {
     "STATE_TABLE_NAME": DEFAULT_STATE_TABLE,
     "MAX_RECEIVE_COUNT": "3",
     "REPLAY_BACKOFF_SECONDS": "0",
+    # The fake providers listen on loopback over plain http and take keys from LLM_ROUTER_KEY_* variables.
+    "LLM_ROUTER_LOCAL_MODE": "true",
 }
 
 
@@ -153,7 +155,7 @@ def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[Router]:
         admin = ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
         admin.apply(validate_document(example_config()))
         keys = KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb)
-        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY)
+        keys.create(LOCAL_TENANT, DEFAULT_LOCAL_KEY, admin=True)  # as local mode does
         env = {**ROUTER_ENV, "FALLBACK_QUEUE_URL": queue_url}
         monkeypatch.setenv("FALLBACK_QUEUE_URL", queue_url)
         yield Router(admin, keys, clients, env, queue_url, dlq_url).build()

@@ -65,7 +65,7 @@ def test_a_valid_key_is_allowed_on_every_route_with_its_tenant(keys: tuple[KeySt
     [statement] = response["policyDocument"]["Statement"]
     assert statement["Effect"] == "Allow"
     assert statement["Resource"] == "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/*"
-    assert response["context"] == {"tenant": "team-a", "key_prefix": key[:10]}
+    assert response["context"] == {"tenant": "team-a", "key_prefix": key[:10], "scope": "user"}
 
 
 @pytest.mark.parametrize("authorization", ["Bearer sk-not-a-key", "Basic dXNlcjpwYXNz", "Bearer ", None])

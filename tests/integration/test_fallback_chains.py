@@ -18,7 +18,7 @@ from tests.integration.conftest import Router
 
 OPENAI_KEY = "sk-fake-openai-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-fake-0123456789abcdef"
-KEYS = {"FAKE_OPENAI_KEY": OPENAI_KEY, "FAKE_ANTHROPIC_KEY": ANTHROPIC_KEY}
+KEYS = {"LLM_ROUTER_KEY_FAKE_OPENAI_KEY": OPENAI_KEY, "LLM_ROUTER_KEY_FAKE_ANTHROPIC_KEY": ANTHROPIC_KEY}
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\nfake-image").decode()
 
 
@@ -127,7 +127,7 @@ def test_a_request_error_from_the_provider_is_returned_not_retried(router: Route
 
 def test_a_wrong_key_is_counted_and_fallen_back_from(fakes: dict[str, Any]) -> None:
     doc = config(fakes, ["primary", "claude"], primary={"api_key_ref": "WRONG_KEY"})
-    with router_with(doc, {**KEYS, "WRONG_KEY": "sk-wrong-0123456789"}) as router:
+    with router_with(doc, {**KEYS, "LLM_ROUTER_KEY_WRONG_KEY": "sk-wrong-0123456789"}) as router:
         response = router.chat("Hello!")
 
         assert response["statusCode"] == 200

@@ -138,9 +138,7 @@ def test_dlq_cli_lists_and_redrives(router: Router, capsys: pytest.CaptureFixtur
     assert router.queue_depth(router.dead_letter_queue_url) == 0
 
 
-def test_large_bodies_travel_through_the_state_table(router: Router) -> None:
-    router.env["QUEUE_INLINE_LIMIT_BYTES"] = "2000"
-    router.build()
+def test_a_queue_message_names_only_the_request_and_the_body_travels_through_the_state_table(router: Router) -> None:
     big = {"model": "auto", "messages": [{"role": "user", "content": "long story " * 2000}]}
 
     request_id = router.json(router.call(big, headers={"Prefer": "respond-async"}))["id"]
@@ -149,12 +147,33 @@ def test_large_bodies_travel_through_the_state_table(router: Router) -> None:
     message = client("sqs").receive_message(QueueUrl=router.queue_url, VisibilityTimeout=0)["Messages"][0]
     router.drain()
 
-    assert "body_ref" in json.loads(message["Body"]) and "body" not in json.loads(message["Body"])
+    # No prompt and no tenant in the queue (nor, after retries, in its dead-letter queue)
+    assert json.loads(message["Body"]) == {"v": 2, "request_id": request_id}
     assert router.json(get_request(router, request_id))["status"] == "done"
     leftover = client("dynamodb").get_item(
         TableName="llm-router-state", Key={"pk": {"S": f"payload#{request_id}"}, "sk": {"S": "chunk#0000"}}
     )
     assert "Item" not in leftover
+
+
+def test_a_message_sent_by_anyone_else_cannot_choose_the_tenant_it_runs_as(router: Router) -> None:
+    # Given a request queued by tenant "local", and a forged message claiming another tenant for it
+    from llm_router.stores.aws import client
+
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+    request_id = router.json(router.call(body, headers={"Prefer": "respond-async"}))["id"]
+    forged = {"v": 1, "request_id": request_id, "tenant": "victim", "body": {"model": "auto", "messages": []}}
+    client("sqs").send_message(QueueUrl=router.queue_url, MessageBody=json.dumps(forged))
+    # and a message naming a request the router never wrote
+    client("sqs").send_message(QueueUrl=router.queue_url, MessageBody=json.dumps({"request_id": "f" * 32}))
+
+    router.drain()
+
+    # Then the request ran once, as the tenant the router recorded, and the unknown id ran as nobody
+    usage = [doc for doc in router.emitted if doc.get("request_id") == request_id and "Requests" in doc]
+    assert [doc["tenant"] for doc in usage] == ["local"]
+    assert router.metric_values("Requests") == [1]
+    assert router.json(get_request(router, request_id))["status"] == "done"
 
 
 def test_idempotent_retry_returns_the_first_answer_without_paying_twice(router: Router) -> None:

@@ -13,7 +13,7 @@ from tests.fakes.router import openai_model, router_with
 from tests.integration.conftest import Router
 from tests.openai_schema import violations
 
-ENV = {"FAKE_OPENAI_KEY": "sk-fake"}
+ENV = {"LLM_ROUTER_KEY_FAKE_OPENAI_KEY": "sk-fake"}
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def router(fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Iterator[Router]:
-    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-fake")
+    monkeypatch.setenv("LLM_ROUTER_KEY_FAKE_OPENAI_KEY", "sk-fake")
     doc: dict[str, Any] = {
         "models": [
             openai_model("gpt", fake.url, capabilities=["json", "logprobs"]),

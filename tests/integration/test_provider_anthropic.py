@@ -48,7 +48,7 @@ def spec(fake: FakeAnthropic, **fields: Any) -> ModelSpec:
 
 
 def provider() -> AnthropicProvider:
-    return AnthropicProvider({"FAKE_ANTHROPIC_KEY": KEY})
+    return AnthropicProvider({"FAKE_ANTHROPIC_KEY": KEY}, allow_loopback_http=True)
 
 
 def request(**body: Any) -> ChatCompletionRequest:

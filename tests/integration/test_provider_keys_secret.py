@@ -31,7 +31,7 @@ def doc(upstream: FakeOpenAI) -> dict[str, object]:
 
 
 def test_the_key_in_the_secret_is_sent_and_wins_over_the_environment(upstream: FakeOpenAI) -> None:
-    env = {"PROVIDER_KEYS_SECRET_ID": "llm-router/provider-keys", "OPENAI_API_KEY": "sk-stale-env-key"}
+    env = {"PROVIDER_KEYS_SECRET_ID": "llm-router/provider-keys", "LLM_ROUTER_KEY_OPENAI_API_KEY": "sk-stale-env-key"}
     with router_with(doc(upstream), env) as router:
         client("secretsmanager").create_secret(
             Name="llm-router/provider-keys", SecretString=json.dumps({"OPENAI_API_KEY": SECRET_KEY})
@@ -45,7 +45,7 @@ def test_the_key_in_the_secret_is_sent_and_wins_over_the_environment(upstream: F
 
 
 def test_a_name_missing_from_the_secret_is_read_from_the_environment(upstream: FakeOpenAI) -> None:
-    env = {"PROVIDER_KEYS_SECRET_ID": "llm-router/provider-keys", "OPENAI_API_KEY": SECRET_KEY}
+    env = {"PROVIDER_KEYS_SECRET_ID": "llm-router/provider-keys", "LLM_ROUTER_KEY_OPENAI_API_KEY": SECRET_KEY}
     with router_with(doc(upstream), env) as router:
         client("secretsmanager").create_secret(Name="llm-router/provider-keys", SecretString="{}")
 
@@ -55,7 +55,7 @@ def test_a_name_missing_from_the_secret_is_read_from_the_environment(upstream: F
 
 
 def test_no_key_anywhere_fails_over_and_names_only_the_reference(upstream: FakeOpenAI) -> None:
-    env = {"PROVIDER_KEYS_SECRET_ID": "missing-secret", "OPENAI_API_KEY": ""}  # empty counts as no key
+    env = {"PROVIDER_KEYS_SECRET_ID": "missing-secret", "LLM_ROUTER_KEY_OPENAI_API_KEY": ""}  # empty counts as no key
     with router_with(doc(upstream), env) as router:
         response = router.chat("Hello!")
 

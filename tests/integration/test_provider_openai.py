@@ -48,7 +48,7 @@ def spec(fake: FakeOpenAI, **fields: Any) -> ModelSpec:
 
 
 def provider(key: str | None = KEY, **options: Any) -> OpenAICompatProvider:
-    return OpenAICompatProvider({"FAKE_OPENAI_KEY": key} if key else {}, **options)
+    return OpenAICompatProvider({"FAKE_OPENAI_KEY": key} if key else {}, allow_loopback_http=True, **options)
 
 
 def request(**body: Any) -> ChatCompletionRequest:

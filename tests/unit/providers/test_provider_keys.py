@@ -36,14 +36,14 @@ def test_a_key_in_the_secret_wins_over_the_environment() -> None:
     keys = ProviderKeys(
         "keys",
         secretsmanager=FakeSecrets({"OPENAI_API_KEY": "sk-from-secret"}),
-        environ={"OPENAI_API_KEY": "sk-from-env"},
+        environ={"LLM_ROUTER_KEY_OPENAI_API_KEY": "sk-from-env"},
     )
 
     assert keys.get("OPENAI_API_KEY") == "sk-from-secret"
 
 
 def test_a_name_missing_from_the_secret_falls_back_to_the_environment() -> None:
-    keys = ProviderKeys("keys", secretsmanager=FakeSecrets({}), environ={"GROQ_API_KEY": "gsk-env"})
+    keys = ProviderKeys("keys", secretsmanager=FakeSecrets({}), environ={"LLM_ROUTER_KEY_GROQ_API_KEY": "gsk-env"})
 
     assert keys.get("GROQ_API_KEY") == "gsk-env"
     assert keys.get("NOTHING") is None
@@ -51,7 +51,7 @@ def test_a_name_missing_from_the_secret_falls_back_to_the_environment() -> None:
 
 def test_without_a_secret_id_only_the_environment_is_read() -> None:
     secrets = FakeSecrets({"K": "from-secret"})
-    keys = ProviderKeys(None, secretsmanager=secrets, environ={"K": "from-env"})
+    keys = ProviderKeys(None, secretsmanager=secrets, environ={"LLM_ROUTER_KEY_K": "from-env"})
 
     assert keys.get("K") == "from-env"
     assert secrets.reads == 0
@@ -95,3 +95,24 @@ def test_repr_names_keys_but_never_shows_them() -> None:
 
     assert "sk-very-secret" not in repr(keys)
     assert "OPENAI_API_KEY" in repr(keys)
+
+
+def test_without_an_environment_only_the_secret_is_read_and_no_variable_is_reachable() -> None:
+    # Given a process whose environment holds its own AWS credentials, and no environment passed (as on AWS)
+    keys = ProviderKeys("keys", secretsmanager=FakeSecrets({}))
+
+    # Then no ref reaches them, whatever it names
+    assert keys.get("AWS_SECRET_ACCESS_KEY") is None
+    assert keys.get("PATH") is None
+
+
+def test_local_mode_reads_only_variables_with_the_fixed_prefix() -> None:
+    environ = {
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+        "OPENAI_API_KEY": "sk-bare",
+        "LLM_ROUTER_KEY_OPENAI_API_KEY": "sk-x",
+    }
+    keys = ProviderKeys(None, environ=environ)
+
+    assert keys.get("OPENAI_API_KEY") == "sk-x"
+    assert keys.get("AWS_SECRET_ACCESS_KEY") is None

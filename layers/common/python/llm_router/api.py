@@ -47,6 +47,7 @@ from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
 from llm_router.schemas.responses import ResponsesRequest
+from llm_router.schemas.tenants import TenantSpec
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -73,6 +74,7 @@ class HttpRequest:
     body: bytes
     tenant: str | None
     request_id: str
+    admin: bool = False
     lambda_context: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
@@ -89,6 +91,7 @@ class HttpRequest:
             body=body,
             tenant=str(authorizer["tenant"]) if authorizer.get("tenant") else None,
             request_id=request_id if request_id.isalnum() else uuid.uuid4().hex,
+            admin=authorizer.get("scope") == "admin",
         )
 
     def with_lambda_context(self, context: Any) -> HttpRequest:
@@ -117,6 +120,10 @@ def is_final(result: Result) -> bool:
     if status < 400 or "Location" in result["headers"]:
         return True
     return status < 500 and status != 429
+
+
+class TenantReader(Protocol):
+    def get(self, tenant: str) -> TenantSpec | None: ...
 
 
 class RequestReader(Protocol):
@@ -160,8 +167,10 @@ class RouterApi:
         idempotency: Idempotency | None = None,
         requests: RequestReader | None = None,
         cors_origins: tuple[str, ...] = (),
+        tenants: TenantReader | None = None,
     ) -> None:
         self.gateway = gateway
+        self.tenants = tenants
         self.max_body_bytes = max_body_bytes
         self.idempotency = idempotency
         self.requests = requests
@@ -257,9 +266,20 @@ class RouterApi:
         return json_response(200, record.public(), {"x-router-request-id": request_id})
 
     def route_dry_run(self, http: HttpRequest) -> Response:
+        """The routing decision for a request, no model called. Only admin keys see why (the trace names other
+        tenants' rules, keywords and regexes, and says whether PII was found); other keys see the decision."""
         ctx = http.context()
         request, _ = self._parse(http)
-        return json_response(200, self.gateway.explain(request, ctx), {"x-router-request-id": ctx.request_id})
+        explained = self.gateway.explain(request, ctx)
+        if not http.admin:
+            would_try = explained.get("would_try") or []
+            explained = {
+                "request_id": explained["request_id"],
+                "rule": explained["rule"],
+                "model": would_try[0] if would_try else None,
+                **({"error": explained["error"]} if "error" in explained else {}),
+            }
+        return json_response(200, explained, {"x-router-request-id": ctx.request_id})
 
     def list_models(self, http: HttpRequest) -> Response:
         """The routes and models the caller's key may use (its tenant's allow-list applied)."""

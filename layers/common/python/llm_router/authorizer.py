@@ -89,7 +89,7 @@ def authorizer_response(event: dict[str, Any], store: KeyLookup | None = None) -
         return _policy(ANONYMOUS, "Deny", method_arn)
     return {
         **_policy(record.tenant, "Allow", method_arn),
-        "context": {"tenant": record.tenant, "key_prefix": record.prefix},
+        "context": {"tenant": record.tenant, "key_prefix": record.prefix, "scope": record.scope},
     }
 
 

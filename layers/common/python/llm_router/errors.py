@@ -91,6 +91,23 @@ class ModelNotAllowedError(RouterError):
     code = "model_not_allowed"
 
 
+class PolicyViolationError(RouterError):
+    """A policy rule (`enforce: always`) leaves no model of the chain that may answer this request."""
+
+    status = 403
+    type = "permission_error"
+    code = "policy_violation"
+
+
+class PolicyUnavailableError(RouterError):
+    """A policy rule that applies to this request has no valid version, so it cannot be enforced: the request is
+    refused rather than answered without it."""
+
+    status = 503
+    type = "server_error"
+    code = "policy_unavailable"
+
+
 class BudgetExceededError(RouterError):
     """The tenant is at or over a daily or monthly budget; refused before any model is called."""
 

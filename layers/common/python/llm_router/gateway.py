@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from llm_router.breaker import CircuitBreaker
-from llm_router.errors import AllModelsFailedError, InvalidRequestError, RequestRejectedError, RouterError
+from llm_router.errors import (
+    AllModelsFailedError,
+    InvalidRequestError,
+    PolicyViolationError,
+    RequestRejectedError,
+    RouterError,
+)
 from llm_router.metrics import COUNT, MS, NONE, Dimension, Metric, MetricsRecorder
 from llm_router.observability import logger
 from llm_router.pricing import cost_usd
@@ -36,7 +42,7 @@ from llm_router.providers.base import (
     Usage,
 )
 from llm_router.routing.engine import Decision, Plan, decide, plan
-from llm_router.routing.features import Features, estimate_tokens
+from llm_router.routing.features import REGEX_SCAN_CHARS, Features, estimate_tokens
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import (
@@ -281,6 +287,7 @@ class Gateway:
         accounting: Accounting | None = None,
         queue: QueuePort | None = None,
         requests: RequestRecords | None = None,
+        regex_scan_chars: int = REGEX_SCAN_CHARS,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -292,12 +299,13 @@ class Gateway:
         self.accounting = accounting
         self.queue = queue
         self.requests = requests
+        self.regex_scan_chars = regex_scan_chars
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
         """The decision, the candidates that would be tried, and the trace; no model is called."""
         snapshot = self.config.snapshot()
-        features = Features(request, ctx.tenant)
+        features = Features(request, ctx.tenant, regex_scan_chars=self.regex_scan_chars)
         decision = decide(request.model, features, snapshot, explain=True)
         result: dict[str, Any] = {"request_id": ctx.request_id, **decision.as_dict()}
         if decision.reject is None:
@@ -305,7 +313,7 @@ class Gateway:
                 chain = plan(decision, features, snapshot)
                 result["would_try"] = [m.id for m in chain.models]
                 result["skipped"] = [{"model": m, "why": why} for m, why in chain.skipped]
-            except InvalidRequestError as exc:
+            except (InvalidRequestError, PolicyViolationError) as exc:
                 result["would_try"] = []
                 result["error"] = exc.message
         result["features"] = {
@@ -457,7 +465,7 @@ class Gateway:
     ) -> tuple[ConfigSnapshot, Decision, Plan]:
         """Decide and filter the candidates, or raise the refusal the caller gets (rule, capability, budget)."""
         snapshot = self.config.snapshot()
-        features = Features(request, ctx.tenant)
+        features = Features(request, ctx.tenant, regex_scan_chars=self.regex_scan_chars)
         decision = decide(request.model, features, snapshot)
         if decision.reject is not None:
             raise RequestRejectedError(

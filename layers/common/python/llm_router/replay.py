@@ -1,6 +1,8 @@
 """The replay worker: answers what the fallback queue holds, with the same gateway logic as a live request.
 
-Rules may have changed since the request was queued; the record keeps both decisions. A request whose models
+Rules may have changed since the request was queued; the record keeps both decisions. A message names only the
+request: the tenant and the body come from the State table, where the router wrote them, so a message sent by
+anyone else cannot pick the tenant it runs as. A request whose models
 still fail stays on the queue with a growing visibility back-off; on the receive numbered `MAX_RECEIVE_COUNT`
 its record is marked `failed` and SQS moves the message to the dead-letter queue.
 """
@@ -17,7 +19,7 @@ from llm_router.errors import AllModelsFailedError, RouterError
 from llm_router.gateway import Gateway, RequestContext
 from llm_router.observability import logger
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.stores.fallback_queue import QueuedRequest
+from llm_router.stores.fallback_queue import message_request_id
 from llm_router.stores.request_store import RequestRecord
 
 MAX_VISIBILITY_SECONDS = 900
@@ -32,10 +34,12 @@ class ReplayQueue(Protocol):
 
     queue_url: str
 
-    def parse(self, raw: str) -> QueuedRequest: ...
+    def body(self, request_id: str) -> dict[str, Any]:
+        """The request body the router stored beside the message."""
+        ...
 
-    def release(self, raw: str) -> None:
-        """Drop what the message kept outside the queue (a large body) once its request has ended."""
+    def release(self, request_id: str) -> None:
+        """Drop what the request kept outside the queue (its body) once it has ended."""
         ...
 
 
@@ -76,39 +80,48 @@ class Replayer:
     def process(self, record: SQSRecord) -> None:
         """Handle one message; raising leaves it on the queue for another try."""
         receive_count = int(record.attributes.approximate_receive_count or 1)
-        item = self.queue.parse(record.body)
-        existing = self.requests.get(item.request_id)
-        if existing is not None and existing.status in ("done", "failed"):
-            return  # a duplicate delivery of a request that has already ended (re-drives reset it to queued)
-        self.requests.mark_running(item.request_id, receive_count)
         try:
-            request = ChatCompletionRequest.model_validate(item.body)
-        except ValidationError as exc:
-            self._end(record, item.request_id, [{"error": f"stored body is invalid: {exc.error_count()} errors"}])
+            request_id = message_request_id(record.body)
+        except ValueError as exc:
+            logger.warning("replay_message_ignored", reason=str(exc))
+            return  # not a message the router wrote: nothing to run
+        existing = self.requests.get(request_id)
+        if existing is None:
+            logger.warning("replay_without_record", request_id=request_id)
+            return  # no record the router wrote (expired, or a forged id): no tenant to run it as
+        if existing.status in ("done", "failed"):
+            return  # a duplicate delivery of a request that has already ended (re-drives reset it to queued)
+        self.requests.mark_running(request_id, receive_count)
+        try:
+            request = ChatCompletionRequest.model_validate(self.queue.body(request_id))
+        except (LookupError, ValueError) as exc:
+            why = f"{exc.error_count()} errors" if isinstance(exc, ValidationError) else "it is missing"
+            self._end(request_id, [{"error": f"stored body is invalid: {why}"}])
             return
-        ctx = RequestContext(tenant=item.tenant, request_id=item.request_id)
+        item_id = request_id
+        ctx = RequestContext(tenant=existing.tenant, request_id=request_id)
         try:
             answer = self.gateway.complete(request, ctx)
         except AllModelsFailedError as exc:
             errors = [{"receive": receive_count, **a} for a in exc.attempts]
             if receive_count >= self.max_receive_count:
-                logger.error("replay_exhausted", request_id=item.request_id, receives=receive_count)
-                self.requests.mark_failed(item.request_id, errors, exc.decision)
+                logger.error("replay_exhausted", request_id=item_id, receives=receive_count)
+                self.requests.mark_failed(item_id, errors, exc.decision)
             else:
-                self.requests.mark_queued_again(item.request_id, errors, exc.decision)
+                self.requests.mark_queued_again(item_id, errors, exc.decision)
                 self._back_off(record, receive_count)
-            raise StillFailingError(item.request_id) from exc
+            raise StillFailingError(item_id) from exc
         except RouterError as exc:
             # Refused now (a rule, a budget, a removed model): that is the request's final answer.
-            self._end(record, item.request_id, [{"status": exc.status, "error": exc.message, "code": exc.code}])
+            self._end(item_id, [{"status": exc.status, "error": exc.message, "code": exc.code}])
             return
-        self.requests.mark_done(item.request_id, answer.completion.wire(), answer.decision.as_dict())
-        self.queue.release(record.body)
-        logger.info("replayed", request_id=item.request_id, model=answer.model.id, receives=receive_count)
+        self.requests.mark_done(item_id, answer.completion.wire(), answer.decision.as_dict())
+        self.queue.release(item_id)
+        logger.info("replayed", request_id=item_id, model=answer.model.id, receives=receive_count)
 
-    def _end(self, record: SQSRecord, request_id: str, errors: list[dict[str, Any]]) -> None:
+    def _end(self, request_id: str, errors: list[dict[str, Any]]) -> None:
         self.requests.mark_failed(request_id, errors, None)
-        self.queue.release(record.body)
+        self.queue.release(request_id)
 
     def _back_off(self, record: SQSRecord, receive_count: int) -> None:
         seconds = min(MAX_VISIBILITY_SECONDS, int(self.backoff_seconds * 2 ** (receive_count - 1)))

@@ -38,7 +38,6 @@ class Env(StrEnum):
     DEADLINE_MARGIN_SECONDS = "DEADLINE_MARGIN_SECONDS"
     MAX_RECEIVE_COUNT = "MAX_RECEIVE_COUNT"
     REPLAY_BACKOFF_SECONDS = "REPLAY_BACKOFF_SECONDS"
-    QUEUE_INLINE_LIMIT_BYTES = "QUEUE_INLINE_LIMIT_BYTES"
     REQUEST_RESULT_TTL_SECONDS = "REQUEST_RESULT_TTL_SECONDS"
     IDEMPOTENCY_TTL_SECONDS = "IDEMPOTENCY_TTL_SECONDS"
     CIRCUIT_FAILURE_THRESHOLD = "CIRCUIT_FAILURE_THRESHOLD"
@@ -48,6 +47,10 @@ class Env(StrEnum):
     METRICS_SINK = "LLM_ROUTER_METRICS_SINK"
     STREAMING_RESPONSES = "LLM_ROUTER_STREAMING_RESPONSES"
     LOCAL_KEY = "LLM_ROUTER_LOCAL_KEY"
+    # Set only by local mode (`llm-router serve`, tests): provider keys may come from LLM_ROUTER_KEY_* variables and
+    # models may be reached over plain http on loopback. The stack never sets it.
+    LOCAL_MODE = "LLM_ROUTER_LOCAL_MODE"
+    REGEX_SCAN_CHARS = "REGEX_SCAN_CHARS"
     PORT = "PORT"
     # Read by Powertools itself, except the service name and the tracing switch, which the models read too.
     POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
@@ -131,8 +134,6 @@ class GatewaySettings(ObservabilitySettings):
     # Vendor API keys: one Secrets Manager secret holding a JSON map of key name -> key (see stores/secrets.py).
     provider_keys_secret_id: str | None = Field(None, alias=Env.PROVIDER_KEYS_SECRET_ID)
     provider_keys_max_age_seconds: float = Field(300.0, ge=0, alias=Env.PROVIDER_KEYS_MAX_AGE_SECONDS)
-    # Bodies above this size travel in the State table (compressed chunks) with a pointer in the message.
-    queue_inline_limit_bytes: int = Field(192_000, gt=0, alias=Env.QUEUE_INLINE_LIMIT_BYTES)
     # How long queued requests and their results can be read with GET /v1/requests/{id}.
     request_result_ttl_seconds: int = Field(86_400, gt=0, alias=Env.REQUEST_RESULT_TTL_SECONDS)
     # Circuit breaker per model and process: this many consecutive failures rest the model for the cooldown.
@@ -141,6 +142,9 @@ class GatewaySettings(ObservabilitySettings):
     # Usage counters of tenants without a budget are written at most this often (per tenant and day) instead of
     # with every answer; 0 writes them with every answer (stores/usage_buffer.py).
     usage_flush_seconds: float = Field(0.0, ge=0, alias=Env.USAGE_FLUSH_SECONDS)
+    local_mode: bool = Field(False, alias=Env.LOCAL_MODE)
+    # How many characters of a request's text a `regex` condition searches (a bound on backtracking time).
+    regex_scan_chars: int = Field(16_384, ge=1, alias=Env.REGEX_SCAN_CHARS)
 
     @property
     def deadline_seconds(self) -> float:

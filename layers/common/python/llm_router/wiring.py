@@ -7,6 +7,7 @@ Lambda handler builds once per cold start and keeps the result).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -72,7 +73,9 @@ def provider_factories(
     settings: GatewaySettings, clients: AwsClients, key_environ: Mapping[str, str] | None = None
 ) -> dict[str, Callable[[], Provider]]:
     """Adapters for the real APIs, each created when a model of its kind is first called; they share one
-    provider-keys cache (the secret, else `key_environ`: the process environment by default)."""
+    provider-keys cache: the secret, and in local mode only, `key_environ` (the process environment by default)."""
+    local = settings.local_mode
+    environ = (key_environ if key_environ is not None else os.environ) if local else {}
     keys_lock = threading.Lock()
     keys: list[ProviderKeys] = []
 
@@ -85,7 +88,7 @@ def provider_factories(
                         settings.provider_keys_secret_id,
                         max_age=settings.provider_keys_max_age_seconds,
                         secretsmanager=secretsmanager,
-                        environ=key_environ,
+                        environ=environ,
                     )
                 )
             return keys[0]
@@ -93,12 +96,12 @@ def provider_factories(
     def openai_provider() -> Provider:
         from llm_router.providers.openai_compat import OpenAICompatProvider
 
-        return OpenAICompatProvider(provider_keys())
+        return OpenAICompatProvider(provider_keys(), allow_loopback_http=local)
 
     def anthropic_provider() -> Provider:
         from llm_router.providers.anthropic import AnthropicProvider
 
-        return AnthropicProvider(provider_keys())
+        return AnthropicProvider(provider_keys(), allow_loopback_http=local)
 
     def bedrock_provider() -> Provider:
         from llm_router.providers.bedrock import BedrockProvider
@@ -155,16 +158,15 @@ def build_gateway(
         queue=queue,
         requests=requests,
         accounting=usage_accounting,
+        regex_scan_chars=settings.regex_scan_chars,
     )
 
 
 def build_fallback_queue(settings: GatewaySettings, queue_url: str, clients: AwsClients) -> FallbackQueue:
-    """The queue the gateway writes and the replay worker reads; bodies over the inline limit wait in the State
-    table's payload items, since an SQS message has a size limit."""
+    """The queue the gateway writes and the replay worker reads: a message carries only the request id; the body
+    and the tenant wait in the State table, written by the router."""
     payloads = PayloadStore(settings.state_table_name, dynamodb=clients.get("dynamodb"))
-    return FallbackQueue(
-        queue_url, payloads, inline_limit_bytes=settings.queue_inline_limit_bytes, sqs=clients.get("sqs")
-    )
+    return FallbackQueue(queue_url, payloads, sqs=clients.get("sqs"))
 
 
 def build_request_store(settings: GatewaySettings, clients: AwsClients) -> RequestStore:
@@ -191,6 +193,9 @@ def build_router_api(
         ),
         requests=build_request_store(settings, clients),
         cors_origins=settings.cors_origins,
+        tenants=TenantStore(
+            settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, dynamodb=clients.get("dynamodb")
+        ),
     )
 
 

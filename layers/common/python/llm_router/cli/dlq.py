@@ -55,13 +55,19 @@ def _peek(sqs: Any, dlq_url: str, visibility: int) -> list[dict[str, Any]]:
 
 
 def _summary(message: dict[str, Any]) -> dict[str, Any]:
-    body = json.loads(message["Body"])
-    errors = body.get("errors") or []
+    """A dead-lettered request as its record in the State table describes it (the message names only its id)."""
+    from llm_router.stores.request_store import RequestStore
+
+    request_id = json.loads(message["Body"]).get("request_id")
+    settings = get_settings()
+    record = RequestStore(settings.state_table_name).get(request_id) if isinstance(request_id, str) else None
+    errors = record.errors if record is not None else []
+    decision = record.decisions[0] if record is not None and record.decisions else {}
     return {
-        "request_id": body.get("request_id"),
-        "tenant": body.get("tenant"),
-        "mode": body.get("mode"),
-        "requested": (body.get("decision") or {}).get("requested"),
+        "request_id": request_id,
+        "tenant": record.tenant if record is not None else None,
+        "mode": record.mode if record is not None else None,
+        "requested": decision.get("requested"),
         "last_error": (errors[-1].get("error") if errors else None),
     }
 

@@ -14,6 +14,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = sub.add_parser("create", help="create a key for a tenant (printed once, stored as a hash)")
     create.add_argument("--tenant", required=True)
+    create.add_argument(
+        "--admin", action="store_true", help="admin scope: /v1/route also shows the reasons of routing decisions"
+    )
     ls = sub.add_parser("list", help="list keys (prefix, tenant, created)")
     revoke = sub.add_parser("revoke", help="revoke a key by its prefix or hash")
     revoke.add_argument("key_id", metavar="PREFIX_OR_HASH")
@@ -30,18 +33,20 @@ def _store(args: argparse.Namespace) -> KeyStore:
 def create_(args: argparse.Namespace) -> int:
     if not args.tenant.strip():
         raise CliError("--tenant must not be empty")
-    key, record = _store(args).create(args.tenant.strip())
+    key, record = _store(args).create(args.tenant.strip(), admin=args.admin)
     print(key)
-    print(f"created key {record.prefix}... for tenant {record.tenant}: store it now, it is not shown again")
+    print(
+        f"created {record.scope} key {record.prefix}... for tenant {record.tenant}: store it now, it is not shown again"
+    )
     return 0
 
 
 def list_(args: argparse.Namespace) -> int:
     rows = [
-        {"prefix": r.prefix + "...", "tenant": r.tenant, "created": r.created_at, "hash": r.sk[:16]}
+        {"prefix": r.prefix + "...", "tenant": r.tenant, "scope": r.scope, "created": r.created_at, "hash": r.sk[:16]}
         for r in _store(args).all()
     ]
-    print_table(rows, ["prefix", "tenant", "created", "hash"])
+    print_table(rows, ["prefix", "tenant", "scope", "created", "hash"])
     return 0
 
 

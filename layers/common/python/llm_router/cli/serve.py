@@ -25,9 +25,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from llm_router.local.runtime import LocalStack
-    from llm_router.local.server import LocalServer
+def run(args: argparse.Namespace) -> int:  # noqa: C901 - start-up steps in order, each with its own error
+    from llm_router.local.runtime import DEFAULT_LOCAL_KEY, LocalStack
+    from llm_router.local.server import LocalServer, UnsafeBindError, check_bind
 
     if args.config is not None and not args.config.exists():
         raise CliError(f"config file not found: {args.config}")
@@ -38,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
             for line in problems(config):
                 print(line, file=sys.stderr)
             raise CliError(f"{args.config} is not a valid config; nothing started")
+    try:
+        check_bind(args.host, os.environ.get(Env.LOCAL_KEY) or DEFAULT_LOCAL_KEY, DEFAULT_LOCAL_KEY)
+    except UnsafeBindError as exc:
+        raise CliError(str(exc)) from None
     try:
         server = LocalServer(args.host, args.port, verbose=args.verbose)
     except OSError as exc:

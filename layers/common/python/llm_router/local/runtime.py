@@ -120,6 +120,7 @@ class LocalStack:
             Env.FALLBACK_QUEUE_URL: self.queue_url,
             Env.SIMULATE: "true" if self.simulate else "false",
             Env.MAX_RECEIVE_COUNT: str(LOCAL_MAX_RECEIVE_COUNT),
+            Env.LOCAL_MODE: "true",
         }
         self.environ = {**defaults, **os.environ, **fixed}
         return RouterSettings.from_env(self.environ)
@@ -185,4 +186,5 @@ class LocalStack:
             raise ValueError("invalid config: " + "; ".join(config.errors))
         ddb = self.clients.get("dynamodb")
         ConfigAdmin(DEFAULT_CONFIG_TABLE, dynamodb=ddb).apply(config)
-        KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb).create(LOCAL_TENANT, self.api_key)
+        # The person running the local server is its operator: their key sees routing reasons.
+        KeyStore(DEFAULT_CONFIG_TABLE, dynamodb=ddb).create(LOCAL_TENANT, self.api_key, admin=True)

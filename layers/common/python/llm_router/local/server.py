@@ -2,11 +2,16 @@
 goes through the authorizer code first (as API Gateway would), then the router's API.
 
 Requests are served concurrently, one thread each; a streamed answer is written with chunked transfer encoding,
-each chunk as soon as the model produced it."""
+each chunk as soon as the model produced it.
+
+A page in a browser must not be able to reach it through DNS rebinding: a request whose Host header names neither
+a loopback address nor the address the server was started on is refused. Listening beyond loopback needs a key
+of the operator's own (LLM_ROUTER_LOCAL_KEY), never the well-known development key."""
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import threading
 import time
 import uuid
@@ -15,11 +20,46 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from llm_router.api import UNAUTHORIZED, Response, RouterApi, error_response
+from llm_router.api import UNAUTHORIZED, Response, RouterApi, error_envelope, error_response, json_response
 from llm_router.authorizer import KeyLookup, Unauthorized, authorize
+from llm_router.providers.http import is_loopback_host
 from llm_router.runtime import StreamingResponse
 
 PUBLIC_PATHS = ("/health", "/openapi.json")
+
+
+class UnsafeBindError(ValueError):
+    """Listening beyond loopback with the development key, which anyone who read the README knows."""
+
+
+def check_bind(host: str, api_key: str, dev_key: str) -> None:
+    """Refuse to serve a non-loopback address unless the operator chose a key of their own."""
+    if not is_loopback_host(host) and api_key == dev_key:
+        raise UnsafeBindError(
+            f"listening on {host} needs a key of your own: set LLM_ROUTER_LOCAL_KEY (the development key "
+            f"{dev_key!r} is public)"
+        )
+
+
+def host_allowed(host_header: str | None, bound_host: str) -> bool:
+    """Whether a Host header names loopback or the address the server listens on (DNS rebinding guard).
+
+    Bound to every interface (0.0.0.0, ::), any IP address is accepted: rebinding needs a DNS name, and a page
+    whose origin is an IP address can only be talking to that address."""
+    if not host_header:
+        return False
+    host = (urlsplit(f"//{host_header.strip()}").hostname or "").lower()
+    if is_loopback_host(host) or host == bound_host.lower():
+        return True
+    return _is_ip(host) and _is_ip(bound_host) and ipaddress.ip_address(bound_host).is_unspecified
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def proxy_event(method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> dict[str, Any]:
@@ -103,7 +143,15 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
         assert isinstance(self.server, _HttpServer) and self.server.gateway is not None
         gateway = self.server.gateway
-        response = gateway.invoke(proxy_event(self.command, self.path, headers, body, self.client_address[0]))
+        address = self.server.server_address
+        bound = str(address[0]) if isinstance(address, tuple) else "127.0.0.1"
+        if not host_allowed(self.headers.get("Host"), bound):
+            message = "The Host header must name this server (a loopback address or the address it listens on)."
+            response: Response = json_response(
+                421, error_envelope(message, "invalid_request_error", "host_not_allowed")
+            )
+        else:
+            response = gateway.invoke(proxy_event(self.command, self.path, headers, body, self.client_address[0]))
         if isinstance(response, StreamingResponse):
             self._stream(response)
             return

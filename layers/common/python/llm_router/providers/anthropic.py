@@ -67,8 +67,11 @@ class AnthropicProvider:
         *,
         pool: urllib3.PoolManager | None = None,
         stream_idle_seconds: float = STREAM_IDLE_SECONDS,
+        allow_loopback_http: bool = False,
     ) -> None:
         self._keys = keys
+        # Local mode only: plain http to a model server on loopback (vLLM, Ollama, the test fakes).
+        self._allow_loopback_http = allow_loopback_http
         self._pool = pool
         self._idle = stream_idle_seconds
 
@@ -127,10 +130,11 @@ class AnthropicProvider:
             headers["x-api-key"] = key
         return headers
 
-    @staticmethod
-    def _url(model: ModelSpec) -> str:
+    def _url(self, model: ModelSpec) -> str:
         base = (model.base_url or "").rstrip("/")
-        return http.endpoint(base, "messages" if base.endswith("/v1") else "v1/messages")
+        return http.endpoint(
+            base, "messages" if base.endswith("/v1") else "v1/messages", allow_loopback_http=self._allow_loopback_http
+        )
 
     @staticmethod
     def payload(request: ChatCompletionRequest, model: ModelSpec) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import email.utils
+import ipaddress
 import json
 import re
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError
@@ -233,9 +235,31 @@ def api_key(model: ModelSpec, keys: KeySource) -> str | None:
     return key
 
 
-def endpoint(base_url: str, path: str) -> str:
-    """`base_url` joined with `path`, one slash between them."""
+def endpoint(base_url: str, path: str, *, allow_loopback_http: bool = False) -> str:
+    """`base_url` joined with `path`, one slash between them; https only (plain http to loopback in local mode),
+    so a key never travels in clear text and a Config-table edit cannot point a key at an arbitrary http host."""
+    if not is_https_or_loopback(base_url, allow_loopback_http=allow_loopback_http):
+        raise ProviderAuthError(
+            f"base_url {base_url!r} is refused: it must be https (plain http only to loopback in local mode)"
+        )
     return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def is_https_or_loopback(url: str, *, allow_loopback_http: bool) -> bool:
+    parsed = urlsplit(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return True
+    return allow_loopback_http and parsed.scheme == "http" and is_loopback_host(parsed.hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # -- streaming -----------------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Any OpenAI-compatible Chat Completions API: OpenAI, Azure OpenAI, Mistral, Groq, Together, DeepSeek, vLLM, Ollama.
 
-The request goes out almost as the caller sent it (unknown fields included), with the catalog's `model_id` in
-place of the router's model name. A catalog entry configures the endpoint:
+The request goes out as the caller sent it, with the catalog's `model_id` in place of the router's model name, but
+only with the fields of an explicit allow-list (`FORWARDED_FIELDS`): a field outside it is dropped, since fields
+such as `store` or `service_tier` change data retention or cost upstream without the router knowing. A model
+opts in to provider-specific extras with `forward_fields` in its catalog entry. A catalog entry configures the
+endpoint:
 
 - `base_url`: the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`;
   `/chat/completions` is appended.
@@ -40,6 +43,15 @@ from llm_router.schemas.openai import ChatCompletionRequest
 # Fields the router consumes itself: `stream` and `stream_options` are set by the adapter (`stream()` asks for
 # usage in the last chunk), and `metadata` feeds routing rules (OpenAI accepts it only together with `store`).
 ROUTER_ONLY_FIELDS = ("stream", "stream_options", "metadata")
+# The Chat Completions fields an OpenAI-compatible provider receives (besides `model_id`); the rest are dropped
+# unless the model's `forward_fields` names them.
+FORWARDED_FIELDS = frozenset(
+    {
+        "messages", "tools", "tool_choice", "response_format", "temperature", "top_p", "max_tokens",
+        "max_completion_tokens", "stop", "n", "user", "seed", "presence_penalty", "frequency_penalty", "logit_bias",
+        "logprobs", "top_logprobs", "parallel_tool_calls", "reasoning_effort",
+    }
+)  # fmt: skip
 FINISH_REASONS = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 CONTEXT_OVERFLOW_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
@@ -58,8 +70,11 @@ class OpenAICompatProvider:
         *,
         pool: urllib3.PoolManager | None = None,
         stream_idle_seconds: float = STREAM_IDLE_SECONDS,
+        allow_loopback_http: bool = False,
     ) -> None:
         self._keys = keys
+        # Local mode only: plain http to a model server on loopback (vLLM, Ollama, the test fakes).
+        self._allow_loopback_http = allow_loopback_http
         self._pool = pool
         self._idle = stream_idle_seconds
 
@@ -110,7 +125,7 @@ class OpenAICompatProvider:
         payload: dict[str, Any] = {"model": model.model_id, "input": texts, "encoding_format": "float"}
         if dimensions is not None:
             payload["dimensions"] = dimensions
-        url = http.endpoint(model.base_url or "", "embeddings")
+        url = http.endpoint(model.base_url or "", "embeddings", allow_loopback_http=self._allow_loopback_http)
         if model.api_version:
             url += "?" + urlencode({"api-version": model.api_version})
         result = http.post_json(url, payload, self._headers(model, key), deadline, label=model.id, http=self._pool)
@@ -129,10 +144,10 @@ class OpenAICompatProvider:
 
     @staticmethod
     def payload(request: ChatCompletionRequest, model: ModelSpec) -> dict[str, Any]:
-        """The upstream request body: the caller's request with the provider's model name."""
+        """The upstream request body: the caller's allowed fields with the provider's model name."""
+        allowed = FORWARDED_FIELDS | set(model.forward_fields)
         body = request.model_dump(mode="json", exclude_none=True, by_alias=True)
-        for name in ROUTER_ONLY_FIELDS:
-            body.pop(name, None)
+        body = {name: value for name, value in body.items() if name in allowed and name not in ROUTER_ONLY_FIELDS}
         body["model"] = model.model_id
         if model.max_output_tokens is not None:
             for name in ("max_tokens", "max_completion_tokens"):
@@ -140,9 +155,8 @@ class OpenAICompatProvider:
                     body[name] = min(body[name], model.max_output_tokens)
         return body
 
-    @staticmethod
-    def _url(model: ModelSpec) -> str:
-        url = http.endpoint(model.base_url or "", "chat/completions")
+    def _url(self, model: ModelSpec) -> str:
+        url = http.endpoint(model.base_url or "", "chat/completions", allow_loopback_http=self._allow_loopback_http)
         if model.api_version:
             url += "?" + urlencode({"api-version": model.api_version})
         return url

@@ -2,6 +2,17 @@
 
 `decide` picks the candidate chain for a request (rules by priority, then the route's strategy, then its
 default); `plan` drops candidates that cannot serve it (capabilities, context window, residency) and says why.
+
+Precedence:
+1. Policy rules (`enforce: always`) of the request's route, or every policy when the request names a model
+   directly, are evaluated first, all of them, by priority. A policy with an invalid edit keeps its last valid
+   version; one with no valid version refuses the requests it covers (503 `policy_unavailable`).
+2. A matching policy that rejects refuses the request. Otherwise every matching policy holds over the whole
+   chain, fallbacks and degraded budget chains included: a candidate must lie in each one's `regions` and, where
+   it names targets, be one of them. On a route, the first matching policy's action also picks the chain.
+3. Then ordinary rules by priority, the route's strategy, its default; a named model brings its `fallbacks`.
+4. When the policies leave no candidate, the request is refused (403 `policy_violation`, naming the rules),
+   never answered elsewhere.
 """
 
 from __future__ import annotations
@@ -9,10 +20,10 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from llm_router.errors import InvalidRequestError, NotFoundError
+from llm_router.errors import InvalidRequestError, NotFoundError, PolicyUnavailableError, PolicyViolationError
 from llm_router.routing.conditions import evaluate
 from llm_router.routing.features import Features
 from llm_router.routing.snapshot import ConfigSnapshot
@@ -36,6 +47,23 @@ class TraceStep(NamedTuple):
 
 
 @dataclass(frozen=True)
+class PolicyHold:
+    """A matching policy's bounds on the chain: allowed regions (patterns) and allowed models (its targets)."""
+
+    rule: str
+    regions: tuple[str, ...] | None
+    models: frozenset[str] | None
+
+    def refuses(self, model: ModelSpec) -> str | None:
+        """Why this policy does not let `model` answer, or None when it does."""
+        if self.regions is not None and not _region_allowed(model, self.regions):
+            return f"region {model.region} outside {list(self.regions)} (policy {self.rule!r})"
+        if self.models is not None and model.id not in self.models:
+            return f"not among the models policy {self.rule!r} allows ({', '.join(sorted(self.models))})"
+        return None
+
+
+@dataclass(frozen=True)
 class Decision:
     """Which models to try, in order, and why."""
 
@@ -48,6 +76,12 @@ class Decision:
     trace: tuple[TraceStep, ...] = ()
     arm: int | None = None
     baseline: str | None = None
+    policies: tuple[PolicyHold, ...] = ()
+
+    def public(self) -> dict[str, Any]:
+        """What any caller may see of the decision: no trace (rule conditions, keywords, PII found are for admin
+        keys, through /v1/route)."""
+        return {k: v for k, v in self.as_dict().items() if k != "trace"}
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -63,6 +97,8 @@ class Decision:
             out["regions"] = list(self.regions)
         if self.arm is not None:
             out["split_arm"] = self.arm
+        if self.policies:
+            out["policies"] = [p.rule for p in self.policies]
         return out
 
 
@@ -106,21 +142,53 @@ def _apply(rule: Rule, route: RouteSpec | None, requested: str, features: Featur
 def decide(requested: str, features: Features, config: ConfigSnapshot, *, explain: bool = False) -> Decision:
     """The decision for a request whose `model` field is `requested` (a route or a catalog model id).
 
-    The trace lists the rules evaluated: with `explain`, every rule of the route, each with its reason; otherwise
-    only those the rule index could not rule out (see `routing.index`), which decides the same way.
+    Policies first, for every request (see the module docstring for the precedence). The trace lists the rules
+    evaluated: with `explain`, every rule of the route, each with its reason; otherwise only those the rule index
+    could not rule out (see `routing.index`), which decides the same way.
     """
     route = config.routes.get(requested)
-    if route is None:
-        model = config.models.get(requested)
-        if model is None:
-            raise NotFoundError(
-                f"The model or route {requested!r} does not exist. GET /v1/models lists what is available.",
-                param="model",
-            )
-        step = TraceStep(PINNED_RULE, True, f"model {requested!r} named directly: no rules evaluated")
-        return Decision(requested, None, PINNED_RULE, (model.id, *model.fallbacks), trace=(step,))
-
+    model = config.models.get(requested) if route is None else None
+    if route is None and model is None:
+        raise NotFoundError(
+            f"The model or route {requested!r} does not exist. GET /v1/models lists what is available.",
+            param="model",
+        )
+    route_id = route.id if route is not None else None
+    broken = config.unenforceable_for(route_id)
+    if broken:
+        raise PolicyUnavailableError(
+            f"The policy {', '.join(map(repr, broken))} has no valid version, so requests it covers are refused "
+            "until an operator fixes it.",
+            extra={"rule": broken[0]},
+        )
     trace: list[TraceStep] = []
+    matched: list[Rule] = []
+    for rule in config.policies_for(route_id):
+        ok, why = evaluate(rule.when, features)
+        trace.append(TraceStep(rule.id, ok, why))
+        if ok:
+            if rule.then.reject is not None:
+                return _apply(rule, route, requested, features, trace)
+            matched.append(rule)
+    holds = tuple(PolicyHold(r.id, r.regions, frozenset(r.then.model_ids()) or None) for r in matched)
+    if model is not None:
+        step = TraceStep(PINNED_RULE, True, f"model {requested!r} named directly: no routing rules evaluated")
+        return Decision(
+            requested, None, PINNED_RULE, (model.id, *model.fallbacks), trace=(*trace, step), policies=holds
+        )
+    assert route is not None
+    if matched:
+        decision = _apply(matched[0], route, requested, features, trace)
+    else:
+        decision = _route_decision(route, requested, features, config, trace, explain=explain)
+    return replace(decision, policies=holds) if holds else decision
+
+
+def _route_decision(
+    route: RouteSpec, requested: str, features: Features, config: ConfigSnapshot, trace: list[TraceStep], *,
+    explain: bool,
+) -> Decision:  # fmt: skip
+    """Ordinary rules by priority, then the route's strategy, then its default."""
     if explain:
         rules: Iterable[Rule] = config.rules_for(route.id)
     else:
@@ -128,6 +196,8 @@ def decide(requested: str, features: Features, config: ConfigSnapshot, *, explai
         index = config.index_for(route.id)
         rules = (index.rules[position] for position in index.candidates(features))
     for rule in rules:
+        if rule.is_policy:
+            continue  # evaluated first, above
         if not rule.enabled:
             trace.append(TraceStep(rule.id, False, "disabled"))
             continue
@@ -159,7 +229,18 @@ def _region_allowed(model: ModelSpec, patterns: tuple[str, ...]) -> bool:
     return model.region is not None and any(fnmatch.fnmatchcase(model.region, p) for p in patterns)
 
 
-def plan(decision: Decision, features: Features, config: ConfigSnapshot, *, embeddings: bool = False) -> Plan:
+def _policy_refusal(decision: Decision, model: ModelSpec) -> str | None:
+    """Why a policy in force keeps `model` out of the chain, or None when every policy allows it."""
+    for hold in decision.policies:
+        why = hold.refuses(model)
+        if why:
+            return why
+    return None
+
+
+def plan(  # noqa: C901 - one filter per line; split, the reasons a model is skipped would scatter
+    decision: Decision, features: Features, config: ConfigSnapshot, *, embeddings: bool = False
+) -> Plan:
     """Candidates that can serve this request, in order; raises 400 when none can and says why. Embedding models
     serve `embeddings` requests only, and only they do."""
     request = features.request
@@ -197,12 +278,23 @@ def plan(decision: Decision, features: Features, config: ConfigSnapshot, *, embe
         if decision.regions is not None and not _region_allowed(model, decision.regions):
             result.skipped.append((model_id, f"region {model.region} outside {list(decision.regions)}"))
             continue
+        refusal = _policy_refusal(decision, model)
+        if refusal is not None:
+            result.skipped.append((model_id, refusal))
+            continue
         result.models.append(model)
+    if not result.models and decision.policies:
+        reasons = "; ".join(f"{m}: {why}" for m, why in result.skipped) or "the chain is empty"
+        rules = ", ".join(repr(p.rule) for p in decision.policies)
+        raise PolicyViolationError(
+            f"The policy {rules} allows no model of this request's chain ({reasons}).",
+            extra={"rule": decision.policies[0].rule, "decision": decision.public()},
+        )
     if not result.models:
         reasons = "; ".join(f"{m}: {why}" for m, why in result.skipped) or "the chain is empty"
         raise InvalidRequestError(
             f"No model can serve this request ({reasons}).",
             code="no_capable_model",
-            extra={"decision": decision.as_dict()},
+            extra={"decision": decision.public()},
         )
     return result

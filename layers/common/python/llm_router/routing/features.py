@@ -5,11 +5,13 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from llm_router.routing.pii import detect_pii
+from llm_router.routing.pii import IMAGE_KIND, detect_pii
 from llm_router.schemas.openai import ChatCompletionRequest
 
 CHARS_PER_TOKEN = 4
 TOKENS_PER_MESSAGE = 4
+# How much of the text a `regex` condition searches (settings: REGEX_SCAN_CHARS).
+REGEX_SCAN_CHARS = 16_384
 
 
 _NON_WORD_TO_SPACE = str.maketrans({chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")})
@@ -23,7 +25,14 @@ def estimate_tokens(text: str) -> int:
 class Features:
     """What conditions look at. `computed` records which lazy features were actually paid for."""
 
-    def __init__(self, request: ChatCompletionRequest, tenant: str, *, classifier: Any = None) -> None:
+    def __init__(
+        self,
+        request: ChatCompletionRequest,
+        tenant: str,
+        *,
+        classifier: Any = None,
+        regex_scan_chars: int = REGEX_SCAN_CHARS,
+    ) -> None:
         self.request = request
         self.tenant = tenant
         self.user = request.user or ""
@@ -31,11 +40,17 @@ class Features:
         self.has_tools = request.uses_tools()
         self.has_images = request.has_images()
         self._classifier = classifier
+        self.regex_scan_chars = regex_scan_chars
         self.computed: list[str] = []
 
     @cached_property
     def text(self) -> str:
         return "\n".join(m.text() for m in self.request.messages)
+
+    @cached_property
+    def regex_text(self) -> str:
+        """The prefix of the text that `regex` conditions search."""
+        return self.text[: self.regex_scan_chars]
 
     @cached_property
     def words(self) -> frozenset[str] | None:
@@ -61,9 +76,17 @@ class Features:
         return self.text
 
     @cached_property
+    def upstream_text(self) -> str:
+        """Every string a provider may receive (see `ChatCompletionRequest.upstream_strings`), one per line."""
+        return "\n".join(self.request.upstream_strings())
+
+    @cached_property
     def pii(self) -> frozenset[str]:
+        """The kinds of personal data in anything that goes upstream; an image counts as possible personal data
+        (kind `image`), since no detector reads it: a PII policy fails closed unless it lists the kinds it means."""
         self.computed.append("pii")
-        return detect_pii(self.text)
+        found = detect_pii(self.upstream_text)
+        return found | {IMAGE_KIND} if self.has_images else found
 
     def _get_classifier(self) -> Any:
         if self._classifier is None:

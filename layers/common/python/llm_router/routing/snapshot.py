@@ -34,8 +34,11 @@ class ConfigSnapshot:
     routes: dict[str, RouteSpec]
     rules: tuple[Rule, ...]  # sorted by (priority, id)
     invalid: tuple[InvalidItem, ...] = ()
+    # Policy rules with no valid version, and their route (None: every route): requests they cover are refused.
+    unenforceable: tuple[tuple[str, str | None], ...] = ()
     _by_route: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
     _indexes: dict[str, RuleIndex] = field(default_factory=dict, compare=False, repr=False)
+    _policies: dict[str | None, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -44,27 +47,58 @@ class ConfigSnapshot:
         routes: list[RouteSpec],
         rules: list[Rule],
         invalid: tuple[InvalidItem, ...] = (),
+        unenforceable: tuple[tuple[str, str | None], ...] = (),
     ) -> ConfigSnapshot:
         ordered = tuple(sorted(rules, key=lambda r: (r.priority, r.id)))
         route_map = {r.id: r for r in routes}
         by_route = {rid: tuple(r for r in ordered if r.route in (None, rid)) for rid in route_map}
-        return cls({m.id: m for m in models}, route_map, ordered, invalid, by_route)
+        return cls({m.id: m for m in models}, route_map, ordered, invalid, unenforceable, by_route)
 
     @classmethod
-    def from_items(cls, raw_items: dict[str, list[dict[str, Any]]]) -> ConfigSnapshot:
-        """Validate plain table items by kind; an item that fails is skipped and reported, never fatal."""
+    def from_items(
+        cls, raw_items: dict[str, list[dict[str, Any]]], previous: ConfigSnapshot | None = None
+    ) -> ConfigSnapshot:
+        """Validate plain table items by kind; an item that fails is skipped and reported, never fatal.
+
+        A policy must never fail open: an invalid version of a rule that `previous` held as a valid policy keeps
+        that version in force, and an invalid rule that says `enforce` with no valid version to fall back to
+        makes its route refuse requests (`unenforceable`) until it is fixed.
+        """
         parsed: dict[str, list[BaseModel]] = {kind: [] for kind in CONFIG_KINDS}
         invalid: list[InvalidItem] = []
+        unenforceable: list[tuple[str, str | None]] = []
+        last_good = {r.id: r for r in previous.rules if r.is_policy} if previous is not None else {}
         for kind in CONFIG_KINDS:
             for item in raw_items.get(kind, []):
                 try:
                     parsed[kind].append(SCHEMAS[kind].model_validate(entry_from_item(item)))
                 except ValidationError as exc:
-                    invalid.append(InvalidItem(kind, str(item.get("sk", "?")), error_summary(exc)))
+                    rule_id = str(item.get("sk", "?"))
+                    invalid.append(InvalidItem(kind, rule_id, error_summary(exc)))
+                    if kind != "rule":
+                        continue
+                    if rule_id in last_good:
+                        parsed[kind].append(last_good[rule_id])
+                    elif "enforce" in item:
+                        route = item.get("route")
+                        unenforceable.append((rule_id, route if isinstance(route, str) else None))
         models = [m for m in parsed["model"] if isinstance(m, ModelSpec)]
         routes = [r for r in parsed["route"] if isinstance(r, RouteSpec)]
         rules = [r for r in parsed["rule"] if isinstance(r, Rule)]
-        return cls.build(models, routes, rules, tuple(invalid))
+        return cls.build(models, routes, rules, tuple(invalid), tuple(unenforceable))
+
+    def policies_for(self, route_id: str | None) -> tuple[Rule, ...]:
+        """The enabled policy rules a request obeys: those of its route, or every one when it names a model."""
+        policies = self._policies.get(route_id)
+        if policies is None:
+            policies = self._policies[route_id] = tuple(
+                r for r in self.rules if r.is_policy and r.enabled and (route_id is None or r.route in (None, route_id))
+            )
+        return policies
+
+    def unenforceable_for(self, route_id: str | None) -> tuple[str, ...]:
+        """Ids of policies without a valid version that a request on `route_id` (None: a named model) obeys."""
+        return tuple(rid for rid, route in self.unenforceable if route_id is None or route in (None, route_id))
 
     def rules_for(self, route_id: str) -> tuple[Rule, ...]:
         """Enabled and disabled rules that apply to `route_id`, in evaluation order."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # `embeddings` marks an embedding model: it serves /v1/embeddings only, and chat never routes to it.
 Capability = Literal["tools", "images", "json", "logprobs", "embeddings"]
@@ -12,6 +13,9 @@ ProviderName = Literal["openai", "anthropic", "bedrock", "simulated"]
 FailureMode = Literal[
     "none", "timeout", "throttle", "server_error", "connection_error", "context_overflow", "interrupted"
 ]
+
+# Headers that carry credentials; a model's `headers` may not set them.
+AUTH_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
@@ -67,6 +71,9 @@ class ModelSpec(BaseModel):
     capabilities: frozenset[Capability] = frozenset()
     # Models to try after this one when it is named directly (`model: "<id>"`).
     fallbacks: tuple[str, ...] = ()
+    # Request fields beyond the standard allow-list this model's API receives (openai provider only), e.g.
+    # `[store, service_tier]`: an explicit opt-in, since such fields change retention or cost upstream.
+    forward_fields: tuple[str, ...] = ()
     simulate: Simulation | None = None
 
     @model_validator(mode="after")
@@ -76,7 +83,25 @@ class ModelSpec(BaseModel):
         # Only OpenAI-compatible APIs return log probabilities; claiming them elsewhere would drop them silently.
         if "logprobs" in self.capabilities and self.provider not in ("openai", "simulated"):
             raise ValueError(f"provider {self.provider} cannot return logprobs")
+        if self.base_url is not None and urlsplit(self.base_url).scheme not in ("https", "http"):
+            raise ValueError("base_url must be an https URL (plain http only to loopback, in local mode)")
         return self
+
+    @field_validator("headers")
+    @classmethod
+    def _no_auth_headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # The key from `api_key_ref` is the only credential a model call carries: a header map cannot replace it.
+        clashing = sorted(name for name in value if name.lower() in AUTH_HEADERS)
+        if clashing:
+            raise ValueError(f"headers may not set {', '.join(clashing)}: credentials come from api_key_ref only")
+        return value
+
+    @field_validator("api_key_ref")
+    @classmethod
+    def _not_aws(cls, value: str | None) -> str | None:
+        if value is not None and value.upper().startswith("AWS_"):
+            raise ValueError("api_key_ref may not start with AWS_: it names a key of the provider-keys secret")
+        return value
 
 
 class ThresholdStrategy(BaseModel):

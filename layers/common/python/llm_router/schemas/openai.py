@@ -1,12 +1,13 @@
 """The OpenAI Chat Completions wire format: what callers send and what they get back.
 
-Unknown request fields are kept (`extra="allow"`) so OpenAI-compatible providers can receive them unchanged;
-everything the router itself reads is validated here, strictly: OpenAI refuses `"temperature": "1"`, so the router
-does too (a provider behind it would refuse it later, or read it differently), and NaN or Infinity are not JSON.
+Unknown request fields are kept (`extra="allow"`): PII detection reads them, and a provider receives those its
+allow-list names (see `providers.openai_compat`); everything the router itself reads is validated here, strictly:
+OpenAI refuses `"temperature": "1"`, so the router does too, and NaN or Infinity are not JSON.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -179,6 +180,32 @@ class ChatCompletionRequest(RequestPart):
 
     def has_images(self) -> bool:
         return any(m.has_images() for m in self.messages)
+
+    def upstream_strings(self) -> Iterator[str]:
+        """Every string of the request that a provider may receive: message text, names, tool calls and their
+        arguments, tool definitions, response schemas, stop sequences and any field the schema does not name.
+
+        PII detection reads these, so personal data placed outside the message text still counts. Image data
+        URLs are left out (base64 is no text to scan; `has_images` decides what images mean to a PII policy).
+        """
+        dumped = self.model_dump(mode="json", exclude_none=True, by_alias=True, exclude={"model"})
+        yield from _strings(dumped)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """The strings inside a JSON value, keys of unknown objects included, without recursion (a deep body cannot
+    exhaust the stack)."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.startswith("data:"):
+                yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 class AssistantMessage(BaseModel):

@@ -15,6 +15,7 @@ from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.rules import Rule
 
 ConfigKind = Literal["model", "route", "rule"]
+KeyScope = Literal["user", "admin"]
 CONFIG_KINDS: tuple[ConfigKind, ...] = ("model", "route", "rule")
 # The partition key of API keys in the Config table (only the authorizer may read it).
 KEY_PARTITION = "apikey"
@@ -76,6 +77,9 @@ class ApiKeyItem(BaseModel):
     prefix: str  # first characters of the key, so people can tell keys apart
     created_at: str
     enabled: bool = True
+    # `admin` keys also see how routing decided (`/v1/route` reasons: rule conditions, keywords, PII found);
+    # `user` keys see only the decision. Keys stored before scopes existed are user keys.
+    scope: KeyScope = "user"
 
 
 def hash_key(key: str) -> str:

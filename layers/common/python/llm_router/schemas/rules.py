@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llm_router.routing.conditions import Condition
@@ -59,3 +61,11 @@ class Rule(BaseModel):
     then: Action
     # Residency: candidates whose catalog region matches none of these patterns are never called.
     regions: tuple[str, ...] | None = None
+    # `always` makes the rule a policy: evaluated before every other rule, for every request of its route and for
+    # every request that names a model directly; when it matches, its `regions` and `targets` bound the whole
+    # chain, fallbacks included (see `routing.engine`).
+    enforce: Literal["always"] | None = None
+
+    @property
+    def is_policy(self) -> bool:
+        return self.enforce == "always"

@@ -31,6 +31,8 @@ class ConfigStore:
         self._dynamodb = dynamodb
         self._on_invalid = on_invalid
         self._last_valid: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, id) -> its last valid item
+        # The last snapshot loaded: an invalid edit of a policy keeps that policy's last valid version in force.
+        self._last: ConfigSnapshot | None = None
         self.cache = TtlCache(self._load, ttl=ttl_seconds, what="routing configuration", clock=clock)
 
     def snapshot(self) -> ConfigSnapshot:
@@ -42,7 +44,7 @@ class ConfigStore:
 
     def _load(self) -> ConfigSnapshot:
         raw: dict[str, list[dict[str, Any]]] = {kind: self._query(kind) for kind in CONFIG_KINDS}
-        snapshot = ConfigSnapshot.from_items(raw)
+        snapshot = ConfigSnapshot.from_items(raw, self._last)
         if snapshot.invalid:
             snapshot = self._keep_last_valid(raw, snapshot)
         invalid = {(bad.kind, bad.id) for bad in snapshot.invalid}
@@ -54,8 +56,11 @@ class ConfigStore:
                 if key not in invalid or key in self._last_valid:
                     last_valid[key] = item
         self._last_valid = last_valid
+        self._last = snapshot
         for bad in snapshot.invalid:
             logger.warning("invalid_config_item", kind=bad.kind, id=bad.id, reason=bad.reason)
+        for rule_id, route in snapshot.unenforceable:
+            logger.error("policy_unenforceable", rule=rule_id, route=route)
         if snapshot.invalid and self._on_invalid is not None:
             self._on_invalid(snapshot.invalid)
         return snapshot
@@ -71,7 +76,7 @@ class ConfigStore:
                 kept = True
         if not kept:
             return snapshot
-        return dataclasses.replace(ConfigSnapshot.from_items(raw), invalid=snapshot.invalid)
+        return dataclasses.replace(ConfigSnapshot.from_items(raw, self._last), invalid=snapshot.invalid)
 
     def _query(self, kind: str) -> list[dict[str, Any]]:
         return query_partition(self._dynamodb or client("dynamodb"), self._table, kind)

@@ -1,4 +1,10 @@
-"""The SQS fallback queue: the whole request, its tenant, decision and error trail, for the replay worker."""
+"""The SQS fallback queue: a message names a request and nothing else.
+
+The router writes what a replay needs to the State table before the message goes out: the request record
+(tenant, mode, decision, errors) and the body (`PayloadStore`). The replay worker reads the tenant from the
+record, never from the message, so a principal that can send to the queue cannot run work as another tenant,
+and neither the queue nor its dead-letter queue ever holds a prompt.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from typing import Any
 from llm_router.stores.aws import client
 from llm_router.stores.payload_store import PayloadStore
 
-MESSAGE_VERSION = 1
+MESSAGE_VERSION = 2
 
 
 class QueueUnavailableError(Exception):
@@ -19,7 +25,7 @@ class QueueUnavailableError(Exception):
 
 @dataclass
 class QueuedRequest:
-    """One message on the fallback queue."""
+    """A request on its way to the fallback queue (the record, the body and the message together)."""
 
     request_id: str
     tenant: str
@@ -30,26 +36,23 @@ class QueuedRequest:
     enqueued_at: float = field(default_factory=time.time)
     deadline_seconds: float = 0.0
 
-    def envelope(self) -> dict[str, Any]:
-        return {
-            "v": MESSAGE_VERSION,
-            "request_id": self.request_id,
-            "tenant": self.tenant,
-            "mode": self.mode,
-            "decision": self.decision,
-            "errors": self.errors,
-            "enqueued_at": self.enqueued_at,
-            "deadline_seconds": self.deadline_seconds,
-        }
+
+def message_request_id(raw: str) -> str:
+    """The request id a message names; raises ValueError for anything else."""
+    try:
+        message = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError("the message is not JSON") from None
+    request_id = message.get("request_id") if isinstance(message, dict) else None
+    if not isinstance(request_id, str) or not request_id.isalnum():
+        raise ValueError("the message names no request id")
+    return request_id
 
 
 class FallbackQueue:
-    def __init__(
-        self, queue_url: str, payloads: PayloadStore, *, inline_limit_bytes: int = 192_000, sqs: Any = None
-    ) -> None:
+    def __init__(self, queue_url: str, payloads: PayloadStore, *, sqs: Any = None) -> None:
         self.queue_url = queue_url
         self._payloads = payloads
-        self._inline_limit = inline_limit_bytes
         self._sqs = sqs
 
     @property
@@ -57,41 +60,20 @@ class FallbackQueue:
         return self._sqs or client("sqs")
 
     def send(self, request: QueuedRequest) -> None:
-        """Write the message (large bodies go to the payload store first); raises QueueUnavailableError."""
-        message = request.envelope()
-        body = json.dumps(request.body, separators=(",", ":"))
+        """Store the body in the State table, then send a message naming only the request (its record is written
+        first, by the gateway); raises QueueUnavailableError."""
+        body = json.dumps(request.body, separators=(",", ":")).encode()
+        message = {"v": MESSAGE_VERSION, "request_id": request.request_id}
         try:
-            if len(body.encode()) > self._inline_limit:
-                chunks = self._payloads.put(request.request_id, body.encode())
-                message["body_ref"] = {"payload": request.request_id, "chunks": chunks}
-            else:
-                message["body"] = request.body
+            self._payloads.put(request.request_id, body)
             self._client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message, separators=(",", ":")))
         except Exception as exc:  # any failure to persist means "not queued", whatever its type
             raise QueueUnavailableError(type(exc).__name__) from exc
 
-    def parse(self, raw: str) -> QueuedRequest:
-        """The request in a message body, with its body fetched from the payload store when it is a pointer."""
-        message = json.loads(raw)
-        if "body_ref" in message:
-            ref = message["body_ref"]
-            body = json.loads(self._payloads.get(ref["payload"], int(ref["chunks"])))
-        else:
-            body = message["body"]
-        return QueuedRequest(
-            request_id=message["request_id"],
-            tenant=message["tenant"],
-            mode=message.get("mode", "fallback"),
-            body=body,
-            decision=message.get("decision") or {},
-            errors=message.get("errors") or [],
-            enqueued_at=float(message.get("enqueued_at", 0)),
-            deadline_seconds=float(message.get("deadline_seconds", 0)),
-        )
+    def body(self, request_id: str) -> dict[str, Any]:
+        """The stored body of a queued request; LookupError when it is gone (expired or never written)."""
+        return dict(json.loads(self._payloads.get_all(request_id)))
 
-    def release(self, raw: str) -> None:
-        """Delete a stored large body once its request has ended."""
-        message = json.loads(raw)
-        ref = message.get("body_ref")
-        if ref:
-            self._payloads.delete(ref["payload"], int(ref["chunks"]))
+    def release(self, request_id: str) -> None:
+        """Delete a queued request's stored body once the request has ended."""
+        self._payloads.delete_all(request_id)

@@ -46,14 +46,15 @@ class KeyStore:
         record = ApiKeyItem.model_validate(plain_item(item))
         return record if record.enabled else None
 
-    def create(self, tenant: str, key: str | None = None) -> tuple[str, ApiKeyItem]:
-        """Store a new key for `tenant`; returns the key itself (shown once) and its record."""
+    def create(self, tenant: str, key: str | None = None, *, admin: bool = False) -> tuple[str, ApiKeyItem]:
+        """Store a new key for `tenant` (admin scope when asked); returns the key (shown once) and its record."""
         key = key or new_key()
         record = ApiKeyItem(
             sk=hash_key(key),
             tenant=tenant,
             prefix=key[:PREFIX_SHOWN],
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            scope="admin" if admin else "user",
         )
         self._ddb.put_item(TableName=self._table, Item=dynamo_item(record.model_dump()))
         return key, record

@@ -1,8 +1,9 @@
-"""Request bodies too large for an SQS message, kept in the State table as compressed chunks.
+"""Bodies of queued requests, kept in the State table as compressed chunks (the queue message holds none).
 
-Why the State table and not S3: the stack already has it (encrypted, TTL-cleaned, one IAM grant), so a large
-body needs no bucket, no lifecycle rules and no extra permissions. A DynamoDB item holds at most 400 KB, so the
-compressed body is split into chunks of `CHUNK_BYTES`; `MAX_BODY_BYTES` (1 MiB by default) needs at most a few.
+Why the State table and not S3: the stack already has it (encrypted with the stack's key, TTL-cleaned, one IAM
+grant), so a body needs no bucket, no lifecycle rules and no extra permissions. A DynamoDB item holds at most
+400 KB, so the compressed body is split into chunks of `CHUNK_BYTES`; `MAX_BODY_BYTES` (1 MiB by default)
+needs at most a few.
 """
 
 from __future__ import annotations
@@ -55,6 +56,34 @@ class PayloadStore:
                 raise LookupError(f"payload {payload_id} chunk {index} is missing")
             parts.append(item["data"]["B"])
         return zlib.decompress(b"".join(parts))
+
+    def get_all(self, payload_id: str) -> bytes:
+        """Every chunk of `payload_id`, in order; LookupError when there is none."""
+        items = self._chunk_items(payload_id, with_data=True)
+        if not items:
+            raise LookupError(f"payload {payload_id} is missing")
+        return zlib.decompress(b"".join(item["data"]["B"] for item in items))
+
+    def delete_all(self, payload_id: str) -> None:
+        for item in self._chunk_items(payload_id, with_data=False):
+            self._ddb.delete_item(TableName=self._table, Key={"pk": item["pk"], "sk": item["sk"]})
+
+    def _chunk_items(self, payload_id: str, *, with_data: bool) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"payload#{payload_id}"}},
+            "ConsistentRead": True,
+        }
+        if not with_data:
+            query["ProjectionExpression"] = "pk, sk"
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._ddb.query(**query)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda i: i["sk"]["S"])
+            query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def delete(self, payload_id: str, chunks: int) -> None:
         for index in range(chunks):

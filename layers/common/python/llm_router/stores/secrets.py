@@ -1,7 +1,9 @@
 """Vendor API keys: one Secrets Manager secret (a JSON map of key name -> key), cached with a max age.
 
-A catalog model names its key with `api_key_ref`. The key is looked up in the secret first; when there is no
-secret (local mode) or the secret has no entry of that name, the environment variable of that name is used.
+A catalog model names its key with `api_key_ref`. In AWS the key comes from the secret and nowhere else: a
+Config-table item must not be able to name an environment variable and have the function's own credentials
+(`AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) sent to a server of its choosing. Only local mode passes an
+environment: there the variable `LLM_ROUTER_KEY_<api_key_ref>` is used when the secret has no entry of that name.
 Keys are handed only to the adapter that puts them in a request header: they never reach logs, errors,
 metrics or reprs (only key *names* do).
 """
@@ -9,7 +11,6 @@ metrics or reprs (only key *names* do).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,6 +20,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from llm_router.observability import logger
 from llm_router.stores.aws import client
+
+# Local mode reads `api_key_ref: OPENAI_API_KEY` from the variable LLM_ROUTER_KEY_OPENAI_API_KEY: a fixed prefix, so
+# no ref reaches any other variable of the process.
+ENV_KEY_PREFIX = "LLM_ROUTER_KEY_"
 
 
 class ProviderKeys:
@@ -36,7 +41,8 @@ class ProviderKeys:
         self._secret_id = secret_id
         self._max_age = max_age
         self._client = secretsmanager
-        self._environ = environ if environ is not None else os.environ
+        # No environment unless one is given (local mode): on AWS keys come from the secret only.
+        self._environ: Mapping[str, str] = environ if environ is not None else {}
         self._clock = clock
         self._keys: dict[str, str] = {}
         self._loaded_at = float("-inf")
@@ -46,11 +52,11 @@ class ProviderKeys:
         return f"ProviderKeys(secret_id={self._secret_id!r}, names={sorted(self._keys)!r})"
 
     def get(self, name: str) -> str | None:
-        """The key stored under `name` (secret first, then the environment), or None when there is none."""
+        """The key stored under `name` (secret first, then LLM_ROUTER_KEY_<name> in local mode), or None."""
         key = self._secret_keys().get(name)
         if key:
             return key
-        return self._environ.get(name) or None
+        return self._environ.get(ENV_KEY_PREFIX + name) or None
 
     def invalidate(self) -> None:
         """Read the secret again on the next lookup (after a key was rotated)."""

@@ -1,7 +1,9 @@
-"""The `pii` condition: personal data found in the text (`true`), absent (`false`), or of given kinds.
+"""The `pii` condition: personal data found in the request (`true`), absent (`false`), or of given kinds.
 
-Detection scans the whole text with several patterns, so it runs after the cheaper checks; PII can be in any
-text, so it offers no index guard.
+Detection scans every string that goes upstream (message text, names, tool calls and definitions, forwarded
+fields) with several patterns, so it runs after the cheaper checks; PII can be in any text, so it offers no index
+guard. An image counts as the kind `image`: `true` matches it (fail closed); a list of kinds without `image`
+ignores images.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from llm_router.routing.conditions.registry import ConditionType, Cost, Result, 
 if TYPE_CHECKING:
     from llm_router.routing.features import Features  # annotations only: conditions load no request model
 
-PiiKind = Literal["email", "phone", "credit_card", "iban", "ip_address"]
+PiiKind = Literal["email", "phone", "credit_card", "iban", "ip_address", "image"]
 PiiWanted = bool | tuple[PiiKind, ...]
 
 

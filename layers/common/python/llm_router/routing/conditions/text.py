@@ -16,6 +16,7 @@ from pydantic import ConfigDict, RootModel, field_validator
 
 from llm_router.routing.conditions.registry import ConditionType, Cost, Guard, Rank, Result, register
 from llm_router.routing.regex_literals import required_literals
+from llm_router.routing.regex_safety import unsafe_reason
 
 if TYPE_CHECKING:
     from llm_router.routing.features import Features  # annotations only: conditions load no request model
@@ -66,6 +67,12 @@ class Regex(RootModel[str]):
             re.compile(value)
         except re.error as exc:
             raise ValueError(f"regex does not compile: {exc}") from None
+        reason = unsafe_reason(value)
+        if reason is not None:
+            raise ValueError(
+                f"regex can backtrack catastrophically ({reason}); rewrite it without that shape, e.g. a single "
+                "character class under the quantifier, or an atomic group (?>...)"
+            )
         return value
 
     @cached_property
@@ -116,11 +123,14 @@ def _keywords_words(keywords: Keywords) -> Iterable[str]:
 
 
 def _regex(regex: Regex, f: Features) -> Result:
+    # Only a bounded prefix of the text is searched (`Features.regex_text`): what backtracking remains possible
+    # after validation (polynomial shapes such as `.*a.*b`) stays bounded however long the prompt is.
+    text = f.regex_text
     # A text without any string every match must contain cannot match: `in` rules it out without a regex scan.
     literals = regex.literals
-    if literals is not None and not any(literal in f.text for literal in literals):
+    if literals is not None and not any(literal in text for literal in literals):
         return False, _no_regex_match(regex.root)
-    match = regex.pattern.search(f.text)
+    match = regex.pattern.search(text)
     if match:
         return True, f"regex {regex.root!r} matched {match.group()[:40]!r}"
     return False, _no_regex_match(regex.root)
