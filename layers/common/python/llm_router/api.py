@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from llm_router.cache import USE_CACHE, CacheControl
 from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
 from llm_router.gateway import (
     Answer,
@@ -162,14 +163,18 @@ class RouterApi:
         ctx = http.context()
         request, raw = self._parse(http)
         prefer_async = "respond-async" in http.headers.get("prefer", "").lower()
+        cache_control = cache_control_of(http.headers.get("cache-control", ""))
         key = http.headers.get("idempotency-key")
+
+        def serve() -> Outcome:
+            return self.gateway.serve(request, ctx, raw, prefer_async=prefer_async, cache_control=cache_control)
+
         if not key or self.idempotency is None:
-            return to_proxy(self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request))
+            return to_proxy(self.render(serve(), request))
 
         def run() -> Result:
             # A streamed answer is kept whole under its key, so that a retry replays exactly what was sent.
-            rendered = self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request)
-            return drained(rendered)
+            return drained(self.render(serve(), request))
 
         result = self.idempotency.run(ctx.tenant, key, raw, run)
         if result["headers"].get("x-router-request-id") != ctx.request_id:
@@ -237,7 +242,10 @@ class RouterApi:
         """An outcome as a response: a plain dict, or a StreamingResponse for a stream under way."""
         if isinstance(outcome, Answered):
             body = outcome.answer.completion.model_dump_json(exclude_none=True)
-            return {"status": 200, "content_type": JSON, "body": body, "headers": answer_headers(outcome.answer)}
+            headers = answer_headers(outcome.answer)
+            if outcome.cache is not None:
+                headers["x-router-cache"] = outcome.cache
+            return {"status": 200, "content_type": JSON, "body": body, "headers": headers}
         if isinstance(outcome, Streaming):
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             headers = {
@@ -250,6 +258,8 @@ class RouterApi:
             }
             if outcome.start.simulated:
                 headers["x-router-simulated"] = "true"
+            if outcome.cache is not None:
+                headers["x-router-cache"] = outcome.cache
             return StreamingResponse(200, headers, sse_stream(outcome.start, outcome.events, include_usage))
         if isinstance(outcome, Queued):
             return _json_result(*queued(outcome))
@@ -261,6 +271,16 @@ class RouterApi:
                 logger.warning("request_failed", status=exc.status, code=exc.code)
             return _json_result(exc.status, error_of(exc), exc.headers)
         raise TypeError(f"unknown outcome {outcome!r}")
+
+
+def cache_control_of(header: str) -> CacheControl:
+    """The caller's `Cache-Control`: `no-cache` answers afresh (and stores the answer), `no-store` keeps nothing."""
+    directives = {part.strip().lower().split("=", 1)[0] for part in header.split(",")}
+    if "no-store" in directives:
+        return CacheControl(lookup=False, store=False)
+    if "no-cache" in directives:
+        return CacheControl(lookup=False, store=True)
+    return USE_CACHE
 
 
 def _json_result(status: int, body: Any, headers: dict[str, str]) -> Result:
