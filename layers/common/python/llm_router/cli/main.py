@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "prices",
     "usage",
     "dlq",
+    "cache",
     "simulate",
     "ml",
     "doctor",
