@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -166,3 +167,16 @@ def test_cache_control_sets_lookup_and_store() -> None:
 def test_a_decision_without_a_matching_rule_in_the_snapshot_is_still_cacheable() -> None:
     decision = Decision("auto", "auto", "default", ("small",))
     assert not_cacheable(chat("Hello!"), decision, cached_snapshot(), CacheSpec(ttl_seconds=1)) is None
+
+
+def test_a_cached_answer_survives_its_json_with_every_field() -> None:
+    from dataclasses import fields
+
+    from llm_router.cache import CachedAnswer
+    from llm_router.providers.base import Usage
+
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    entry = CachedAnswer("t", "auto", "small", "héllo", calls, "tool_calls", Usage(3, 4, 1, 2, 5, True), 0.25, True, 9)
+    assert CachedAnswer.from_json(entry.to_json()) == entry
+    assert set(json.loads(entry.to_json())) == {f.name for f in fields(CachedAnswer)}
+    assert set(json.loads(entry.to_json())["usage"]) == {f.name for f in fields(Usage)}
