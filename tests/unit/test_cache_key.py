@@ -180,3 +180,17 @@ def test_a_cached_answer_survives_its_json_with_every_field() -> None:
     assert CachedAnswer.from_json(entry.to_json()) == entry
     assert set(json.loads(entry.to_json())) == {f.name for f in fields(CachedAnswer)}
     assert set(json.loads(entry.to_json())["usage"]) == {f.name for f in fields(Usage)}
+
+
+def test_a_cache_setting_in_the_config_file_is_validated() -> None:
+    from llm_router.local.runtime import example_config
+    from llm_router.stores.config_admin import validate_document
+
+    doc = example_config()
+    doc["routes"][0]["cache"] = {"ttl_seconds": 0}
+    assert not validate_document(doc).ok
+    doc["routes"][0]["cache"] = {"ttl_seconds": 60, "mode": "sometimes"}
+    assert not validate_document(doc).ok
+    doc["routes"][0]["cache"] = {"ttl_seconds": 60, "mode": "always"}
+    doc["models"][0]["cache"] = {"ttl_seconds": 60}
+    assert validate_document(doc).ok
