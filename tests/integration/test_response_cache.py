@@ -310,3 +310,41 @@ def test_cache_stats_and_purge_by_tenant_and_route(router: Router, capsys: pytes
     assert call(router, "one")["headers"]["x-router-cache"] == "hit"
     assert main(["cache", "purge", "--route", "auto", "--yes"]) == 0
     assert call(router, "two")["headers"]["x-router-cache"] == "miss"
+
+
+def shape(chunks: list[dict[str, Any]]) -> list[Any]:
+    """What a client sees of a stream besides the text: the keys of each kind of chunk, and the finish and usage."""
+    content = [c for c in chunks if c["choices"] and "content" in c["choices"][0]["delta"]]
+    finish = [c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+    usage = [c for c in chunks if not c["choices"]]
+    return [
+        sorted(content[0]),
+        sorted(content[0]["choices"][0]),
+        content[0]["choices"][0]["delta"].get("role"),
+        [c["choices"][0]["finish_reason"] for c in finish],
+        [c["choices"][0]["delta"] for c in finish],
+        [sorted(c) for c in usage],
+        [sorted(c["usage"]) for c in usage],
+        [sorted(c["usage"]["x_router"]) for c in usage],
+    ]
+
+
+def test_a_replayed_stream_has_the_shape_of_the_live_one(router: Router) -> None:
+    # Given a streamed answer stored as it went by
+    enable_cache(router)
+    live = call(router, stream=True, stream_options={"include_usage": True})
+
+    # When the same request streams again
+    replayed = call(router, stream=True, stream_options={"include_usage": True})
+
+    # Then the replay is the same kinds of chunks, with the same text and token counts
+    (live_chunks, live_done), (hit_chunks, hit_done) = sse(live["body"]), sse(replayed["body"])
+    assert (live["headers"]["x-router-cache"], replayed["headers"]["x-router-cache"]) == ("miss", "hit")
+    assert live_done and hit_done
+    assert shape(hit_chunks) == shape(live_chunks)
+    assert streamed_text(hit_chunks) == streamed_text(live_chunks)
+    live_usage, hit_usage = live_chunks[-1]["usage"], hit_chunks[-1]["usage"]
+    assert {k: v for k, v in hit_usage.items() if k != "x_router"} == {
+        k: v for k, v in live_usage.items() if k != "x_router"
+    }
+    assert hit_usage["x_router"]["cost_usd"] == 0 < live_usage["x_router"]["cost_usd"]
