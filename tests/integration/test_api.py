@@ -192,3 +192,23 @@ def test_pinned_model_skips_rules_but_keeps_its_fallbacks(router: Router) -> Non
 
     assert explained["rule"] == "pinned"
     assert explained["candidates"] == ["nova-micro", "claude-haiku"]
+
+
+def test_a_known_path_with_the_wrong_method_is_405_naming_the_allowed_one(router: Router) -> None:
+    response = router.call({"model": "auto"}, path="/v1/chat/completions", method="DELETE")
+
+    assert response["statusCode"] == 405
+    assert header(response, "Allow") == "POST"
+    assert router.json(response)["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unknown_path_is_404_in_the_openai_error_format(router: Router) -> None:
+    response = router.call(None, path="/v1/nope", method="GET")
+
+    assert response["statusCode"] == 404
+    assert router.json(response)["error"] == {
+        "message": "Unknown endpoint: GET /v1/nope. Try POST /v1/chat/completions.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unknown_url",
+    }

@@ -213,6 +213,12 @@ class RouterApi:
         return json_response(200, {"status": "ok"})
 
     def _unknown(self, http: HttpRequest) -> Response:
+        path = http.path.rstrip("/") or "/"
+        allowed = sorted(method for method, known in self._routes if known == path)
+        if allowed:
+            message = f"{http.method} is not allowed on {path}; use {' or '.join(allowed)}."
+            body = error_envelope(message, "invalid_request_error", "method_not_allowed")
+            return json_response(405, body, {"Allow": ", ".join(allowed)})
         message = f"Unknown endpoint: {http.method} {http.path}. Try POST /v1/chat/completions."
         return json_response(404, error_envelope(message, "invalid_request_error", "unknown_url"))
 
