@@ -153,7 +153,8 @@ def test_requests_matched_by_a_pii_or_residency_rule_are_never_cached(
     request = chat(content)
     decision = decide("auto", Features(request, "t1"), config)
     assert decision.rule == "policy"
-    assert not_cacheable(request, decision, config, route.cache) in ("pii_policy", "residency_policy")  # type: ignore[arg-type]
+    assert route.cache is not None
+    assert not_cacheable(request, decision, config, route.cache) in ("pii_policy", "residency_policy")
     assert _plan(request, config) is None
 
 
@@ -194,3 +195,24 @@ def test_a_cache_setting_in_the_config_file_is_validated() -> None:
     doc["routes"][0]["cache"] = {"ttl_seconds": 60, "mode": "always"}
     doc["models"][0]["cache"] = {"ttl_seconds": 60}
     assert validate_document(doc).ok
+
+
+def test_a_matching_pii_policy_keeps_the_request_out_of_the_cache_even_when_another_rule_decided() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Held:
+        rule: str
+
+    @dataclass(frozen=True)
+    class WithPolicies(Decision):
+        policies: tuple[Any, ...] = ()
+
+    policy = rule("pii-policy", {"pii": True}, {"targets": ["small"]}, route="auto")
+    config = cached_snapshot([policy])
+    spec = CacheSpec(ttl_seconds=60)
+    decided_elsewhere = WithPolicies("auto", "auto", "default", ("small",), policies=(Held("pii-policy"),))
+    no_policy = WithPolicies("auto", "auto", "default", ("small",))
+
+    assert not_cacheable(chat("Mail jane@example.com"), decided_elsewhere, config, spec) == "pii_policy"
+    assert not_cacheable(chat("Mail jane@example.com"), no_policy, config, spec) is None

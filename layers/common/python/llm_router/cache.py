@@ -144,11 +144,18 @@ def not_cacheable(
     request: ChatCompletionRequest, decision: Decision, snapshot: ConfigSnapshot, spec: CacheSpec
 ) -> str | None:
     """Why this request's answer must not be cached, or None when it may be."""
-    rule = next((r for r in snapshot.rules if r.id == decision.rule), None)
-    if decision.regions is not None or (rule is not None and rule.regions is not None):
+    if decision.regions is not None:
         return "residency_policy"
-    if rule is not None and _mentions_pii(rule.when):
-        return "pii_policy"
+    # The rule that decided, and every policy that held over the decision where the engine reports them: a policy
+    # that matched keeps its data out of the cache even when another rule picked the chain.
+    matched = {decision.rule, *(getattr(p, "rule", None) for p in getattr(decision, "policies", ()))}
+    for rule in snapshot.rules:
+        if rule.id not in matched:
+            continue
+        if rule.regions is not None:
+            return "residency_policy"
+        if _mentions_pii(rule.when):
+            return "pii_policy"
     if spec.mode == "deterministic" and (request.temperature or 0) > 0 and _seed(request) is None:
         return "sampled"
     return None
