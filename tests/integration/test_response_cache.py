@@ -348,3 +348,22 @@ def test_a_replayed_stream_has_the_shape_of_the_live_one(router: Router) -> None
         k: v for k, v in live_usage.items() if k != "x_router"
     }
     assert hit_usage["x_router"]["cost_usd"] == 0 < live_usage["x_router"]["cost_usd"]
+
+
+def test_a_tool_call_answer_is_cached_and_replayed_as_tool_call_chunks(router: Router) -> None:
+    enable_cache(router)
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    ask = {"tools": tools, "tool_choice": "required"}
+
+    first = call(router, "Weather in Paris?", **ask)
+    second = call(router, "Weather in Paris?", **ask)
+    streamed = call(router, "Weather in Paris?", stream=True, **ask)
+
+    assert [r["headers"]["x-router-cache"] for r in (first, second, streamed)] == ["miss", "hit", "hit"]
+    [call_made] = router.json(first)["choices"][0]["message"]["tool_calls"]
+    assert router.json(second)["choices"][0]["message"]["tool_calls"] == [call_made]
+    assert router.json(second)["choices"][0]["finish_reason"] == "tool_calls"
+    chunks, done = sse(streamed["body"])
+    [delta] = [c["choices"][0]["delta"]["tool_calls"] for c in chunks if c["choices"][0]["delta"].get("tool_calls")]
+    assert done and delta == [{"index": 0, **call_made}]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
