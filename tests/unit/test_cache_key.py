@@ -216,3 +216,21 @@ def test_a_matching_pii_policy_keeps_the_request_out_of_the_cache_even_when_anot
 
     assert not_cacheable(chat("Mail jane@example.com"), decided_elsewhere, config, spec) == "pii_policy"
     assert not_cacheable(chat("Mail jane@example.com"), no_policy, config, spec) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "lookup", "store"),
+    [
+        ("", True, True),
+        ("max-age=60", True, True),
+        ("no-cache", False, True),
+        ("No-Cache", False, True),
+        ("no-store", False, False),
+        ("no-cache, no-store", False, False),
+        ("private, no-cache=set-cookie", False, True),
+    ],
+)
+def test_cache_control_header(header: str, lookup: bool, store: bool) -> None:
+    from llm_router.api import cache_control_of
+
+    assert cache_control_of(header) == CacheControl(lookup=lookup, store=store)
