@@ -12,7 +12,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from llm_router.errors import AuthenticationError, InvalidRequestError, NotFound
 from llm_router.gateway import (
     Answer,
     Answered,
+    ClosingIterator,
     Gateway,
     NotKept,
     Outcome,
@@ -407,7 +408,13 @@ def _event(body: dict[str, Any]) -> bytes:
 
 
 def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage: bool) -> Iterator[bytes]:
-    """`text/event-stream` chunks: content and tool-call deltas, the finish chunk, usage, then `[DONE]`."""
+    """`text/event-stream` chunks: content and tool-call deltas, the finish chunk, usage, then `[DONE]`. Closing
+    it, even before the first read, closes `events` (which accounts for the stream)."""
+    close = getattr(events, "close", None)
+    return ClosingIterator(_sse_events(start, events, include_usage), close if close is not None else lambda: None)
+
+
+def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage: bool) -> Generator[bytes, None, None]:
     base = {
         "id": start.completion_id,
         "object": "chat.completion.chunk",
@@ -439,6 +446,9 @@ def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage:
             if event.finish_reason and not finished:
                 finished = True
                 yield chunk({}, event.finish_reason)
+    except Exception:  # noqa: BLE001 - the status line is sent: the client gets an error event, operators the trace
+        logger.exception("stream_failed", request_id=start.request_id)
+        yield _event(error_envelope("The router hit an internal error mid-stream.", "server_error", "internal_error"))
     finally:
         close = getattr(events, "close", None)
         if close is not None:
