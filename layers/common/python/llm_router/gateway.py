@@ -450,16 +450,17 @@ class Gateway:
         return Streaming(start, _replayed(entry, answer), "hit")
 
     def _storing(self, events: Iterator[StreamEvent], ctx: RequestContext, caching: CachePlan) -> Iterator[StreamEvent]:
-        """Pass a live stream on; keep its answer once it has ended without an error (never a partial one)."""
-        try:
+        """Pass a live stream on; keep its answer once it has ended without an error (never a partial one). Closing
+        it closes the live stream, even before the first read, so that stream still settles its accounting."""
+
+        def passing() -> Generator[StreamEvent, None, None]:
             for event in events:
                 if isinstance(event, StreamEnd) and event.error is None:
                     self._store(ctx, caching, event.answer)
                 yield event
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
+
+        close = getattr(events, "close", None)
+        return ClosingIterator(passing(), close if close is not None else lambda: None)
 
     def _store(self, ctx: RequestContext, caching: CachePlan, answer: Answer) -> None:
         """Keep a whole answer; refusals and empty answers are not kept, and a failed write never fails the answer."""
