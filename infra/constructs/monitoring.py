@@ -291,6 +291,9 @@ class Monitoring(Construct):
                 )
             )
         self.dashboard.add_widgets(
+            graph("Response cache hits by route per hour", [metric_by(Dimension.ROUTE, Metric.CACHE_HITS)], width=24),
+        )
+        self.dashboard.add_widgets(
             graph("Function errors and throttles", lambda_metrics, width=12),
             graph("Queue depths", queue_metrics, width=12),
         )

@@ -28,12 +28,17 @@ ADAPTERS = ("llm_router.stores", "llm_router.providers")
 OUTER = ("llm_router.api", "llm_router.gateway", "llm_router.wiring")
 ENTRY_POINTS = ("llm_router.local", "llm_router.cli")
 CALLERS = ("llm_router.replay", "llm_router.accounting", "llm_router.runtime")
+PROVIDER_ADAPTERS = tuple(
+    f"llm_router.providers.{name}"
+    for name in ("http", "openai_compat", "anthropic", "bedrock", "simulated", "registry", "schema_instance")
+)
 
 # package or module -> module prefixes that importing it (and, for a package, every module in it) must not load
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "llm_router.routing": (*IO, *ADAPTERS, *OUTER),
     "llm_router.providers": (*OUTER, *ENTRY_POINTS, *CALLERS, "llm_router.routing.engine"),
-    "llm_router.stores": (*OUTER, *ENTRY_POINTS, *CALLERS, "llm_router.providers"),
+    # Stores may share the providers' value types (providers.base: Usage), never an adapter.
+    "llm_router.stores": (*OUTER, *ENTRY_POINTS, *CALLERS, *PROVIDER_ADAPTERS),
     "llm_router.gateway": ("llm_router.api", "llm_router.wiring", "llm_router.runtime", *ENTRY_POINTS),
 }
 

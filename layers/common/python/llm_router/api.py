@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from llm_router.cache import USE_CACHE, CacheControl
 from llm_router.errors import AuthenticationError, InvalidRequestError, NotFoundError, RouterError
 from llm_router.gateway import (
     Answered,
@@ -227,11 +228,14 @@ class RouterApi:
         ctx = http.context()
         request, raw = self._parse(http)
         prefer_async = "respond-async" in http.headers.get("prefer", "").lower()
+        cache_control = cache_control_of(http.headers.get("cache-control", ""))
         return self._once(
             http,
             ctx,
             raw,
-            lambda: self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request),
+            lambda: self.render(
+                self.gateway.serve(request, ctx, raw, prefer_async=prefer_async, cache_control=cache_control), request
+            ),
         )
 
     def _once(
@@ -390,12 +394,16 @@ class RouterApi:
         """An outcome as a response: a plain dict, or a StreamingResponse for a stream under way."""
         if isinstance(outcome, Answered):
             body = _ENCODER.encode(outcome.answer.completion.wire())
-            return {"status": 200, "content_type": JSON, "body": body, "headers": answer_headers(outcome.answer)}
+            headers = answer_headers(outcome.answer)
+            if outcome.cache is not None:
+                headers["x-router-cache"] = outcome.cache
+            return {"status": 200, "content_type": JSON, "body": body, "headers": headers}
         if isinstance(outcome, Streaming):
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            return StreamingResponse(
-                200, stream_headers(outcome.start), sse_stream(outcome.start, outcome.events, include_usage)
-            )
+            headers = stream_headers(outcome.start)
+            if outcome.cache is not None:
+                headers["x-router-cache"] = outcome.cache
+            return StreamingResponse(200, headers, sse_stream(outcome.start, outcome.events, include_usage))
         if isinstance(outcome, Queued):
             return _json_result(*queued(outcome))
         if isinstance(outcome, NotKept):
@@ -428,6 +436,16 @@ def translated(convert: Callable[[], ChatCompletionRequest]) -> ChatCompletionRe
         raise InvalidRequestError(f"Cannot route this request: {describe(exc)[0]}", code="invalid_request") from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidRequestError(f"Cannot route this request: {exc}", code="invalid_request") from None
+
+
+def cache_control_of(header: str) -> CacheControl:
+    """The caller's `Cache-Control`: `no-cache` answers afresh (and stores the answer), `no-store` keeps nothing."""
+    directives = {part.strip().lower().split("=", 1)[0] for part in header.split(",")}
+    if "no-store" in directives:
+        return CacheControl(lookup=False, store=False)
+    if "no-cache" in directives:
+        return CacheControl(lookup=False, store=True)
+    return USE_CACHE
 
 
 def _json_result(status: int, body: Any, headers: dict[str, str]) -> Result:

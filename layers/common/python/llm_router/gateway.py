@@ -17,6 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from llm_router.breaker import CircuitBreaker
+from llm_router.cache import (
+    CACHEABLE_FINISH,
+    USE_CACHE,
+    CacheControl,
+    CachedAnswer,
+    CachePlan,
+    CacheStatus,
+    ResponseCache,
+    plan_cache,
+)
 from llm_router.errors import (
     AllModelsFailedError,
     InvalidRequestError,
@@ -67,6 +77,8 @@ MAX_RETRY_AFTER_WAIT_SECONDS = 2.0
 SKIPPED_KINDS = frozenset({"circuit_open", "context_too_small"})
 
 T = TypeVar("T")
+# What `_route` settles before any model is called: the config it read, the decision and the candidates to try.
+Routed = tuple[ConfigSnapshot, Decision, Plan]
 
 
 @dataclass
@@ -151,9 +163,10 @@ class Embedded(Priced):
 # -- outcomes ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Answered:
-    """A model answered; the whole completion is ready."""
+    """A model answered (or the cache did, `cache="hit"`); the whole completion is ready."""
 
     answer: Answer
+    cache: CacheStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +225,7 @@ class Streaming:
 
     start: StreamStart
     events: Iterator[StreamEvent]
+    cache: CacheStatus | None = None
 
 
 Outcome = Answered | Streaming | Queued | NotKept | Refused
@@ -288,6 +302,7 @@ class Gateway:
         queue: QueuePort | None = None,
         requests: RequestRecords | None = None,
         regex_scan_chars: int = REGEX_SCAN_CHARS,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -300,6 +315,7 @@ class Gateway:
         self.queue = queue
         self.requests = requests
         self.regex_scan_chars = regex_scan_chars
+        self.cache = cache
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
@@ -337,16 +353,36 @@ class Gateway:
 
     # -- the outcome of one request -------------------------------------------------------------------------
     def serve(
-        self, request: ChatCompletionRequest, ctx: RequestContext, body: bytes, *, prefer_async: bool = False
+        self,
+        request: ChatCompletionRequest,
+        ctx: RequestContext,
+        body: bytes,
+        *,
+        prefer_async: bool = False,
+        cache_control: CacheControl = USE_CACHE,
     ) -> Outcome:
-        """Answer the request (streamed when it asks), or queue it: straight away when asked to (async), or when
-        every candidate failed before producing anything."""
+        """Answer the request (streamed when it asks), from the cache when its route caches and holds the answer,
+        or queue it: straight away when asked to (async), or when every candidate failed before producing anything."""
         try:
             if prefer_async:
                 return self._queue_now(request, ctx, body)
+            routed = self._route(request, ctx)
+            caching = self._cache_plan(request, ctx, routed, cache_control)
+            if caching is not None and caching.lookup:
+                hit = self._from_cache(request, ctx, routed, caching)
+                if hit is not None:
+                    return hit
+            status = caching.status if caching is not None else None
             if request.stream:
-                return self.stream(request, ctx)
-            return Answered(self.complete(request, ctx))
+                streaming = self._stream(request, ctx, routed)
+                if caching is not None and caching.store:
+                    streaming.events = self._storing(streaming.events, ctx, caching)
+                streaming.cache = status
+                return streaming
+            answer = self._complete(request, ctx, routed)
+            if caching is not None and caching.store:
+                self._store(ctx, caching, answer)
+            return Answered(answer, status)
         except AllModelsFailedError as exc:
             if self.queue is None or self.requests is None:
                 return Refused(exc)
@@ -365,7 +401,10 @@ class Gateway:
 
     def complete(self, request: ChatCompletionRequest, ctx: RequestContext) -> Answer:
         """Call the candidates in order until one answers; raises AllModelsFailedError when none does."""
-        snapshot, decision, chain = self._route(request, ctx)
+        return self._complete(request, ctx, self._route(request, ctx))
+
+    def _complete(self, request: ChatCompletionRequest, ctx: RequestContext, routed: Routed) -> Answer:
+        snapshot, decision, chain = routed
 
         def call(provider: Provider, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
             return provider.complete(request, model, deadline)
@@ -406,7 +445,10 @@ class Gateway:
     def stream(self, request: ChatCompletionRequest, ctx: RequestContext) -> Streaming:
         """Fall back exactly as `complete` does until a provider has produced its first delta; from then on the
         stream is committed to that model. Raises AllModelsFailedError when no candidate produced anything."""
-        snapshot, decision, chain = self._route(request, ctx)
+        return self._stream(request, ctx, self._route(request, ctx))
+
+    def _stream(self, request: ChatCompletionRequest, ctx: RequestContext, routed: Routed) -> Streaming:
+        snapshot, decision, chain = routed
 
         def call(
             provider: Provider, model: ModelSpec, deadline: Deadline
@@ -430,6 +472,120 @@ class Gateway:
         )
         events = self._stream_events(request, ctx, snapshot, chain, start, trail, first, deltas)
         return Streaming(start, events)
+
+    # -- the response cache ----------------------------------------------------------------------------------
+    def _cache_plan(
+        self, request: ChatCompletionRequest, ctx: RequestContext, routed: Routed, control: CacheControl
+    ) -> CachePlan | None:
+        if self.cache is None:
+            return None
+        snapshot, decision, chain = routed
+        return plan_cache(request, ctx.tenant, decision, chain, snapshot, control)
+
+    def _from_cache(
+        self, request: ChatCompletionRequest, ctx: RequestContext, routed: Routed, caching: CachePlan
+    ) -> Answered | Streaming | None:
+        """The stored answer, replayed as the model gave it (streamed when the request streams), at no cost; None
+        on a miss. A cache that cannot be read is a miss: the model answers instead."""
+        assert self.cache is not None
+        snapshot, decision, _ = routed
+        try:
+            entry = self.cache.get(caching.key, ctx.tenant)
+        except Exception as exc:  # noqa: BLE001 - any read failure: the model answers as if nothing were cached
+            logger.warning("cache_read_failed", request_id=ctx.request_id, error=type(exc).__name__)
+            return None
+        model = snapshot.models.get(entry.model) if entry is not None else None
+        if entry is None or model is None:
+            return None
+        response = ProviderResponse(
+            content=entry.content,
+            finish_reason=entry.finish_reason,
+            usage=entry.usage,
+            tool_calls=entry.tool_calls,
+            simulated=entry.simulated,
+        )
+        completion = build_completion(ctx, model, response, entry.usage)
+        # Nothing was paid: what the answer would have cost again is all saved.
+        answer = Answer(
+            request_id=ctx.request_id,
+            model=model,
+            decision=decision,
+            attempts=[],
+            cost_usd=0.0,
+            baseline_cost_usd=entry.cost_usd,
+            usage=entry.usage,
+            simulated=entry.simulated,
+            completion=completion,
+        )
+        self._record_hit(ctx, answer, caching, streamed=bool(request.stream))
+        if not request.stream:
+            return Answered(answer, "hit")
+        start = StreamStart(
+            ctx.request_id, completion.id, completion.created, model, decision, [], simulated=entry.simulated
+        )
+        return Streaming(start, _replayed(entry, answer), "hit")
+
+    def _storing(self, events: Iterator[StreamEvent], ctx: RequestContext, caching: CachePlan) -> Iterator[StreamEvent]:
+        """Pass a live stream on; keep its answer once it has ended without an error (never a partial one). Closing
+        it closes the live stream, even before the first read, so that stream still settles its accounting."""
+
+        def passing() -> Generator[StreamEvent, None, None]:
+            for event in events:
+                if isinstance(event, StreamEnd) and event.error is None:
+                    self._store(ctx, caching, event.answer)
+                yield event
+
+        close = getattr(events, "close", None)
+        return ClosingIterator(passing(), close if close is not None else lambda: None)
+
+    def _store(self, ctx: RequestContext, caching: CachePlan, answer: Answer) -> None:
+        """Keep a whole answer; refusals and empty answers are not kept, and a failed write never fails the answer."""
+        assert self.cache is not None
+        choice = answer.completion.choices[0]
+        message = choice.message
+        if choice.finish_reason not in CACHEABLE_FINISH or message.refusal:
+            return
+        if not (message.content or message.tool_calls):
+            return
+        entry = CachedAnswer(
+            tenant=ctx.tenant,
+            route=caching.route,
+            model=answer.model.id,
+            content=message.content,
+            tool_calls=[c.model_dump() for c in message.tool_calls] if message.tool_calls else None,
+            finish_reason=choice.finish_reason,
+            usage=answer.usage,
+            cost_usd=answer.cost_usd,
+            simulated=answer.simulated,
+            created_at=int(time.time()),
+        )
+        try:
+            self.cache.put(caching.key, entry, caching.spec.ttl_seconds)
+        except Exception as exc:  # noqa: BLE001 - the caller has its answer; a lost cache entry costs one more call
+            logger.warning("cache_write_failed", request_id=ctx.request_id, error=type(exc).__name__)
+
+    def _record_hit(self, ctx: RequestContext, answer: Answer, caching: CachePlan, *, streamed: bool) -> None:
+        """A hit's EMF document: a request that cost nothing and saved what the answer cost the first time."""
+        total_ms = (time.perf_counter() - ctx.started) * 1000
+        self.metrics.record(
+            [
+                (Metric.REQUESTS, 1, COUNT),
+                (Metric.CACHE_HITS, 1, COUNT),
+                (Metric.COST_USD, 0.0, NONE),
+                (Metric.SAVED_USD, answer.saved_usd or 0.0, NONE),
+                (Metric.LATENCY_MS, total_ms, MS),
+                (Metric.ROUTER_OVERHEAD_MS, total_ms, MS),
+            ],
+            dimensions={Dimension.ROUTE: caching.route},
+            metadata={
+                "message": "cache_hit",
+                "tenant": ctx.tenant,
+                "request_id": ctx.request_id,
+                "rule": answer.decision.rule,
+                "model": answer.model.id,
+                "streamed": True if streamed else None,
+            },
+        )
 
     # -- queueing ------------------------------------------------------------------------------------------
     def _enqueue(
@@ -733,6 +889,16 @@ class Gateway:
                 "interrupted": True if interrupted else None,
             },
         )
+
+
+def _replayed(entry: CachedAnswer, answer: Answer) -> Iterator[StreamEvent]:
+    """A cached answer as the deltas of a live stream: text, tool calls, the finish reason, then the end."""
+    if entry.content:
+        yield StreamDelta(content=entry.content, simulated=entry.simulated)
+    if entry.tool_calls:
+        yield StreamDelta(tool_calls=[{"index": i, **call} for i, call in enumerate(entry.tool_calls)])
+    yield StreamDelta(finish_reason=entry.finish_reason, usage=entry.usage)
+    yield StreamEnd(answer)
 
 
 class _Collected:

@@ -41,6 +41,8 @@ class Metric(StrEnum):
     USAGE_WRITE_FAILED = "UsageWriteFailed"
     # A streamed answer that ended before its last chunk (the caller went away or the model stopped).
     STREAM_INTERRUPTED = "StreamInterrupted"
+    # Answered from the response cache, without calling a model (under the [Route] dimension).
+    CACHE_HITS = "CacheHits"
 
 
 class Dimension(StrEnum):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from llm_router.accounting import UsageAccounting
 from llm_router.api import Result, RouterApi
 from llm_router.breaker import CircuitBreaker
+from llm_router.cache import ResponseCache
 from llm_router.gateway import Gateway
 from llm_router.metrics import COUNT, Emitter, Metric, MetricsRecorder, emitter_for
 from llm_router.providers.base import Provider
@@ -28,6 +29,7 @@ from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.key_store import KeyStore
 from llm_router.stores.payload_store import PayloadStore
 from llm_router.stores.request_store import RequestStore
+from llm_router.stores.response_cache import DynamoResponseCache
 from llm_router.stores.secrets import ProviderKeys
 from llm_router.stores.tenant_store import TenantStore
 from llm_router.stores.usage_store import UsageStore
@@ -121,9 +123,11 @@ def build_gateway(
     sleep: Callable[[float], None] = time.sleep,
     accounting: bool = True,
     key_environ: Mapping[str, str] | None = None,
+    cache: ResponseCache | None = _UNSET,
 ) -> Gateway:
     """The gateway and everything it calls. `emit` receives each EMF document (default: the settings' sink);
-    `providers` replaces adapters by provider name (`simulated`, `openai`, `bedrock`, ...)."""
+    `providers` replaces adapters by provider name (`simulated`, `openai`, `bedrock`, ...); `cache` replaces the
+    response cache in the State table (None: no caching, whatever the config says)."""
     clients = clients or AwsClients()
     ddb = clients.get("dynamodb")
     metrics = MetricsRecorder(emitter_for(settings.metrics_sink) if emit is _UNSET else emit, settings.service_name)
@@ -159,6 +163,7 @@ def build_gateway(
         requests=requests,
         accounting=usage_accounting,
         regex_scan_chars=settings.regex_scan_chars,
+        cache=DynamoResponseCache(settings.state_table_name, dynamodb=ddb) if cache is _UNSET else cache,
     )
 
 

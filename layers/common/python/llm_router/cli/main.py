@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "prices",
     "usage",
     "dlq",
+    "cache",
     "simulate",
     "ml",
     "doctor",

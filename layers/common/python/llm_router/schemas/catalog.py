@@ -51,6 +51,20 @@ class Simulation(BaseModel):
     failure_after_chunks: int = Field(3, ge=0)
 
 
+class CacheSpec(BaseModel):
+    """Exact response caching for a route or a model (off unless set).
+
+    `ttl_seconds`: how long an answer is served again. `mode`: `deterministic` caches only requests whose answer
+    does not depend on sampling (no `temperature` above 0, or a `seed`); `always` also caches sampled answers, so
+    the same prompt keeps getting the same reply until the entry expires.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ttl_seconds: int = Field(gt=0, le=30 * 86_400)
+    mode: Literal["deterministic", "always"] = "deterministic"
+
+
 class ModelSpec(BaseModel):
     """A model callers and rules can name, and how to reach it."""
 
@@ -75,6 +89,8 @@ class ModelSpec(BaseModel):
     # `[store, service_tier]`: an explicit opt-in, since such fields change retention or cost upstream.
     forward_fields: tuple[str, ...] = ()
     simulate: Simulation | None = None
+    # Caches answers to requests that name this model directly, or that a route without its own `cache` sends here.
+    cache: CacheSpec | None = None
 
     @model_validator(mode="after")
     def _endpoint_for_http_providers(self) -> ModelSpec:
@@ -129,3 +145,5 @@ class RouteSpec(BaseModel):
     # What a tenant over its budget's soft limit gets on this route, unless the tenant says otherwise:
     # `degrade` (the cheapest capable model of the chain) or `refuse` (only the budget itself refuses).
     on_budget_exceeded: Literal["refuse", "degrade"] | None = None
+    # Caches answers to this route's requests (see CacheSpec).
+    cache: CacheSpec | None = None
