@@ -33,13 +33,17 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from llm_router.local.runtime import LocalStack, reset_process_caches
+    from llm_router.local.runtime import LocalStack
+    from llm_router.stores import aws
 
     workdir = Path(tempfile.mkdtemp(prefix="llm-router-profile-"))
     stack = LocalStack(config_path=workload.CONFIG_PATH, simulate=True, project_dir=workdir, write_endpoint_file=False)
     stack.start()
-    os.environ.update(run.child_environment())
-    reset_process_caches()
+    run.seed_budget_tenant(stack)
+    # This process plays the router function: it gets the workers' environment (pointing at the emulation), and
+    # its botocore session is made again so that nothing read before the change is kept.
+    os.environ.update(run.child_environment(stack))
+    aws.reset()
     # The EMF documents and log lines go to /dev/null (at the descriptor: Powertools' logger holds sys.stdout).
     sys.stdout.flush()
     saved_stdout = os.dup(1)
@@ -47,13 +51,12 @@ def main() -> None:
     os.dup2(devnull, 1)
     profiler: Any = None
     try:
+        writes = workers.ZeroLatencyWrites().install()
         handler = workers.import_router_handler()
         tenant = workload.TENANT
         if args.budget_tenant:
             tenant = workload.BUDGET_TENANT
-            workers.store_budget_tenant()
             workers.router_call(handler, 0, tenant)()  # tenant settings cached before the queries are answered
-        writes = workers.ZeroLatencyWrites().install()
         writes.reads = args.budget_tenant
         calls = [workers.router_call(handler, i, tenant) for i in range(args.requests + WARMUP)]
         for call in calls[:WARMUP]:

@@ -29,10 +29,14 @@ WORKERS = workload.BENCH_DIR / "workers.py"
 COMMAND = "make bench"
 
 
-def child_environment() -> dict[str, str]:
-    """What a deployed router function would see, plus LiteLLM's offline switch (each side ignores the other's)."""
-    env = dict(os.environ)
-    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME", "POWERTOOLS_TRACE_ENABLED"):
+def child_environment(stack: Any) -> dict[str, str]:
+    """What a deployed router function would see (the stack's variables for the router: table names, queue URL),
+    pointed at the emulation (`stack.environ` and `stack.endpoint`), plus LiteLLM's offline switch (each side
+    ignores the other's)."""
+    from llm_router.cli.common import local_environment
+
+    env = {**stack.environ, **local_environment(stack.endpoint, stack.region)}
+    for name in ("AWS_PROFILE", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME", "POWERTOOLS_TRACE_ENABLED"):
         env.pop(name, None)
     env.update(
         {
@@ -51,6 +55,15 @@ def child_environment() -> dict[str, str]:
         }
     )
     return env
+
+
+def seed_budget_tenant(stack: Any) -> None:
+    """The budget tenant's settings in the Config table, written before any worker starts."""
+    from llm_router.schemas.tenants import TenantSpec
+    from llm_router.stores.tenant_store import TenantStore
+
+    spec = TenantSpec.model_validate({"id": workload.BUDGET_TENANT, "daily_budget_usd": 1_000_000})
+    TenantStore(stack.settings.config_table_name, dynamodb=stack.clients.get("dynamodb")).put(spec)
 
 
 class Runner:
@@ -227,7 +240,8 @@ def main() -> None:
     stack = LocalStack(config_path=workload.CONFIG_PATH, simulate=True, project_dir=workdir, write_endpoint_file=False)
     stack.start()
     try:
-        runner = Runner(workdir, child_environment())
+        seed_budget_tenant(stack)
+        runner = Runner(workdir, child_environment(stack))
         print(f"DynamoDB (moto) on {stack.endpoint}; workers' output in {workdir}", flush=True)
         print(f"overhead: {args.requests} warm requests each, same process", flush=True)
         overhead = runner.run("overhead", "--requests", str(args.requests))

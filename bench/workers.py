@@ -46,6 +46,9 @@ class ZeroLatencyWrites:
     The simulated model answers in zero time; this does the same for the State table's round trips, so that
     what is measured is the router's own work. The writes are counted and reported per request. With
     `reads` on, queries (a budget tenant's spend) are answered at once too, with no items: nothing spent yet.
+
+    Installed on the process's botocore session before the handler is imported: each client copies the session's
+    event hooks when it is created, and the handler creates its clients at import.
     """
 
     OPERATIONS = ("UpdateItem", "PutItem")
@@ -56,12 +59,12 @@ class ZeroLatencyWrites:
         self.read_calls = 0
 
     def install(self) -> ZeroLatencyWrites:
-        from llm_router.stores.aws import client
+        from llm_router.stores.aws import session
 
-        events = client("dynamodb").meta.events
+        botocore_session = session()
         for operation in self.OPERATIONS:
-            events.register(f"before-send.dynamodb.{operation}", self._answer)
-        events.register("before-send.dynamodb.Query", self._answer_query)
+            botocore_session.register(f"before-send.dynamodb.{operation}", self._answer)
+        botocore_session.register("before-send.dynamodb.Query", self._answer_query)
         return self
 
     @staticmethod
@@ -80,16 +83,6 @@ class ZeroLatencyWrites:
             return None  # on to DynamoDB (moto)
         self.read_calls += 1
         return self._response(request, b'{"Items":[],"Count":0,"ScannedCount":0}')
-
-
-def store_budget_tenant() -> None:
-    """The budget tenant's settings in the Config table (before `ZeroLatencyWrites`, which would swallow them)."""
-    from llm_router.schemas.tenants import TenantSpec
-    from llm_router.settings import get_settings
-    from llm_router.stores.tenant_store import TenantStore
-
-    spec = TenantSpec.model_validate({"id": workload.BUDGET_TENANT, "daily_budget_usd": 1_000_000})
-    TenantStore(get_settings().config_table_name).put(spec)
 
 
 def router_call(
@@ -218,8 +211,8 @@ def litellm_cold(_: argparse.Namespace) -> dict[str, Any]:
 
 def ours_rss(args: argparse.Namespace) -> dict[str, Any]:
     """Peak RSS of a process that imported the router and served `--requests` requests."""
-    lambda_handler = import_router_handler()
     writes = ZeroLatencyWrites().install()
+    lambda_handler = import_router_handler()
     rss_import = workload.peak_rss_mib()
     rules: dict[str, int] = {}
     times = []
@@ -262,9 +255,8 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
     usage written after every request (one Query and one UpdateItem, answered at once), where the benchmark's
     tenant, without a budget, has its usage written behind the answers (USAGE_FLUSH_SECONDS, as deployed).
     """
-    lambda_handler = import_router_handler()
-    store_budget_tenant()
     writes = ZeroLatencyWrites().install()
+    lambda_handler = import_router_handler()
     router = litellm_router()
     rules: dict[str, int] = {}
     for i in range(args.warmup):
