@@ -17,6 +17,7 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import streaming  # noqa: E402
 import workload  # noqa: E402
 
 ROUTER_DIR = workload.ROOT / "functions" / "router"
@@ -344,6 +345,167 @@ def classifier(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- streaming ---------------------------------------------------------------------------------------------------
+class StreamTimes:
+    """When each upstream chunk came out of one gateway: first-chunk overheads (ns) and later chunks' delays (ns)."""
+
+    def __init__(self) -> None:
+        self.first: list[int] = []
+        self.later: list[int] = []
+        self.chunks_seen: list[int] = []
+
+    def add(self, outputs: list[tuple[int, str]], chunks: int) -> None:
+        """`outputs`: (time the gateway handed the piece out, its text); every stamp in a piece counts at that time."""
+        seen: dict[int, int] = {}
+        for out_ns, text in outputs:
+            for index, sent_ns in streaming.stamps(text):
+                seen.setdefault(index, out_ns - sent_ns)
+        if sorted(seen) != list(range(chunks)):
+            raise RuntimeError(f"expected the upstream's {chunks} chunks in order, got {sorted(seen)[:5]}...")
+        self.chunks_seen.append(len(seen))
+        self.first.append(seen[0])
+        self.later.extend(seen[i] for i in range(1, chunks))
+
+    def summary(self) -> dict[str, Any]:
+        first = workload.summarize_ms([ns / 1e9 for ns in self.first])
+        later = workload.summarize_ms([ns / 1e9 for ns in self.later])
+        return {
+            "streams": len(self.first),
+            "ttfb_overhead": first,
+            "chunk_overhead_us": {"n": later["n"]}
+            | {key.replace("_ms", "_us"): value * 1000 for key, value in later.items() if key != "n"},
+        }
+
+
+def stream_body(index: int) -> dict[str, Any]:
+    return {**workload.chat_body(index), "stream": True}
+
+
+def ours_stream(lambda_handler: Callable[..., Any], index: int, times: StreamTimes | None, chunks: int) -> None:
+    """One streamed request through the handler; its StreamingResponse's body is iterated as the runtime loop
+    does on Lambda (each piece is what would be written to the Runtime API at once)."""
+    from llm_router.runtime import StreamingResponse
+
+    event = workload.api_event(stream_body(index))
+    response = lambda_handler(event, workload.LambdaContext())
+    if not isinstance(response, StreamingResponse):
+        raise RuntimeError(f"router answered {response.get('statusCode')}: {response.get('body')}")
+    outputs: list[tuple[int, bytes]] = []
+    body = iter(response.body)
+    try:
+        for piece in body:
+            outputs.append((time.monotonic_ns(), piece))
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    if times is not None:
+        times.add([(t, _sse_content(piece)) for t, piece in outputs], chunks)
+
+
+def _sse_content(piece: bytes) -> str:
+    text = []
+    for line in piece.decode().split("\n"):
+        if line.startswith("data: {"):
+            event = json.loads(line.removeprefix("data: "))
+            if "error" in event:
+                raise RuntimeError(f"router's stream ended in an error: {event['error']}")
+            text += [c["delta"].get("content") or "" for c in event.get("choices") or []]
+    return "".join(text)
+
+
+def litellm_stream_router(base_url: str) -> Any:
+    """LiteLLM's Router with the same 4 deployments, each an OpenAI-compatible model at the upstream."""
+    from litellm import Router
+
+    model_list = [
+        {
+            "model_name": workload.ROUTE,
+            "litellm_params": {
+                "model": f"openai/{streaming.MODEL_PREFIX}{i}",
+                "api_base": base_url,
+                "api_key": "sk-bench",
+            },
+        }
+        for i in range(LITELLM_DEPLOYMENTS)
+    ]
+    return Router(model_list=model_list)
+
+
+def litellm_stream(
+    router: Any, index: int, times: StreamTimes | None, objects: StreamTimes | None, chunks: int
+) -> None:
+    """One streamed `completion` through LiteLLM's Router. A chunk is out once serialised as LiteLLM's proxy puts
+    it on the wire (`data: ` + `model_dump_json(exclude_none=True, exclude_unset=True)`); `objects` gets the
+    moment the Python object came out of the iterator, before that."""
+    body = stream_body(index)
+    response = router.completion(model=body["model"], messages=body["messages"], stream=True)
+    outputs: list[tuple[int, bytes]] = []
+    as_objects: list[tuple[int, str]] = []
+    for chunk in response:
+        got = time.monotonic_ns()
+        piece = b"data: " + chunk.model_dump_json(exclude_none=True, exclude_unset=True).encode() + b"\n\n"
+        outputs.append((time.monotonic_ns(), piece))
+        as_objects.append((got, "".join(c.delta.content or "" for c in chunk.choices)))
+    if times is not None and objects is not None:
+        times.add([(t, _sse_content(piece)) for t, piece in outputs], chunks)
+        objects.add(as_objects, chunks)
+
+
+def direct_stream(url: str, index: int, times: StreamTimes | None, chunks: int) -> None:
+    """The floor: the upstream's stream read directly (http.client, one line at a time), no gateway."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        payload = json.dumps({**stream_body(index), "model": "direct"})
+        connection.request("POST", parts.path + "/chat/completions", payload, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        outputs: list[tuple[int, str]] = []
+        for line in response:
+            if line.startswith(b"data: {"):
+                outputs.append((time.monotonic_ns(), line.decode()))
+    finally:
+        connection.close()
+    if times is not None:
+        times.add([(t, _sse_content(line.encode())) for t, line in outputs], chunks)
+
+
+def stream(args: argparse.Namespace) -> dict[str, Any]:
+    """Streams through both gateways from the same upstream, taking turns, with a direct reader as the floor.
+
+    The router: `functions/router/handler.py` with the upstream's models in its config, its StreamingResponse
+    iterated in this process. LiteLLM: `Router.completion(stream=True)` iterated, each chunk serialised as its
+    proxy does. The first chunk's overhead is the moment a gateway hands it out minus the moment the upstream
+    sent it; each later chunk's, the same for that chunk.
+    """
+    writes = ZeroLatencyWrites().install()
+    lambda_handler = import_router_handler()
+    router = litellm_stream_router(args.upstream)
+    for i in range(args.warmup):
+        ours_stream(lambda_handler, i, None, args.chunks)
+        litellm_stream(router, i, None, None, args.chunks)
+        direct_stream(args.upstream, i, None, args.chunks)
+    writes.calls = 0
+    ours, theirs, theirs_objects, direct = StreamTimes(), StreamTimes(), StreamTimes(), StreamTimes()
+    for i in range(args.requests):
+        ours_stream(lambda_handler, i, ours, args.chunks)
+        litellm_stream(router, i, theirs, theirs_objects, args.chunks)
+        direct_stream(args.upstream, i, direct, args.chunks)
+    return {
+        "streams": args.requests,
+        "warmup": args.warmup,
+        "chunks": args.chunks,
+        "ours": ours.summary(),
+        "litellm": theirs.summary(),
+        "litellm_objects": theirs_objects.summary(),
+        "direct": direct.summary(),
+        "dynamodb_writes_per_request": writes.calls / args.requests,
+    }
+
+
 KINDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "ours-cold": ours_cold,
     "litellm-cold": litellm_cold,
@@ -351,6 +513,7 @@ KINDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "litellm-rss": litellm_rss,
     "overhead": overhead,
     "classifier": classifier,
+    "stream": stream,
 }
 
 
@@ -361,6 +524,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--upstream", help="the streaming upstream's API root (stream)")
+    parser.add_argument("--chunks", type=int, default=streaming.CHUNKS, help="content chunks per stream (stream)")
     args = parser.parse_args()
     blocked = workload.loopback_only()
     result = KINDS[args.kind](args)
