@@ -363,7 +363,10 @@ Above the direct read's floor (the gateways' own share, p50 minus p50): {above_t
   milliseconds to build its answer to the {work["rules"]}-item query in Python, far longer than DynamoDB, and that
   would have been counted as ours. Waiting for those calls took {_fmt(wait, "ms", 1)} of the
   {_fmt(r.get("cold_start_ms"), "ms", 0)}; on AWS, add DynamoDB's round trips (a few milliseconds each, after a TLS
-  handshake). The functions import botocore, not boto3 (boto3 and s3transfer were a fifth of the import).
+  handshake). The functions import botocore, not boto3 (boto3 and s3transfer were a fifth of the import). The
+  router function builds its API when it is imported (`RouterSettings.from_env()`, then `wiring.build_router_api`),
+  DynamoDB client and fallback queue's SQS client included, so the import row holds work a first request used to
+  do.
 - **Fixed with this benchmark**: the rule index above; PII detectors skipped when a text has too few digits for
   what they look for; the text's words split with `str.translate`; usage counters written behind the answers for
   tenants without a budget; EMF documents written directly (the shape Powertools writes) and carrying the request's
