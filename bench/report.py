@@ -374,7 +374,7 @@ Above the direct read's floor (the gateways' own share, p50 minus p50): {above_t
   earlier (commit 731e8c9): keyword and regex pre-filters, per-rule check lists, no client-side parameter
   validation. On this machine a warm request went from 1.39 ms (p50) to the figure above.
 - `make bench-profile` prints the call tree of warm requests (pyinstrument; `BENCH_ARGS=--cprofile` for cProfile's
-  top functions, `--budget-tenant` for a tenant with a budget), and
+  top functions, `--budget-tenant` for a tenant with a budget, `--stream` for streamed requests), and
   `.venv-bench/bin/python -X importtime -c "import sys; sys.path.insert(0, 'functions/router'); import handler"`
   what each import of a cold start costs.
 

@@ -170,24 +170,29 @@ def cold_starts(runner: Runner, runs: int, moto_endpoint: str) -> dict[str, Any]
 STREAM_CONFIG_TABLE = "llm-router-bench-stream"
 
 
+def seed_stream_config(stack: Any, base_url: str) -> dict[str, str]:
+    """A Config table of its own with the streaming config; returns what points the router's environment at it."""
+    from llm_router.stores.config_admin import ConfigAdmin, validate_document
+    from llm_router.stores.tables import table_definition
+
+    config = validate_document(streaming.stream_config(workload.rules_config(), base_url))
+    if not config.ok:
+        raise SystemExit("streaming config is invalid: " + "; ".join(config.errors))
+    ddb = stack.clients.get("dynamodb")
+    ddb.create_table(**table_definition(STREAM_CONFIG_TABLE))
+    ConfigAdmin(STREAM_CONFIG_TABLE, dynamodb=ddb).apply(config)
+    return {"CONFIG_TABLE_NAME": STREAM_CONFIG_TABLE, "LLM_ROUTER_SIMULATE": "false"}
+
+
 def streams(runner: Runner, stack: Any, count: int, interval_ms: float) -> dict[str, Any] | None:
     """Both gateways streaming from one upstream (bench/streaming.py, in this process) in one worker.
 
     The router reads its own config table there, the benchmark's 200 rules with every model an OpenAI-compatible
     model at the upstream, and nothing is simulated.
     """
-    from llm_router.stores.config_admin import ConfigAdmin, validate_document
-    from llm_router.stores.tables import table_definition
-
     upstream = streaming.StreamingUpstream(interval_ms=interval_ms).start()
     try:
-        config = validate_document(streaming.stream_config(workload.rules_config(), upstream.base_url))
-        if not config.ok:
-            raise SystemExit("streaming config is invalid: " + "; ".join(config.errors))
-        ddb = stack.clients.get("dynamodb")
-        ddb.create_table(**table_definition(STREAM_CONFIG_TABLE))
-        ConfigAdmin(STREAM_CONFIG_TABLE, dynamodb=ddb).apply(config)
-        env = {**runner.env, "CONFIG_TABLE_NAME": STREAM_CONFIG_TABLE, "LLM_ROUTER_SIMULATE": "false"}
+        env = {**runner.env, **seed_stream_config(stack, upstream.base_url)}
         result = runner.run(
             "stream", "--requests", str(count), "--warmup", "5", "--upstream", upstream.base_url, env=env
         )
