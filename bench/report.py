@@ -422,7 +422,8 @@ Above the direct read's floor (the gateways' own share, p50 minus p50): {above_t
   (`model_dump_json(exclude_none=True, exclude_unset=True)` after `data: `). The Python object alone, before that:
   first chunk {_fmt(_get(objects, "ttfb_overhead", "p50_ms"), "ms", 3)} at p50, later chunks
   {_fmt(_get(objects, "chunk_overhead_us", "p50_us"), "µs", 0)}. {_fmt(st.get("warmup"))} unmeasured streams per side
-  first.
+  first, and a {_fmt(st.get("settle_ms"), "ms", 0)} pause after every stream of every side: LiteLLM's logging threads
+  work for a millisecond or two after each of its streams, which would otherwise land in the next side's stream.
 - **Network.** Nothing beyond loopback: every worker refuses other addresses and reports what it refused
   ({", ".join(cold.get("refused") or []) or "nothing"}).
 

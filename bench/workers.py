@@ -22,6 +22,7 @@ import workload  # noqa: E402
 
 ROUTER_DIR = workload.ROOT / "functions" / "router"
 LITELLM_DEPLOYMENTS = 4
+STREAM_SETTLE_SECONDS = 0.025
 
 
 # -- our side --------------------------------------------------------------------------------------------------------
@@ -482,20 +483,33 @@ def stream(args: argparse.Namespace) -> dict[str, Any]:
     writes = ZeroLatencyWrites().install()
     lambda_handler = import_router_handler()
     router = litellm_stream_router(args.upstream)
+
+    def settle() -> None:
+        # LiteLLM's logging threads work for a millisecond or two after each of its streams; that must not land in
+        # the next side's stream. Every stream of every side is followed by the same pause.
+        time.sleep(STREAM_SETTLE_SECONDS)
+
     for i in range(args.warmup):
         ours_stream(lambda_handler, i, None, args.chunks)
+        settle()
         litellm_stream(router, i, None, None, args.chunks)
+        settle()
         direct_stream(args.upstream, i, None, args.chunks)
+        settle()
     writes.calls = 0
     ours, theirs, theirs_objects, direct = StreamTimes(), StreamTimes(), StreamTimes(), StreamTimes()
     for i in range(args.requests):
         ours_stream(lambda_handler, i, ours, args.chunks)
+        settle()
         litellm_stream(router, i, theirs, theirs_objects, args.chunks)
+        settle()
         direct_stream(args.upstream, i, direct, args.chunks)
+        settle()
     return {
         "streams": args.requests,
         "warmup": args.warmup,
         "chunks": args.chunks,
+        "settle_ms": STREAM_SETTLE_SECONDS * 1000,
         "ours": ours.summary(),
         "litellm": theirs.summary(),
         "litellm_objects": theirs_objects.summary(),
