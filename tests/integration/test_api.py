@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import header
+from tests.helpers import api_event, header
 from tests.integration.conftest import Router
 
 
@@ -68,6 +68,21 @@ def test_streaming_returns_server_sent_events_ending_in_done(router: Router) -> 
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     assert text.startswith("[simulated nova-micro]")
     assert chunks[-1]["usage"]["total_tokens"] > 0
+
+
+def test_a_streamed_request_with_an_idempotency_key_is_answered_in_one_piece_and_replayed(router: Router) -> None:
+    body = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": "Hello!"}]}
+    assert router.local is not None
+    first = router.local.invoke(api_event(body, headers={"Idempotency-Key": "stream-1"}))
+    again = router.local.invoke(api_event(body, headers={"Idempotency-Key": "stream-1"}))
+
+    # Kept whole under its key: a plain response (not a stream), the same events both times, paid for once.
+    assert isinstance(first, dict) and isinstance(again, dict)
+    assert header(first, "content-type") == "text/event-stream"
+    assert first["body"] == again["body"] and first["body"].endswith("data: [DONE]\n\n")
+    assert header(again, "x-router-idempotent-replay") == "true"
+    assert header(first, "x-router-idempotent-replay") is None
+    assert router.metric_values("Requests") == [1.0]
 
 
 @pytest.mark.parametrize(
@@ -192,3 +207,23 @@ def test_pinned_model_skips_rules_but_keeps_its_fallbacks(router: Router) -> Non
 
     assert explained["rule"] == "pinned"
     assert explained["candidates"] == ["nova-micro", "claude-haiku"]
+
+
+def test_a_known_path_with_the_wrong_method_is_405_naming_the_allowed_one(router: Router) -> None:
+    response = router.call({"model": "auto"}, path="/v1/chat/completions", method="DELETE")
+
+    assert response["statusCode"] == 405
+    assert header(response, "Allow") == "POST"
+    assert router.json(response)["error"]["code"] == "method_not_allowed"
+
+
+def test_an_unknown_path_is_404_in_the_openai_error_format(router: Router) -> None:
+    response = router.call(None, path="/v1/nope", method="GET")
+
+    assert response["statusCode"] == 404
+    assert router.json(response)["error"] == {
+        "message": "Unknown endpoint: GET /v1/nope. Try POST /v1/chat/completions.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unknown_url",
+    }

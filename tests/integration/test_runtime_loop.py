@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Logger
 
+import llm_router
 from llm_router.runtime import StreamingResponse
 from llm_router.runtime.client import RuntimeApiClient, RuntimeApiError
 from llm_router.runtime.loop import Handler, run
@@ -397,6 +398,8 @@ def task_root(tmp_path: Path) -> Path:
 
 def runtime_env(api: FakeRuntimeAPI, task_root: Path, handler: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("LLM_ROUTER_STREAMING_RESPONSES", "PYTHONPATH")}
+    # Only the library on the path, as the layer puts it at /opt/python (an installed package needs nothing here).
+    env["PYTHONPATH"] = str(Path(llm_router.__file__).resolve().parents[1])
     env.update(AWS_LAMBDA_RUNTIME_API=api.address, LAMBDA_TASK_ROOT=str(task_root), _HANDLER=handler, **extra)
     return env
 

@@ -28,6 +28,7 @@ def template() -> dict[str, Any]:
     import os
 
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    pytest.importorskip("aws_cdk", reason="the CDK is a dev tool, absent from the runtime-Python environment")
     from aws_cdk import App
 
     from infra.settings import StackSettings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,13 +56,15 @@ WRAPPER = "layers/common/llm-router-runtime"
 def test_runtime_wrapper_is_committed_executable() -> None:
     # Lambda refuses an AWS_LAMBDA_EXEC_WRAPPER that is not executable (exit 126) and the function never starts.
     assert os.access(ROOT / WRAPPER, os.X_OK)
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed here (the runtime-Python environment)")
     listed = subprocess.run(["git", "ls-files", "-s", WRAPPER], cwd=ROOT, capture_output=True, text=True, check=True)
     assert listed.stdout.split()[0] == "100755"
 
 
 def test_runtime_wrapper_is_in_the_layer_asset_at_its_root(tmp_path: Path) -> None:
     # Given the layer staged the way CDK stages it, with the stack's exclusions
-    import aws_cdk as cdk
+    cdk = pytest.importorskip("aws_cdk", reason="the CDK is a dev tool, absent from the runtime-Python environment")
 
     from infra.assets import LAYER_EXCLUDES
 

@@ -12,7 +12,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from llm_router.errors import AuthenticationError, InvalidRequestError, NotFound
 from llm_router.gateway import (
     Answer,
     Answered,
+    ClosingIterator,
     Gateway,
     NotKept,
     Outcome,
@@ -208,6 +209,12 @@ class RouterApi:
         return json_response(200, {"status": "ok"})
 
     def _unknown(self, http: HttpRequest) -> Response:
+        path = http.path.rstrip("/") or "/"
+        allowed = sorted(method for method, known in self._routes if known == path)
+        if allowed:
+            message = f"{http.method} is not allowed on {path}; use {' or '.join(allowed)}."
+            body = error_envelope(message, "invalid_request_error", "method_not_allowed")
+            return json_response(405, body, {"Allow": ", ".join(allowed)})
         message = f"Unknown endpoint: {http.method} {http.path}. Try POST /v1/chat/completions."
         return json_response(404, error_envelope(message, "invalid_request_error", "unknown_url"))
 
@@ -381,7 +388,13 @@ def _event(body: dict[str, Any]) -> bytes:
 
 
 def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage: bool) -> Iterator[bytes]:
-    """`text/event-stream` chunks: content and tool-call deltas, the finish chunk, usage, then `[DONE]`."""
+    """`text/event-stream` chunks: content and tool-call deltas, the finish chunk, usage, then `[DONE]`. Closing
+    it, even before the first read, closes `events` (which accounts for the stream)."""
+    close = getattr(events, "close", None)
+    return ClosingIterator(_sse_events(start, events, include_usage), close if close is not None else lambda: None)
+
+
+def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage: bool) -> Generator[bytes, None, None]:
     base = {
         "id": start.completion_id,
         "object": "chat.completion.chunk",
@@ -413,6 +426,9 @@ def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage:
             if event.finish_reason and not finished:
                 finished = True
                 yield chunk({}, event.finish_reason)
+    except Exception:  # noqa: BLE001 - the status line is sent: the client gets an error event, operators the trace
+        logger.exception("stream_failed", request_id=start.request_id)
+        yield _event(error_envelope("The router hit an internal error mid-stream.", "server_error", "internal_error"))
     finally:
         close = getattr(events, "close", None)
         if close is not None:

@@ -12,7 +12,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -191,6 +191,24 @@ class Streaming:
 
 
 Outcome = Answered | Streaming | Queued | NotKept | Refused
+
+
+class ClosingIterator(Iterator[T]):
+    """A generator whose `close()` also runs `on_close`: a generator closed before its first `next()` (a client
+    gone before the first chunk was written) never runs its own `finally`. `on_close` must be safe to repeat."""
+
+    def __init__(self, items: Generator[T, None, None], on_close: Callable[[], object]) -> None:
+        self._items = items
+        self._on_close = on_close
+
+    def __next__(self) -> T:
+        return next(self._items)
+
+    def close(self) -> None:
+        try:
+            self._items.close()
+        finally:
+            self._on_close()
 
 
 class Accounting(Protocol):
@@ -496,33 +514,50 @@ class Gateway:
         trail: Trail,
         first: StreamDelta,
         deltas: Iterator[StreamDelta],
-    ) -> Iterator[StreamEvent]:
-        """Pass the deltas on as they come; account for what was delivered however the stream ends."""
+    ) -> ClosingIterator[StreamEvent]:
+        """Pass the deltas on as they come; account for what was received once, however the stream ends: to its
+        end, broken off by the provider, or closed by the client (even before its first read)."""
         collected = _Collected()
-        error: ProviderError | None = None
+        collected.add(first)  # received, so charged, even if the client never reads it
         streaming_since = time.perf_counter()
-        try:
-            delta: StreamDelta | None = first
-            while delta is not None:
-                collected.add(delta)
-                if delta.content or delta.tool_calls or delta.finish_reason:
-                    yield delta
-                delta = next(deltas, None)
-        except ProviderError as exc:
-            error = exc
-            self._provider_error(start.model, exc)
-        finally:
-            # Also reached when the client goes away (GeneratorExit): the tokens it got are still charged.
-            with contextlib.suppress(Exception):
-                deltas.close()  # type: ignore[attr-defined]
-            trail.provider_ms += (time.perf_counter() - streaming_since) * 1000
-            answer = self._stream_answer(request, ctx, snapshot, start, trail, collected)
-            self._record(ctx, answer, chain, trail, collected.answered_by, streamed=True, interrupted=error is not None)
-            if self.accounting is not None:
-                self.accounting.after_answer(ctx, answer)
-        if error is not None:
-            logger.warning("stream_interrupted", request_id=ctx.request_id, model=start.model.id, kind=error.kind)
-        yield StreamEnd(answer, error)
+        settled: list[Answer] = []
+
+        def settle(error: ProviderError | None, completed: bool) -> Answer:
+            if not settled:
+                with contextlib.suppress(Exception):
+                    deltas.close()  # type: ignore[attr-defined]
+                trail.provider_ms += (time.perf_counter() - streaming_since) * 1000
+                answer = self._stream_answer(request, ctx, snapshot, start, trail, collected)
+                interrupted = error is not None or not completed
+                self._record(ctx, answer, chain, trail, collected.answered_by, streamed=True, interrupted=interrupted)
+                if self.accounting is not None:
+                    self.accounting.after_answer(ctx, answer)
+                settled.append(answer)
+            return settled[0]
+
+        def events() -> Generator[StreamEvent, None, None]:
+            error: ProviderError | None = None
+            completed = False
+            try:
+                delta: StreamDelta | None = first
+                while delta is not None:
+                    if delta.content or delta.tool_calls or delta.finish_reason:
+                        yield delta
+                    delta = next(deltas, None)
+                    if delta is not None:
+                        collected.add(delta)
+                completed = True
+            except ProviderError as exc:
+                error = exc
+                self._provider_error(start.model, exc)
+            finally:
+                # Also reached when the client goes away (GeneratorExit): the tokens it got are still charged.
+                answer = settle(error, completed)
+            if error is not None:
+                logger.warning("stream_interrupted", request_id=ctx.request_id, model=start.model.id, kind=error.kind)
+            yield StreamEnd(answer, error)
+
+        return ClosingIterator(events(), lambda: settle(None, completed=False))
 
     def _stream_answer(
         self,
