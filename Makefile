@@ -11,7 +11,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PORT ?= 8080
 
-.PHONY: help install run test test-runtime lint format unit integration e2e infra synth synth-all deploy destroy cdk-cli bench bench-profile train chaos clean
+.PHONY: help install run test test-runtime lint format unit integration e2e infra synth synth-all deploy destroy cdk-cli bench bench-profile train chaos mutate clean
 
 help:
 	@echo "make run     serve the router locally on http://127.0.0.1:$(PORT) (emulated AWS, simulated models)"
@@ -63,6 +63,14 @@ unit integration e2e infra: install
 # The fault-injection suite alone, with its tally printed (it also runs in `make test`).
 chaos: install
 	$(PY) -m pytest tests/integration/test_chaos.py -p no:logging -q
+
+# Mutation testing of routing, PII detection, pricing and the circuit breaker against their fast unit tests
+# (tools/mutate.py; minutes, so not part of `make test`). Prints killed / survived per area, writes
+# docs/mutation.md, and fails when an area scores under 90 %.
+MUTATE_ARGS ?=
+
+mutate: install
+	$(PY) tools/mutate.py --report docs/mutation.md $(MUTATE_ARGS)
 
 # Benchmark against LiteLLM (docs/benchmarks.md): reports, never fails on timing. LiteLLM is installed only
 # into .venv-bench, never into .venv, the layer or the tests.

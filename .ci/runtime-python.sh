@@ -66,7 +66,7 @@ with open("pyproject.toml", "rb") as file:
     project = tomllib.load(file)["project"]
 extras = project["optional-dependencies"]
 for spec in project["dependencies"] + extras["local"] + extras["dev"]:
-    if re.split(r"[\[=<>!~ ;]", spec, maxsplit=1)[0].lower() in {"pytest", "pytest-timeout", "moto", "pyyaml", "openai"}:
+    if re.split(r"[\[=<>!~ ;]", spec, maxsplit=1)[0].lower() in {"pytest", "pytest-timeout", "moto", "pyyaml", "openai", "hypothesis"}:
         print(spec)
 EOF
 } | sort -u >"$requirements.new"

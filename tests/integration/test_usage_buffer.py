@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -125,3 +126,30 @@ def test_budget_tenants_are_written_with_every_answer_and_others_behind(router: 
 
     buffered.buffer.flush()
     assert spent() == 2
+
+
+def test_held_sums_are_written_on_a_timer_when_traffic_stops(store: UsageStore) -> None:
+    buffer = UsageBuffer(store, 0.2)
+    buffer.add("acme", model="m", route="auto", amounts=UsageAmounts(1, 0.5), when=NOW)
+    assert _day(store).requests == 0 and buffer.pending == 1
+
+    deadline = time.monotonic() + 10  # generous: the timer is due after 0.2 s
+    while _day(store).requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    buffer.close()
+
+    assert _day(store).requests == 1, "no answer came after the first one, and its sums were never written"
+    assert _day(store).cost_usd == pytest.approx(0.5) and buffer.pending == 0
+
+
+def test_the_timer_waits_for_the_oldest_sum_to_be_due(store: UsageStore) -> None:
+    clock = Clock()
+    buffer = UsageBuffer(store, 30.0, clock=clock)
+    assert buffer.seconds_until_due() is None
+    buffer.add("acme", model="m", route="auto", amounts=UsageAmounts(1, 0.5), when=NOW)
+    clock.now = 10.0
+    buffer.add("acme", model="m", route="auto", amounts=UsageAmounts(1, 0.5), when=NOW)
+    assert buffer.seconds_until_due() == pytest.approx(20.0)
+    clock.now = 31.0
+    assert buffer.seconds_until_due() == 0.0
+    buffer.close()

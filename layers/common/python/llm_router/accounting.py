@@ -202,7 +202,11 @@ class UsageAccounting:
             f"Tenant {spec.id!r} has spent ${period.spent_usd:.6f} of its {period.name} budget of "
             f"${period.limit_usd:.6f}; requests are refused until it resets at {resets} "
             f"or an operator raises it (`llm-router tenants set`).",
-            headers={"Retry-After": str(max(1, math.ceil((period.resets_at - now).total_seconds())))},
+            # No automatic SDK retry: the budget resets hours from now, not within an SDK's back-off.
+            headers={
+                "Retry-After": str(max(1, math.ceil((period.resets_at - now).total_seconds()))),
+                "x-should-retry": "false",
+            },
             extra={
                 "budget": {
                     "period": period.name,

@@ -9,6 +9,7 @@ the object or the module: one `RouterApi` serves many threads at once (the local
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import time
 import uuid
@@ -34,6 +35,7 @@ from llm_router.gateway import (
     Streaming,
     StreamStart,
 )
+from llm_router.idempotency import NotFinal
 from llm_router.observability import logger
 from llm_router.runtime import StreamingResponse
 from llm_router.schemas.openai import ChatCompletionRequest
@@ -87,7 +89,18 @@ class HttpRequest:
 
 
 class Idempotency(Protocol):
-    def run(self, tenant: str, idempotency_key: str, body: bytes, work: Callable[[], Result]) -> Result: ...
+    def run(
+        self, tenant: str, idempotency_key: str, body: bytes, work: Callable[[], Result], context: Any = None
+    ) -> Result: ...
+
+
+def is_final(outcome: Outcome) -> bool:
+    """Whether a retry with the same Idempotency-Key should get this outcome again: answers, queued requests
+    (they carry an id to poll) and client errors. Not a request that was not kept, a transient server error, or a
+    budget refusal (a retry after the reset must run)."""
+    if isinstance(outcome, Refused):
+        return 400 <= outcome.error.status < 500 and outcome.error.status != 429
+    return not isinstance(outcome, NotKept)
 
 
 class RequestReader(Protocol):
@@ -145,6 +158,8 @@ class RouterApi:
         try:
             request = HttpRequest.from_event(event)
             route = self._routes.get((request.method, request.path.rstrip("/") or "/"))
+            if route == self.chat_completions:
+                return self.chat_completions(request, context)
             if route is not None:
                 return route(request)
             if request.method == "GET" and request.path.startswith("/v1/requests/"):
@@ -159,7 +174,7 @@ class RouterApi:
             )
 
     # -- routes ------------------------------------------------------------------------------------------
-    def chat_completions(self, http: HttpRequest) -> Response:
+    def chat_completions(self, http: HttpRequest, context: Any = None) -> Response:
         ctx = http.context()
         request, raw = self._parse(http)
         prefer_async = "respond-async" in http.headers.get("prefer", "").lower()
@@ -169,10 +184,13 @@ class RouterApi:
 
         def run() -> Result:
             # A streamed answer is kept whole under its key, so that a retry replays exactly what was sent.
-            rendered = self.render(self.gateway.serve(request, ctx, raw, prefer_async=prefer_async), request)
-            return drained(rendered)
+            outcome = self.gateway.serve(request, ctx, raw, prefer_async=prefer_async)
+            result = drained(self.render(outcome, request))
+            if not is_final(outcome):
+                raise NotFinal(result)  # the key is freed: a retry runs the request again
+            return result
 
-        result = self.idempotency.run(ctx.tenant, key, raw, run)
+        result = self.idempotency.run(ctx.tenant, key, raw, run, context)
         if result["headers"].get("x-router-request-id") != ctx.request_id:
             result = {**result, "headers": {**result["headers"], "x-router-idempotent-replay": "true"}}
         return to_proxy(result)
@@ -233,6 +251,8 @@ class RouterApi:
             raise InvalidRequestError(
                 f"The request body is not valid UTF-8 (byte {exc.start}); send JSON text.", code="invalid_json"
             ) from None
+        if b"NaN" in raw or b"Infinity" in raw:
+            refuse_non_finite(raw)  # also in fields the router forwards without reading
         try:
             return ChatCompletionRequest.model_validate_json(raw), raw
         except ValidationError as exc:
@@ -322,7 +342,9 @@ def not_kept(outcome: NotKept) -> tuple[int, dict[str, Any], dict[str, str]]:
         message, "server_error", "queue_unavailable",
         request_id=outcome.request_id, queued=False, attempts=outcome.attempts,
     )  # fmt: skip
-    return 503, body, {"Retry-After": "5", "x-router-request-id": outcome.request_id}
+    # No automatic SDK retry either: with the queue failing, a burst of immediate retries only adds load; the
+    # caller retries after Retry-After.
+    return 503, body, {"Retry-After": "5", "x-router-request-id": outcome.request_id, "x-should-retry": "false"}
 
 
 def drained(rendered: Result | StreamingResponse) -> Result:
@@ -344,6 +366,20 @@ def to_proxy(rendered: Result | StreamingResponse) -> Response:
         "body": rendered["body"],
         "isBase64Encoded": False,
     }
+
+
+def refuse_non_finite(raw: bytes) -> None:
+    """400 for NaN, Infinity or -Infinity anywhere in the body: they are not JSON, and a provider would choke on
+    them (the bytes may also occur inside strings, hence the full parse on this rare path)."""
+
+    def refuse(constant: str) -> Any:
+        raise InvalidRequestError(
+            f"The request body contains {constant}, which is not valid JSON; send finite numbers.",
+            code="invalid_json",
+        )
+
+    with contextlib.suppress(ValueError):  # not JSON at all: the schema's parser names the problem
+        json.loads(raw, parse_constant=refuse)
 
 
 def describe(exc: ValidationError) -> tuple[str, str | None]:

@@ -68,7 +68,14 @@ class AllModelsFailedError(RouterError):
     def __init__(self, request_id: str, decision: dict[str, Any], attempts: list[dict[str, Any]]) -> None:
         super().__init__(
             "Every candidate model failed; try again shortly.",
-            headers={"Retry-After": "5", "x-router-request-id": request_id, "x-router-attempts": str(len(attempts))},
+            # `x-should-retry: false`: the router already retried and fell back; an SDK's automatic retries would
+            # only multiply the load on models that are failing (the caller decides when to try again).
+            headers={
+                "Retry-After": "5",
+                "x-router-request-id": request_id,
+                "x-router-attempts": str(len(attempts)),
+                "x-should-retry": "false",
+            },
             extra={"request_id": request_id, "attempts": attempts, "queued": False},
         )
         self.request_id = request_id

@@ -449,38 +449,46 @@ class Gateway:
 
         Raises the provider's error when the model cannot answer (the loop moves on), or InvalidRequestError when
         the request itself is at fault (the caller gets it; no other model would do better)."""
-        for try_number in (1, 2):
-            if deadline.remaining() < MIN_ATTEMPT_SECONDS:
-                raise RetryableError(f"{model.id}: no time left for another attempt", kind="timeout")
-            started = time.perf_counter()
-            try:
-                result = call(self.providers.for_model(model), model, deadline)
-            except RetryableError as exc:
-                self._failed(trail, model, exc, started)
-                self.breaker.failure(model.id)
-                if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
-                    self.breaker.rest(model.id, exc.retry_after)
-                backoff = self._backoff(exc, deadline)
-                if try_number == 1 and backoff is not None and self.breaker.allow(model.id):
-                    self.sleep(backoff)
-                    continue
-                raise
-            except (ContextWindowExceeded, ProviderAuthError) as exc:
-                self._failed(trail, model, exc, started)
+        # The breaker hears of every end of this attempt: a provider-side failure counts (failure), a success closes
+        # it, and anything else (the request at fault, no time left, an unexpected error) ends a half-open trial
+        # without a verdict, so the model can never stay skipped because a trial was left open.
+        judged = False
+        try:
+            for try_number in (1, 2):
+                if deadline.remaining() < MIN_ATTEMPT_SECONDS:
+                    raise RetryableError(f"{model.id}: no time left for another attempt", kind="timeout")
+                started = time.perf_counter()
+                try:
+                    result = call(self.providers.for_model(model), model, deadline)
+                except RetryableError as exc:
+                    self._failed(trail, model, exc, started)
+                    self.breaker.failure(model.id)
+                    if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER_WAIT_SECONDS:
+                        self.breaker.rest(model.id, exc.retry_after)
+                    backoff = self._backoff(exc, deadline)
+                    if try_number == 1 and backoff is not None and self.breaker.allow(model.id):
+                        self.sleep(backoff)
+                        continue
+                    judged = True
+                    raise
+                except (ContextWindowExceeded, ProviderAuthError) as exc:
+                    self._failed(trail, model, exc, started)
+                    raise
+                except (InvalidRequest, ContentFiltered) as exc:
+                    self._provider_error(model, exc)
+                    raise InvalidRequestError(
+                        f"{model.id} refused the request: {exc.message}",
+                        code=exc.kind,
+                        headers={"x-router-model": model.id, "x-router-request-id": ctx.request_id},
+                    ) from exc
+                trail.succeeded(model, started)
+                self.breaker.success(model.id)
+                judged = True
+                return result
+            raise AssertionError("unreachable: the second try returns or raises")
+        finally:
+            if not judged:
                 self.breaker.release(model.id)
-                raise
-            except (InvalidRequest, ContentFiltered) as exc:
-                self._provider_error(model, exc)
-                self.breaker.release(model.id)
-                raise InvalidRequestError(
-                    f"{model.id} refused the request: {exc.message}",
-                    code=exc.kind,
-                    headers={"x-router-model": model.id, "x-router-request-id": ctx.request_id},
-                ) from exc
-            trail.succeeded(model, started)
-            self.breaker.success(model.id)
-            return result
-        raise AssertionError("unreachable: the second try returns or raises")
 
     def _backoff(self, exc: RetryableError, deadline: Deadline) -> float | None:
         """Jittered wait before retrying the same model once (the provider's Retry-After when it sent one);

@@ -198,12 +198,14 @@ class LazyIdempotency:
         self._runner: IdempotentRunner | None = None
         self._lock = threading.Lock()
 
-    def run(self, tenant: str, idempotency_key: str, body: bytes, work: Callable[[], Result]) -> Result:
+    def run(
+        self, tenant: str, idempotency_key: str, body: bytes, work: Callable[[], Result], context: Any = None
+    ) -> Result:
         if self._runner is None:
             with self._lock:
                 if self._runner is None:
                     self._runner = self._build()
-        return self._runner.run(tenant, idempotency_key, body, work)
+        return self._runner.run(tenant, idempotency_key, body, work, context)
 
 
 def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = None, **overrides: Any) -> Any:

@@ -10,7 +10,7 @@ import yaml
 
 from llm_router.cli.common import CliError, add_target_options, apply_target, read_document
 from llm_router.settings import get_settings
-from llm_router.stores.config_admin import ConfigAdmin, validate_document
+from llm_router.stores.config_admin import ConfigAdmin, ValidatedConfig, validate_document
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,11 +33,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     e.set_defaults(handler=export)
 
 
+def problems(config: ValidatedConfig) -> list[str]:
+    """What `config validate` prints for an invalid file (`serve --config` refuses to start with the same)."""
+    return [f"invalid: {error}" for error in config.errors]
+
+
 def validate(args: argparse.Namespace) -> int:
     config = validate_document(read_document(args.file))
     if not config.ok:
-        for error in config.errors:
-            print(f"invalid: {error}")
+        for line in problems(config):
+            print(line)
         return 1
     counts = ", ".join(f"{len(v)} {k}s" for k, v in config.entries.items())
     print(f"valid: {counts}")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 from pathlib import Path
 
-from llm_router.cli.common import CliError
+from llm_router.cli.common import CliError, read_document
+from llm_router.cli.config import problems
 from llm_router.settings import Env
+from llm_router.stores.config_admin import validate_document
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +30,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.config is not None and not args.config.exists():
         raise CliError(f"config file not found: {args.config}")
+    if args.config is not None:
+        # Before anything starts: an invalid file is reported exactly as `config validate` reports it.
+        config = validate_document(read_document(str(args.config)))
+        if not config.ok:
+            for line in problems(config):
+                print(line, file=sys.stderr)
+            raise CliError(f"{args.config} is not a valid config; nothing started")
     try:
         server = LocalServer(args.host, args.port, verbose=args.verbose)
     except OSError as exc:
@@ -38,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         stack.start()
     except ValueError as exc:
         server.stop()
+        stack.stop()  # the emulation's server thread would otherwise keep the process alive
         raise CliError(str(exc)) from None
     replay = stack.start_replay()
     server.attach(stack.gateway()).start()

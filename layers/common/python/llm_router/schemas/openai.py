@@ -1,7 +1,8 @@
 """The OpenAI Chat Completions wire format: what callers send and what they get back.
 
 Unknown request fields are kept (`extra="allow"`) so OpenAI-compatible providers can receive them unchanged;
-everything the router itself reads is validated here.
+everything the router itself reads is validated here, strictly: OpenAI refuses `"temperature": "1"`, so the router
+does too (a provider behind it would refuse it later, or read it differently), and NaN or Infinity are not JSON.
 """
 
 from __future__ import annotations
@@ -11,17 +12,23 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class TextPart(BaseModel):
+class RequestPart(BaseModel):
+    """Base of what callers send: no coercion from strings or booleans, finite numbers only."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
+class TextPart(RequestPart):
     type: Literal["text"]
     text: str
 
 
-class ImageURL(BaseModel):
+class ImageURL(RequestPart):
     url: str = Field(min_length=1)
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class ImagePart(BaseModel):
+class ImagePart(RequestPart):
     type: Literal["image_url"]
     image_url: ImageURL
 
@@ -29,18 +36,18 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
-class FunctionCall(BaseModel):
+class FunctionCall(RequestPart):
     name: str
     arguments: str = "{}"
 
 
-class ToolCall(BaseModel):
+class ToolCall(RequestPart):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
-class Message(BaseModel):
+class Message(RequestPart):
     """One chat message. `developer` is OpenAI's newer name for `system`."""
 
     model_config = ConfigDict(extra="allow")
@@ -73,7 +80,7 @@ class Message(BaseModel):
         return isinstance(self.content, list) and any(isinstance(p, ImagePart) for p in self.content)
 
 
-class FunctionDef(BaseModel):
+class FunctionDef(RequestPart):
     model_config = ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=64)
@@ -82,21 +89,21 @@ class FunctionDef(BaseModel):
     strict: bool | None = None
 
 
-class Tool(BaseModel):
+class Tool(RequestPart):
     type: Literal["function"] = "function"
     function: FunctionDef
 
 
-class NamedFunction(BaseModel):
+class NamedFunction(RequestPart):
     name: str
 
 
-class NamedToolChoice(BaseModel):
+class NamedToolChoice(RequestPart):
     type: Literal["function"] = "function"
     function: NamedFunction
 
 
-class JsonSchemaFormat(BaseModel):
+class JsonSchemaFormat(RequestPart):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     name: str
@@ -105,7 +112,7 @@ class JsonSchemaFormat(BaseModel):
     strict: bool | None = None
 
 
-class ResponseFormat(BaseModel):
+class ResponseFormat(RequestPart):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: JsonSchemaFormat | None = None
 
@@ -116,13 +123,13 @@ class ResponseFormat(BaseModel):
         return self
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(RequestPart):
     model_config = ConfigDict(extra="allow")
 
     include_usage: bool | None = None
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestPart):
     """`POST /v1/chat/completions` body."""
 
     model_config = ConfigDict(extra="allow")

@@ -5,6 +5,7 @@ Used by the CLI and local mode; the router itself only reads (stores/config_stor
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,81 @@ def validate_document(doc: Any, *, known_models: set[str] | None = None) -> Vali
             result.entries[kind][obj.id] = obj  # type: ignore[attr-defined]
     models = set(result.entries["model"]) | (known_models or set())
     result.errors += reference_errors(result.entries, models)
+    result.errors += integrity_errors(result.entries)
     return result
+
+
+def integrity_errors(entries: dict[str, dict[str, BaseModel]]) -> list[str]:
+    """What would make routing silently ignore or misread a rule: a route that does not exist, two enabled rules
+    of one route at the same priority (evaluated in id order, which nobody chose), and residency patterns that
+    leave a rule no model to call."""
+    routes = entries.get("route", {})
+    rules = [r for r in entries.get("rule", {}).values() if isinstance(r, Rule)]
+    models = {m.id: m for m in entries.get("model", {}).values() if isinstance(m, ModelSpec)}
+    errors = [
+        f"rule {rule.id}: unknown route {rule.route!r} (the rule would never be used)"
+        for rule in rules
+        if rule.route is not None and rule.route not in routes
+    ]
+    enabled = sorted((r for r in rules if r.enabled), key=lambda r: (r.priority, r.id))
+    for i, first in enumerate(enabled):
+        for second in enabled[i + 1 :]:
+            if second.priority != first.priority:
+                break
+            if first.route is None or second.route is None or first.route == second.route:
+                where = f"route {first.route or second.route!r}" if (first.route or second.route) else "every route"
+                errors.append(
+                    f"rule {second.id}: priority {second.priority} ties with rule {first.id} on {where}; "
+                    "give one of them another priority"
+                )
+    for rule in rules:
+        if rule.regions is None:
+            continue
+        chains = [rule.then.targets] if rule.then.targets else [arm.targets for arm in rule.then.split or ()]
+        for chain in chains:
+            known = [models[m] for m in chain if m in models]
+            candidates = known + [models[f] for m in known for f in m.fallbacks if f in models]
+            if len(known) == len(chain) and not any(_in_regions(m, rule.regions) for m in candidates):
+                errors.append(
+                    f"rule {rule.id}: regions {list(rule.regions)} exclude every target ({', '.join(chain)}); "
+                    "the rule could only answer 400"
+                )
+    return errors
+
+
+def _in_regions(model: ModelSpec, patterns: tuple[str, ...]) -> bool:
+    """As routing reads `regions`: a model without a region is outside every pattern."""
+    return model.region is not None and any(fnmatch.fnmatchcase(model.region, p) for p in patterns)
+
+
+def dependents(entries: dict[str, dict[str, BaseModel]], kind: str, item_id: str) -> list[str]:
+    """The items that name `kind item_id` (what breaks if it is deleted)."""
+    found = []
+    if kind == "model":
+        for route in entries.get("route", {}).values():
+            assert isinstance(route, RouteSpec)
+            named = set(route.default) | ({route.baseline} if route.baseline else set())
+            if route.strategy is not None:
+                named |= {route.strategy.weak, route.strategy.strong}
+            if item_id in named:
+                found.append(f"route {route.id}")
+        found += [
+            f"rule {rule.id}"
+            for rule in entries.get("rule", {}).values()
+            if isinstance(rule, Rule) and item_id in rule.then.model_ids()
+        ]
+        found += [
+            f"model {model.id} (fallback)"
+            for model in entries.get("model", {}).values()
+            if isinstance(model, ModelSpec) and item_id in model.fallbacks
+        ]
+    elif kind == "route":
+        found += [
+            f"rule {rule.id}"
+            for rule in entries.get("rule", {}).values()
+            if isinstance(rule, Rule) and rule.route == item_id
+        ]
+    return found
 
 
 def reference_errors(entries: dict[str, dict[str, BaseModel]], models: set[str]) -> list[str]:
@@ -124,6 +199,10 @@ class ConfigAdmin:
             TableName=self._table, Key={"pk": {"S": kind}, "sk": {"S": item_id}}, ReturnValues="ALL_OLD"
         )
         return "Attributes" in old
+
+    def validated(self) -> ValidatedConfig:
+        """The whole table checked as `config validate` checks a file."""
+        return validate_document(self.export())
 
     def known_models(self) -> set[str]:
         return {str(item["sk"]) for item in self.items("model")}

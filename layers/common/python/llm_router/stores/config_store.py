@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ class ConfigStore:
         self._table = table_name
         self._dynamodb = dynamodb
         self._on_invalid = on_invalid
+        self._last_valid: dict[tuple[str, str], dict[str, Any]] = {}  # (kind, id) -> its last valid item
         self.cache = TtlCache(self._load, ttl=ttl_seconds, what="routing configuration", clock=clock)
 
     def snapshot(self) -> ConfigSnapshot:
@@ -39,12 +41,37 @@ class ConfigStore:
         self.cache.invalidate()
 
     def _load(self) -> ConfigSnapshot:
-        snapshot = ConfigSnapshot.from_items({kind: self._query(kind) for kind in CONFIG_KINDS})
+        raw: dict[str, list[dict[str, Any]]] = {kind: self._query(kind) for kind in CONFIG_KINDS}
+        snapshot = ConfigSnapshot.from_items(raw)
+        if snapshot.invalid:
+            snapshot = self._keep_last_valid(raw, snapshot)
+        invalid = {(bad.kind, bad.id) for bad in snapshot.invalid}
+        last_valid: dict[tuple[str, str], dict[str, Any]] = {}
+        for kind, items in raw.items():
+            for item in items:
+                key = (kind, str(item.get("sk")))
+                # `raw` now holds the last valid version of an item kept that way; a new invalid item has none.
+                if key not in invalid or key in self._last_valid:
+                    last_valid[key] = item
+        self._last_valid = last_valid
         for bad in snapshot.invalid:
             logger.warning("invalid_config_item", kind=bad.kind, id=bad.id, reason=bad.reason)
         if snapshot.invalid and self._on_invalid is not None:
             self._on_invalid(snapshot.invalid)
         return snapshot
+
+    def _keep_last_valid(self, raw: dict[str, list[dict[str, Any]]], snapshot: ConfigSnapshot) -> ConfigSnapshot:
+        """An item edited into an invalid state keeps serving its last valid version (still reported as invalid):
+        a typo in a rule must not silently drop it from routing."""
+        kept = False
+        for bad in snapshot.invalid:
+            previous = self._last_valid.get((bad.kind, bad.id))
+            if previous is not None:
+                raw[bad.kind] = [previous if str(i.get("sk")) == bad.id else i for i in raw[bad.kind]]
+                kept = True
+        if not kept:
+            return snapshot
+        return dataclasses.replace(ConfigSnapshot.from_items(raw), invalid=snapshot.invalid)
 
     def _query(self, kind: str) -> list[dict[str, Any]]:
         return query_partition(self._dynamodb or client("dynamodb"), self._table, kind)
