@@ -18,6 +18,20 @@ TARGETS = (
         1 / 8,
     ),
     ("rss", "Peak RSS after 1,000 requests", "rss_mib", "litellm_rss_mib", 1 / 3),
+    (
+        "stream_ttfb_overhead_p50",
+        "Streaming: first-chunk overhead p50",
+        "stream_ttfb_overhead_p50_ms",
+        "litellm_stream_ttfb_overhead_p50_ms",
+        1 / 5,
+    ),
+    (
+        "stream_ttfb_overhead_p99",
+        "Streaming: first-chunk overhead p99",
+        "stream_ttfb_overhead_p99_ms",
+        "litellm_stream_ttfb_overhead_p99_ms",
+        1 / 5,
+    ),
 )
 
 
@@ -53,6 +67,7 @@ def assemble(
     rss_ours: dict[str, Any] | None,
     rss_theirs: dict[str, Any] | None,
     classifier: dict[str, Any] | None,
+    stream: dict[str, Any] | None,
     package: dict[str, Any],
     versions: dict[str, Any],
     machine: dict[str, Any],
@@ -82,9 +97,24 @@ def assemble(
         "classifier_p50_us": _get(classifier, "per_prompt", "p50_us") if clf_ok else None,
         "classifier_p99_us": _get(classifier, "per_prompt", "p99_us") if clf_ok else None,
         "classifier_load_ms": _get(classifier, "load_ms") if clf_ok else None,
+        "stream_ttfb_overhead_p50_ms": _get(stream, "ours", "ttfb_overhead", "p50_ms"),
+        "stream_ttfb_overhead_p99_ms": _get(stream, "ours", "ttfb_overhead", "p99_ms"),
+        "litellm_stream_ttfb_overhead_p50_ms": _get(stream, "litellm", "ttfb_overhead", "p50_ms"),
+        "litellm_stream_ttfb_overhead_p99_ms": _get(stream, "litellm", "ttfb_overhead", "p99_ms"),
+        "stream_chunk_overhead_p50_us": _get(stream, "ours", "chunk_overhead_us", "p50_us"),
+        "stream_chunk_overhead_p99_us": _get(stream, "ours", "chunk_overhead_us", "p99_us"),
+        "litellm_stream_chunk_overhead_p50_us": _get(stream, "litellm", "chunk_overhead_us", "p50_us"),
+        "litellm_stream_chunk_overhead_p99_us": _get(stream, "litellm", "chunk_overhead_us", "p99_us"),
+        "stream_direct_ttfb_p50_ms": _get(stream, "direct", "ttfb_overhead", "p50_ms"),
+        "stream_direct_ttfb_p99_ms": _get(stream, "direct", "ttfb_overhead", "p99_ms"),
+        "stream_direct_chunk_p50_us": _get(stream, "direct", "chunk_overhead_us", "p50_us"),
+        "stream_direct_chunk_p99_us": _get(stream, "direct", "chunk_overhead_us", "p99_us"),
     }
     ratios = {f"{key}_ratio": _ratio(flat[ours], flat[theirs]) for key, _, ours, theirs, _ in TARGETS}
     ratios["package_ratio_zip"] = _ratio(flat["package_kib"], flat["litellm_zip_kib"])
+    ratios["stream_chunk_overhead_p50_ratio"] = _ratio(
+        flat["stream_chunk_overhead_p50_us"], flat["litellm_stream_chunk_overhead_p50_us"]
+    )
     targets = []
     for key, label, ours, theirs, target in TARGETS:
         ratio = ratios[f"{key}_ratio"]
@@ -121,6 +151,7 @@ def assemble(
             "cold_start": cold,
             "rss": {"ours": rss_ours, "litellm": rss_theirs},
             "classifier": classifier,
+            "stream": stream,
             "package": package,
             "workload": config,
         },
@@ -243,6 +274,35 @@ def markdown(r: dict[str, Any]) -> str:
         met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
         targets.append(f"| {t['label']} | {_times(t['ratio'])} | ≤ 1/{round(1 / t['target_ratio'])} | {met} |")
 
+    st = d.get("stream") or {}
+    stream_rows = [
+        ("First chunk: out of the gateway minus sent by the upstream, p50", "stream_ttfb_overhead_p50_ms",
+         "litellm_stream_ttfb_overhead_p50_ms", "stream_direct_ttfb_p50_ms", "ms", 3),
+        ("First chunk, p99", "stream_ttfb_overhead_p99_ms", "litellm_stream_ttfb_overhead_p99_ms",
+         "stream_direct_ttfb_p99_ms", "ms", 3),
+        ("Each later chunk: out minus sent, p50", "stream_chunk_overhead_p50_us",
+         "litellm_stream_chunk_overhead_p50_us", "stream_direct_chunk_p50_us", "µs", 0),
+        ("Each later chunk, p99", "stream_chunk_overhead_p99_us", "litellm_stream_chunk_overhead_p99_us",
+         "stream_direct_chunk_p99_us", "µs", 0),
+    ]  # fmt: skip
+    stream_table = [
+        "| | llm-router | LiteLLM | ratio | the upstream read directly (no gateway) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for label, ours, theirs, floor, unit, digits in stream_rows:
+        stream_table.append(
+            f"| {label} | {_fmt(r.get(ours), unit, digits)} | {_fmt(r.get(theirs), unit, digits)} "
+            f"| {_times(_ratio(r.get(ours), r.get(theirs)))} | {_fmt(r.get(floor), unit, digits)} |"
+        )
+    objects = st.get("litellm_objects") or {}
+    above = []
+    for label, ours, theirs, floor, unit, digits in stream_rows[::2]:
+        if None not in (r.get(ours), r.get(theirs), r.get(floor)):
+            mine, their = r[ours] - r[floor], r[theirs] - r[floor]
+            name = label.split(":")[0].lower()
+            above.append(f"{name}, {_fmt(mine, unit, digits)} against {_fmt(their, unit, digits)}")
+    above_text = "; ".join(above) or "not measured"
+
     ours_cold, their_cold = cold.get("ours", {}), cold.get("litellm", {})
     wait = r.get("cold_start_aws_wait_ms")
     calls = cold.get("ours_first_request_aws_calls") or []
@@ -265,6 +325,18 @@ both files.
 ## Targets
 
 {chr(10).join(targets)}
+
+## Streaming
+
+{_fmt(st.get("streams"))} streams per side, taking turns in one process, from one upstream on loopback that sends
+{_fmt(st.get("chunks"))} content chunks {_fmt(st.get("interval_ms"), "ms", 0)} apart (the first one interval after
+the request arrives, like a first token) and stamps each with the moment it sent it. A chunk's overhead is the moment
+a gateway hands it out minus that stamp; the direct column reads the same stream with no gateway at all (`http.client`,
+one line at a time), the floor that loopback and waking a reader cost everyone.
+
+{chr(10).join(stream_table)}
+
+Above the direct read's floor (the gateways' own share, p50 minus p50): {above_text}.
 
 ## Where llm-router's time goes
 
@@ -291,7 +363,10 @@ both files.
   milliseconds to build its answer to the {work["rules"]}-item query in Python, far longer than DynamoDB, and that
   would have been counted as ours. Waiting for those calls took {_fmt(wait, "ms", 1)} of the
   {_fmt(r.get("cold_start_ms"), "ms", 0)}; on AWS, add DynamoDB's round trips (a few milliseconds each, after a TLS
-  handshake). The functions import botocore, not boto3 (boto3 and s3transfer were a fifth of the import).
+  handshake). The functions import botocore, not boto3 (boto3 and s3transfer were a fifth of the import). The
+  router function builds its API when it is imported (`RouterSettings.from_env()`, then `wiring.build_router_api`),
+  DynamoDB client and fallback queue's SQS client included, so the import row holds work a first request used to
+  do.
 - **Fixed with this benchmark**: the rule index above; PII detectors skipped when a text has too few digits for
   what they look for; the text's words split with `str.translate`; usage counters written behind the answers for
   tenants without a budget; EMF documents written directly (the shape Powertools writes) and carrying the request's
@@ -299,7 +374,7 @@ both files.
   earlier (commit 731e8c9): keyword and regex pre-filters, per-rule check lists, no client-side parameter
   validation. On this machine a warm request went from 1.39 ms (p50) to the figure above.
 - `make bench-profile` prints the call tree of warm requests (pyinstrument; `BENCH_ARGS=--cprofile` for cProfile's
-  top functions, `--budget-tenant` for a tenant with a budget), and
+  top functions, `--budget-tenant` for a tenant with a budget, `--stream` for streamed requests), and
   `.venv-bench/bin/python -X importtime -c "import sys; sys.path.insert(0, 'functions/router'); import handler"`
   what each import of a cold start costs.
 
@@ -335,6 +410,20 @@ both files.
   installed distribution, zipped the same way; and with every dependency it requires (extras left out).
 - **Classifier.** `default_classifier()` from `llm_router.routing.classifier`, warm: `domain_scores(text)` then
   `difficulty(text)` for one prompt, p50/p99 over {_fmt(clf.get("prompts"))} prompts.
+- **Streaming.** The upstream (`bench/streaming.py`) is an OpenAI-compatible `POST /v1/chat/completions` in the
+  benchmark's parent process, so it shares no interpreter lock with the gateways; its stamps are `time.monotonic_ns`,
+  one clock for every process on Linux. llm-router: a streamed request's API Gateway event into `lambda_handler`
+  (the same 200 rules, every model an OpenAI-compatible model at the upstream, nothing simulated), and the returned
+  `StreamingResponse`'s body iterated in the same process, as the runtime loop iterates it on Lambda to write each
+  piece to the Runtime API at once; a chunk is out when its `data:` event, serialised, is handed out. This is the
+  real path minus the Runtime API's socket, not the local server's chunked HTTP. LiteLLM: `Router` with
+  {work["litellm_deployments"]} deployments, each an `openai/` model at the same upstream, `completion(stream=True)`
+  iterated; a chunk is out when serialised as LiteLLM's proxy puts it on the wire
+  (`model_dump_json(exclude_none=True, exclude_unset=True)` after `data: `). The Python object alone, before that:
+  first chunk {_fmt(_get(objects, "ttfb_overhead", "p50_ms"), "ms", 3)} at p50, later chunks
+  {_fmt(_get(objects, "chunk_overhead_us", "p50_us"), "µs", 0)}. {_fmt(st.get("warmup"))} unmeasured streams per side
+  first, and a {_fmt(st.get("settle_ms"), "ms", 0)} pause after every stream of every side: LiteLLM's logging threads
+  work for a millisecond or two after each of its streams, which would otherwise land in the next side's stream.
 - **Network.** Nothing beyond loopback: every worker refuses other addresses and reports what it refused
   ({", ".join(cold.get("refused") or []) or "nothing"}).
 
@@ -343,6 +432,10 @@ both files.
 - LiteLLM's call is its in-process Python API; ours starts from the Lambda event and ends with the HTTP response
   body, so ours also parses and serialises JSON, writes its metrics and log document, and updates usage counters.
   Neither includes API Gateway, the Lambda service's own invoke overhead, or a real model.
+- Streaming: both gateways receive the upstream's chunks over a loopback socket and hand out bytes ready for the
+  wire; neither number includes the hop to the caller (the Runtime API and API Gateway for us, an HTTP response for
+  LiteLLM's proxy). Ours asks the upstream for usage in its last chunk (`stream_options.include_usage`) to account
+  the stream; LiteLLM's router, as called here, does not.
 - LiteLLM's router here has no rules: it spreads calls over its 4 deployments with its default strategy. Ours
   evaluates up to {work["rules"]} rules per request. Comparable jobs, not the same job.
 - The cold-start target sets our import *and* first request (DynamoDB's answers replayed, its latency left out)

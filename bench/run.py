@@ -22,6 +22,7 @@ from typing import Any
 
 import report
 import sizes
+import streaming
 import workload
 from read_cache import ReadCache
 
@@ -29,10 +30,14 @@ WORKERS = workload.BENCH_DIR / "workers.py"
 COMMAND = "make bench"
 
 
-def child_environment() -> dict[str, str]:
-    """What a deployed router function would see, plus LiteLLM's offline switch (each side ignores the other's)."""
-    env = dict(os.environ)
-    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME", "POWERTOOLS_TRACE_ENABLED"):
+def child_environment(stack: Any) -> dict[str, str]:
+    """What a deployed router function would see (the stack's variables for the router: table names, queue URL),
+    pointed at the emulation (`stack.environ` and `stack.endpoint`), plus LiteLLM's offline switch (each side
+    ignores the other's)."""
+    from llm_router.cli.common import local_environment
+
+    env = {**stack.environ, **local_environment(stack.endpoint, stack.region)}
+    for name in ("AWS_PROFILE", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME", "POWERTOOLS_TRACE_ENABLED"):
         env.pop(name, None)
     env.update(
         {
@@ -53,6 +58,15 @@ def child_environment() -> dict[str, str]:
     return env
 
 
+def seed_budget_tenant(stack: Any) -> None:
+    """The budget tenant's settings in the Config table, written before any worker starts."""
+    from llm_router.schemas.tenants import TenantSpec
+    from llm_router.stores.tenant_store import TenantStore
+
+    spec = TenantSpec.model_validate({"id": workload.BUDGET_TENANT, "daily_budget_usd": 1_000_000})
+    TenantStore(stack.settings.config_table_name, dynamodb=stack.clients.get("dynamodb")).put(spec)
+
+
 class Runner:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
@@ -60,8 +74,11 @@ class Runner:
         self.errors: list[str] = []
         self._count = 0
 
-    def run(self, kind: str, *extra: str, timeout: float = 900) -> dict[str, Any] | None:
-        """Run one worker process; returns its result, or None (and records why) when it failed."""
+    def run(
+        self, kind: str, *extra: str, timeout: float = 900, env: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """Run one worker process (in `env`, default the runner's); returns its result, or None (and records why)
+        when it failed."""
         self._count += 1
         stem = self.workdir / f"{self._count:02d}-{kind}"
         out = stem.with_suffix(".json")
@@ -72,7 +89,13 @@ class Runner:
         with log.open("wb") as stdout, err.open("wb") as stderr:
             try:
                 returncode = subprocess.run(  # noqa: S603 - our own interpreter and script
-                    cmd, stdout=stdout, stderr=stderr, env=self.env, cwd=workload.ROOT, timeout=timeout, check=False
+                    cmd,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=env or self.env,
+                    cwd=workload.ROOT,
+                    timeout=timeout,
+                    check=False,
                 ).returncode
             except subprocess.TimeoutExpired:
                 returncode = None
@@ -144,6 +167,44 @@ def cold_starts(runner: Runner, runs: int, moto_endpoint: str) -> dict[str, Any]
     }
 
 
+STREAM_CONFIG_TABLE = "llm-router-bench-stream"
+
+
+def seed_stream_config(stack: Any, base_url: str) -> dict[str, str]:
+    """A Config table of its own with the streaming config; returns what points the router's environment at it."""
+    from llm_router.stores.config_admin import ConfigAdmin, validate_document
+    from llm_router.stores.tables import table_definition
+
+    config = validate_document(streaming.stream_config(workload.rules_config(), base_url))
+    if not config.ok:
+        raise SystemExit("streaming config is invalid: " + "; ".join(config.errors))
+    ddb = stack.clients.get("dynamodb")
+    ddb.create_table(**table_definition(STREAM_CONFIG_TABLE))
+    ConfigAdmin(STREAM_CONFIG_TABLE, dynamodb=ddb).apply(config)
+    return {"CONFIG_TABLE_NAME": STREAM_CONFIG_TABLE, "LLM_ROUTER_SIMULATE": "false"}
+
+
+def streams(runner: Runner, stack: Any, count: int, interval_ms: float) -> dict[str, Any] | None:
+    """Both gateways streaming from one upstream (bench/streaming.py, in this process) in one worker.
+
+    The router reads its own config table there, the benchmark's 200 rules with every model an OpenAI-compatible
+    model at the upstream, and nothing is simulated.
+    """
+    upstream = streaming.StreamingUpstream(interval_ms=interval_ms).start()
+    try:
+        env = {**runner.env, **seed_stream_config(stack, upstream.base_url)}
+        result = runner.run(
+            "stream", "--requests", str(count), "--warmup", "5", "--upstream", upstream.base_url, env=env
+        )
+    finally:
+        upstream.stop()
+    if result is not None:
+        result["interval_ms"] = interval_ms
+        result["upstream_streams"] = upstream.streams
+        result["upstream_usage_requested"] = upstream.usage_requested
+    return result
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
@@ -202,6 +263,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="warm requests per gateway (>= 2000)")
     parser.add_argument("--cold-runs", type=int, default=9, help="fresh interpreters per side (>= 7)")
     parser.add_argument("--rss-requests", type=int, default=1000)
+    parser.add_argument("--streams", type=int, default=100, help="streams per gateway")
+    parser.add_argument("--stream-interval-ms", type=float, default=streaming.INTERVAL_MS)
     parser.add_argument("--out-dir", type=Path, default=workload.ROOT / "docs")
     parser.add_argument("--keep", action="store_true", help="keep the workers' logs and results")
     parser.add_argument("--render", action="store_true", help="only rewrite benchmarks.md from benchmarks.json")
@@ -227,7 +290,8 @@ def main() -> None:
     stack = LocalStack(config_path=workload.CONFIG_PATH, simulate=True, project_dir=workdir, write_endpoint_file=False)
     stack.start()
     try:
-        runner = Runner(workdir, child_environment())
+        seed_budget_tenant(stack)
+        runner = Runner(workdir, child_environment(stack))
         print(f"DynamoDB (moto) on {stack.endpoint}; workers' output in {workdir}", flush=True)
         print(f"overhead: {args.requests} warm requests each, same process", flush=True)
         overhead = runner.run("overhead", "--requests", str(args.requests))
@@ -238,6 +302,8 @@ def main() -> None:
         rss_theirs = runner.run("litellm-rss", "--requests", str(args.rss_requests))
         print("classifier", flush=True)
         clf = runner.run("classifier")
+        print(f"streaming: {args.streams} streams each, {streaming.CHUNKS} chunks {args.stream_interval_ms:g} ms apart")
+        stream = streams(runner, stack, args.streams, args.stream_interval_ms)
     finally:
         stack.stop()
     print("package size", flush=True)
@@ -249,6 +315,7 @@ def main() -> None:
         rss_ours=rss_ours,
         rss_theirs=rss_theirs,
         classifier=clf,
+        stream=stream,
         package=package,
         versions=versions(),
         machine=machine(),

@@ -17,10 +17,12 @@ from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+import streaming  # noqa: E402
 import workload  # noqa: E402
 
 ROUTER_DIR = workload.ROOT / "functions" / "router"
 LITELLM_DEPLOYMENTS = 4
+STREAM_SETTLE_SECONDS = 0.025
 
 
 # -- our side --------------------------------------------------------------------------------------------------------
@@ -46,6 +48,9 @@ class ZeroLatencyWrites:
     The simulated model answers in zero time; this does the same for the State table's round trips, so that
     what is measured is the router's own work. The writes are counted and reported per request. With
     `reads` on, queries (a budget tenant's spend) are answered at once too, with no items: nothing spent yet.
+
+    Installed on the process's botocore session before the handler is imported: each client copies the session's
+    event hooks when it is created, and the handler creates its clients at import.
     """
 
     OPERATIONS = ("UpdateItem", "PutItem")
@@ -56,12 +61,12 @@ class ZeroLatencyWrites:
         self.read_calls = 0
 
     def install(self) -> ZeroLatencyWrites:
-        from llm_router.stores.aws import client
+        from llm_router.stores.aws import session
 
-        events = client("dynamodb").meta.events
+        botocore_session = session()
         for operation in self.OPERATIONS:
-            events.register(f"before-send.dynamodb.{operation}", self._answer)
-        events.register("before-send.dynamodb.Query", self._answer_query)
+            botocore_session.register(f"before-send.dynamodb.{operation}", self._answer)
+        botocore_session.register("before-send.dynamodb.Query", self._answer_query)
         return self
 
     @staticmethod
@@ -80,16 +85,6 @@ class ZeroLatencyWrites:
             return None  # on to DynamoDB (moto)
         self.read_calls += 1
         return self._response(request, b'{"Items":[],"Count":0,"ScannedCount":0}')
-
-
-def store_budget_tenant() -> None:
-    """The budget tenant's settings in the Config table (before `ZeroLatencyWrites`, which would swallow them)."""
-    from llm_router.schemas.tenants import TenantSpec
-    from llm_router.settings import get_settings
-    from llm_router.stores.tenant_store import TenantStore
-
-    spec = TenantSpec.model_validate({"id": workload.BUDGET_TENANT, "daily_budget_usd": 1_000_000})
-    TenantStore(get_settings().config_table_name).put(spec)
 
 
 def router_call(
@@ -218,8 +213,8 @@ def litellm_cold(_: argparse.Namespace) -> dict[str, Any]:
 
 def ours_rss(args: argparse.Namespace) -> dict[str, Any]:
     """Peak RSS of a process that imported the router and served `--requests` requests."""
-    lambda_handler = import_router_handler()
     writes = ZeroLatencyWrites().install()
+    lambda_handler = import_router_handler()
     rss_import = workload.peak_rss_mib()
     rules: dict[str, int] = {}
     times = []
@@ -262,9 +257,8 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
     usage written after every request (one Query and one UpdateItem, answered at once), where the benchmark's
     tenant, without a budget, has its usage written behind the answers (USAGE_FLUSH_SECONDS, as deployed).
     """
-    lambda_handler = import_router_handler()
-    store_budget_tenant()
     writes = ZeroLatencyWrites().install()
+    lambda_handler = import_router_handler()
     router = litellm_router()
     rules: dict[str, int] = {}
     for i in range(args.warmup):
@@ -352,6 +346,178 @@ def classifier(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# -- streaming ---------------------------------------------------------------------------------------------------
+class StreamTimes:
+    """When each upstream chunk came out of one gateway: first-chunk overheads (ns) and later chunks' delays (ns)."""
+
+    def __init__(self) -> None:
+        self.first: list[int] = []
+        self.later: list[int] = []
+
+    def add(self, outputs: list[tuple[int, str]], chunks: int) -> None:
+        """`outputs`: (time the gateway handed the piece out, its text); every stamp in a piece counts at that time."""
+        seen: dict[int, int] = {}
+        for out_ns, text in outputs:
+            for index, sent_ns in streaming.stamps(text):
+                seen.setdefault(index, out_ns - sent_ns)
+        if sorted(seen) != list(range(chunks)):
+            raise RuntimeError(f"expected each of the upstream's {chunks} chunks once, got {len(seen)}")
+        self.first.append(seen[0])
+        self.later.extend(seen[i] for i in range(1, chunks))
+
+    def summary(self) -> dict[str, Any]:
+        first = workload.summarize_ms([ns / 1e9 for ns in self.first])
+        later = workload.summarize_ms([ns / 1e9 for ns in self.later])
+        return {
+            "streams": len(self.first),
+            "ttfb_overhead": first,
+            "chunk_overhead_us": {"n": later["n"]}
+            | {key.replace("_ms", "_us"): value * 1000 for key, value in later.items() if key != "n"},
+        }
+
+
+def stream_body(index: int) -> dict[str, Any]:
+    return {**workload.chat_body(index), "stream": True}
+
+
+def ours_stream(lambda_handler: Callable[..., Any], index: int, times: StreamTimes | None, chunks: int) -> None:
+    """One streamed request through the handler; its StreamingResponse's body is iterated as the runtime loop
+    does on Lambda (each piece is what would be written to the Runtime API at once)."""
+    from llm_router.runtime import StreamingResponse
+
+    event = workload.api_event(stream_body(index))
+    response = lambda_handler(event, workload.LambdaContext())
+    if not isinstance(response, StreamingResponse):
+        raise RuntimeError(f"router answered {response.get('statusCode')}: {response.get('body')}")
+    outputs: list[tuple[int, bytes]] = []
+    body = iter(response.body)
+    try:
+        for piece in body:
+            outputs.append((time.monotonic_ns(), piece))
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+    if times is not None:
+        times.add([(t, _sse_content(piece)) for t, piece in outputs], chunks)
+
+
+def _sse_content(piece: bytes) -> str:
+    text = []
+    for line in piece.decode().split("\n"):
+        if line.startswith("data: {"):
+            event = json.loads(line.removeprefix("data: "))
+            if "error" in event:
+                raise RuntimeError(f"the stream ended in an error: {event['error']}")
+            text += [c["delta"].get("content") or "" for c in event.get("choices") or []]
+    return "".join(text)
+
+
+def litellm_stream_router(base_url: str) -> Any:
+    """LiteLLM's Router with the same 4 deployments, each an OpenAI-compatible model at the upstream."""
+    from litellm import Router
+
+    model_list = [
+        {
+            "model_name": workload.ROUTE,
+            "litellm_params": {
+                "model": f"openai/{streaming.MODEL_PREFIX}{i}",
+                "api_base": base_url,
+                "api_key": "sk-bench",
+            },
+        }
+        for i in range(LITELLM_DEPLOYMENTS)
+    ]
+    return Router(model_list=model_list)
+
+
+def litellm_stream(
+    router: Any, index: int, times: StreamTimes | None, objects: StreamTimes | None, chunks: int
+) -> None:
+    """One streamed `completion` through LiteLLM's Router. A chunk is out once serialised as LiteLLM's proxy puts
+    it on the wire (`data: ` + `model_dump_json(exclude_none=True, exclude_unset=True)`); `objects` gets the
+    moment the Python object came out of the iterator, before that."""
+    body = stream_body(index)
+    response = router.completion(model=body["model"], messages=body["messages"], stream=True)
+    outputs: list[tuple[int, bytes]] = []
+    as_objects: list[tuple[int, str]] = []
+    for chunk in response:
+        got = time.monotonic_ns()
+        piece = b"data: " + chunk.model_dump_json(exclude_none=True, exclude_unset=True).encode() + b"\n\n"
+        outputs.append((time.monotonic_ns(), piece))
+        as_objects.append((got, "".join(c.delta.content or "" for c in chunk.choices)))
+    if times is not None and objects is not None:
+        times.add([(t, _sse_content(piece)) for t, piece in outputs], chunks)
+        objects.add(as_objects, chunks)
+
+
+def direct_stream(url: str, index: int, times: StreamTimes | None, chunks: int) -> None:
+    """The floor: the upstream's stream read directly (http.client, one line at a time), no gateway."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        payload = json.dumps({**stream_body(index), "model": "direct"})
+        connection.request("POST", parts.path + "/chat/completions", payload, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        outputs: list[tuple[int, str]] = []
+        for line in response:
+            if line.startswith(b"data: {"):
+                outputs.append((time.monotonic_ns(), line.decode()))
+    finally:
+        connection.close()
+    if times is not None:
+        times.add([(t, _sse_content(line.encode())) for t, line in outputs], chunks)
+
+
+def stream(args: argparse.Namespace) -> dict[str, Any]:
+    """Streams through both gateways from the same upstream, taking turns, with a direct reader as the floor.
+
+    The router: `functions/router/handler.py` with the upstream's models in its config, its StreamingResponse
+    iterated in this process. LiteLLM: `Router.completion(stream=True)` iterated, each chunk serialised as its
+    proxy does. The first chunk's overhead is the moment a gateway hands it out minus the moment the upstream
+    sent it; each later chunk's, the same for that chunk.
+    """
+    writes = ZeroLatencyWrites().install()
+    lambda_handler = import_router_handler()
+    router = litellm_stream_router(args.upstream)
+
+    def settle() -> None:
+        # LiteLLM's logging threads work for a millisecond or two after each of its streams; that must not land in
+        # the next side's stream. Every stream of every side is followed by the same pause.
+        time.sleep(STREAM_SETTLE_SECONDS)
+
+    for i in range(args.warmup):
+        ours_stream(lambda_handler, i, None, args.chunks)
+        settle()
+        litellm_stream(router, i, None, None, args.chunks)
+        settle()
+        direct_stream(args.upstream, i, None, args.chunks)
+        settle()
+    writes.calls = 0
+    ours, theirs, theirs_objects, direct = StreamTimes(), StreamTimes(), StreamTimes(), StreamTimes()
+    for i in range(args.requests):
+        ours_stream(lambda_handler, i, ours, args.chunks)
+        settle()
+        litellm_stream(router, i, theirs, theirs_objects, args.chunks)
+        settle()
+        direct_stream(args.upstream, i, direct, args.chunks)
+        settle()
+    return {
+        "streams": args.requests,
+        "warmup": args.warmup,
+        "chunks": args.chunks,
+        "settle_ms": STREAM_SETTLE_SECONDS * 1000,
+        "ours": ours.summary(),
+        "litellm": theirs.summary(),
+        "litellm_objects": theirs_objects.summary(),
+        "direct": direct.summary(),
+        "dynamodb_writes_per_request": writes.calls / args.requests,
+    }
+
+
 KINDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "ours-cold": ours_cold,
     "litellm-cold": litellm_cold,
@@ -359,6 +525,7 @@ KINDS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "litellm-rss": litellm_rss,
     "overhead": overhead,
     "classifier": classifier,
+    "stream": stream,
 }
 
 
@@ -369,6 +536,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--upstream", help="the streaming upstream's API root (stream)")
+    parser.add_argument("--chunks", type=int, default=streaming.CHUNKS, help="content chunks per stream (stream)")
     args = parser.parse_args()
     blocked = workload.loopback_only()
     result = KINDS[args.kind](args)
