@@ -53,9 +53,13 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
             "tests/unit/test_rule_index.py",
             "tests/unit/test_rule_prefilters.py",
             "tests/unit/test_routing_boundaries.py",
+            "tests/unit/test_security.py",
         ],
     ),
-    "pii": (["llm_router.routing.pii"], ["tests/unit/test_pii.py", "tests/unit/test_pii_boundaries.py"]),
+    "pii": (
+        ["llm_router.routing.pii"],
+        ["tests/unit/test_pii.py", "tests/unit/test_pii_boundaries.py", "tests/unit/test_security.py"],
+    ),
     "pricing": (
         ["llm_router.pricing"],
         ["tests/unit/test_cost.py", "tests/unit/test_price_file.py", "tests/unit/test_gateway.py"],
