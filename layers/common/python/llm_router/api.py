@@ -48,7 +48,6 @@ from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
 from llm_router.schemas.responses import ResponsesRequest
-from llm_router.schemas.tenants import TenantSpec
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -123,10 +122,6 @@ def is_final(result: Result) -> bool:
     return status < 500 and status != 429
 
 
-class TenantReader(Protocol):
-    def get(self, tenant: str) -> TenantSpec | None: ...
-
-
 class RequestReader(Protocol):
     def get(self, request_id: str) -> RequestRecord | None: ...
 
@@ -168,10 +163,8 @@ class RouterApi:
         idempotency: Idempotency | None = None,
         requests: RequestReader | None = None,
         cors_origins: tuple[str, ...] = (),
-        tenants: TenantReader | None = None,
     ) -> None:
         self.gateway = gateway
-        self.tenants = tenants
         self.max_body_bytes = max_body_bytes
         self.idempotency = idempotency
         self.requests = requests

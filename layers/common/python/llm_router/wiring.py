@@ -198,9 +198,6 @@ def build_router_api(
         ),
         requests=build_request_store(settings, clients),
         cors_origins=settings.cors_origins,
-        tenants=TenantStore(
-            settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, dynamodb=clients.get("dynamodb")
-        ),
     )
 
 
