@@ -215,8 +215,9 @@ class RouterStack(Stack):
         acknowledge(
             api.api,
             "AwsSolutions-COG4",
-            "Callers are OpenAI clients sending `Authorization: Bearer <key>`; a Lambda REQUEST authorizer checks "
-            "the key against its SHA-256 hash in DynamoDB. Cognito user pools do not fit API-key clients.",
+            "Callers are OpenAI clients sending `Authorization: Bearer <key>` (Anthropic clients: `x-api-key`); a "
+            "Lambda REQUEST authorizer checks the key against its SHA-256 hash in DynamoDB. Cognito user pools do "
+            "not fit API-key clients.",
         )
         acknowledge(
             api.health_method,
@@ -230,9 +231,9 @@ class RouterStack(Stack):
             "GET /openapi.json is open on purpose: the API's public description, generated from the request models; "
             "the router answers it without reading any data.",
         )
-        if api.preflight_method is not None:
+        for preflight in api.preflight_methods:
             acknowledge(
-                api.preflight_method,
+                preflight,
                 "AwsSolutions-APIG4",
                 "OPTIONS is open on purpose: browsers send CORS preflights without credentials; the router answers "
                 "them with headers only, reading no data.",

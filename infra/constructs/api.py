@@ -137,6 +137,49 @@ def gateway_responses(settings: StackSettings) -> list[tuple[apigw.ResponseType,
     ]
 
 
+def cors_headers(origins: tuple[str, ...]) -> dict[str, str]:
+    """The CORS headers of the errors API Gateway answers itself (a refused key, throttling, a timeout), so that a
+    browser client can read them as it reads the router's own; none while CORS is off.
+
+    A gateway response cannot pick one of several origins the way the router does: one configured origin (or `*`)
+    is sent as it is; with several, the request's own `Origin` is echoed. That exposes nothing: these bodies are
+    fixed error messages, with no tenant data, and credentials are never allowed (no cookies, keys are headers)."""
+    if not origins:
+        return {}
+    if "*" in origins:
+        origin = "'*'"
+    elif len(origins) == 1:
+        origin = f"'{origins[0]}'"
+    else:
+        origin = "method.request.header.Origin"
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": "'*'",
+        "Vary": "'Origin'",
+    }
+
+
+def key_authorizer(scope: Construct, construct_id: str, function: lambda_.IFunction, ttl: int) -> apigw.RequestAuthorizer:
+    """The key authorizer: cached per `Authorization` header for `ttl` seconds, or, with `ttl` 0, uncached and
+    without identity sources, so API Gateway calls the function for every request whichever header carries the key
+    (with an identity source, a request without that header is refused even when caching is off)."""
+    if ttl > 0:
+        return apigw.RequestAuthorizer(
+            scope,
+            construct_id,
+            handler=function,
+            identity_sources=[apigw.IdentitySource.header("Authorization")],
+            results_cache_ttl=Duration.seconds(ttl),
+        )
+    uncached = apigw.RequestAuthorizer(
+        scope, construct_id, handler=function, identity_sources=[], results_cache_ttl=Duration.seconds(0)
+    )
+    resource = uncached.node.default_child
+    assert isinstance(resource, apigw.CfnAuthorizer)
+    resource.add_property_deletion_override("IdentitySource")
+    return uncached
+
+
 class RouterApi(Construct):
     """The REST API, its stage (access logs, metrics, throttling) and the authorizer.
 
@@ -198,12 +241,17 @@ class RouterApi(Construct):
             timeout=Duration.seconds(settings.integration_timeout_seconds),
             allow_test_invoke=False,
         )
-        self.authorizer = apigw.RequestAuthorizer(
-            self,
-            "KeyAuthorizer",
-            handler=authorizer,
-            identity_sources=[apigw.IdentitySource.header("Authorization")],
-            results_cache_ttl=Duration.seconds(settings.authorizer_cache_ttl_seconds),
+        # API Gateway refuses a request that lacks any of an authorizer's identity sources with a 401 before the
+        # function runs, and caches answers only when the authorizer has identity sources. OpenAI clients send
+        # `Authorization`, so the cached authorizer is keyed on it; Anthropic clients send `x-api-key` alone, so
+        # the Anthropic paths get an uncached authorizer without identity sources that reads either header
+        # (one authorizer invocation per request there; see "API keys from Anthropic clients" in the README).
+        caching = settings.authorizer_cache_ttl_seconds > 0
+        self.authorizer = key_authorizer(
+            self, "KeyAuthorizer", authorizer, settings.authorizer_cache_ttl_seconds if caching else 0
+        )
+        self.any_header_authorizer = (
+            key_authorizer(self, "AnyHeaderKeyAuthorizer", authorizer, 0) if caching else self.authorizer
         )
         # Load balancers and uptime checks call /health without a key: API Gateway answers a constant itself.
         self.health_method = self.api.root.add_resource("health").add_method(
@@ -217,13 +265,24 @@ class RouterApi(Construct):
             ),
             method_responses=[apigw.MethodResponse(status_code="200")],
         )
-        self.proxy = self.api.root.add_resource("v1").add_proxy(
+        v1 = self.api.root.add_resource("v1")
+        self.proxy = v1.add_proxy(
             default_integration=integration,
             any_method=True,
             default_method_options=apigw.MethodOptions(
                 authorizer=self.authorizer, authorization_type=apigw.AuthorizationType.CUSTOM
             ),
         )
+        # `/v1/messages` and below (count_tokens, batches): the paths Anthropic's SDK calls with `x-api-key`.
+        self.messages = v1.add_resource(
+            "messages",
+            default_integration=integration,
+            default_method_options=apigw.MethodOptions(
+                authorizer=self.any_header_authorizer, authorization_type=apigw.AuthorizationType.CUSTOM
+            ),
+        )
+        self.messages.add_method("ANY")
+        self.messages_proxy = self.messages.add_proxy(any_method=True)
 
         # Unauthenticated on purpose, answered by the router without reading any data: the OpenAPI document, and
         # CORS preflights (browsers send them without credentials; the router adds CORS headers only for the
@@ -231,18 +290,20 @@ class RouterApi(Construct):
         self.openapi_method = self.api.root.add_resource("openapi.json").add_method(
             "GET", integration, authorization_type=apigw.AuthorizationType.NONE
         )
-        self.preflight_method: apigw.Method | None = None
+        self.preflight_methods: list[apigw.Method] = []
         if settings.cors_allowed_origins:
-            self.preflight_method = self.proxy.add_method(
-                "OPTIONS", integration, authorization_type=apigw.AuthorizationType.NONE
-            )
+            self.preflight_methods = [
+                resource.add_method("OPTIONS", integration, authorization_type=apigw.AuthorizationType.NONE)
+                for resource in (self.proxy, self.messages, self.messages_proxy)
+            ]
 
+        cors = cors_headers(settings.cors_allowed_origins)
         for response_type, status, template, headers in gateway_responses(settings):
             options: dict[str, Any] = {"templates": {"application/json": template}}
             if status:
                 options["status_code"] = status
-            if headers:
-                options["response_headers"] = headers
+            if headers or cors:
+                options["response_headers"] = {**headers, **cors}
             name = response_type.response_type.title().replace("_", "")
             self.api.add_gateway_response(name, type=response_type, **options)
 

@@ -53,7 +53,7 @@ class Synth:
     full: Any  # ... with WAF, tracing, Bedrock models, an alarm email, the bundled layer, reserved concurrency
     default_json: dict[str, Any]
     full_json: dict[str, Any]
-    minimal_json: dict[str, Any]  # ... with the API Gateway role and the Marketplace rights switched off
+    minimal_json: dict[str, Any]  # ... with the API Gateway role, the Marketplace rights and key caching switched off
     full_settings: Any
     layer_builds: list[str]
 
@@ -99,6 +99,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         api_gateway_cloudwatch_role=False,
         bedrock_marketplace_subscribe=False,
         integration_timeout_seconds=29,
+        authorizer_cache_ttl_seconds=0,
     )
     default_stack = RouterStack(app, defaults.stack_name, settings=defaults, build_layer=build_layer)
     full_stack = RouterStack(app, full.stack_name, settings=full, build_layer=build_layer)

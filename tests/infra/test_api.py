@@ -22,27 +22,57 @@ def test_api_is_a_regional_rest_api(synth: Synth) -> None:
 
 
 def test_api_serves_health_openapi_and_everything_under_v1(synth: Synth) -> None:
-    paths = {r["Properties"]["PathPart"] for r in resources(synth.default_json, "AWS::ApiGateway::Resource").values()}
-    assert paths == {"health", "openapi.json", "v1", "{proxy+}"}
+    paths = sorted(
+        r["Properties"]["PathPart"] for r in resources(synth.default_json, "AWS::ApiGateway::Resource").values()
+    )
+    assert paths == sorted(["health", "openapi.json", "v1", "{proxy+}", "messages", "{proxy+}"])
+
+
+def _authorizers(template: dict) -> dict[str, dict]:
+    return {k: r["Properties"] for k, r in resources(template, "AWS::ApiGateway::Authorizer").items()}
+
+
+def _messages_resource(template: dict) -> str:
+    [found] = [
+        k
+        for k, r in resources(template, "AWS::ApiGateway::Resource").items()
+        if r["Properties"]["PathPart"] == "messages"
+    ]
+    return found
+
+
+def _method_authorizers(template: dict) -> dict[tuple[str, str], object]:
+    """(HTTP method, resource logical id) -> the authorizer reference, or None for an open method."""
+    found = {}
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        ref = props["ResourceId"].get("Ref", "root") if isinstance(props["ResourceId"], dict) else "root"
+        found[(props["HttpMethod"], ref)] = props.get("AuthorizerId") if props["AuthorizationType"] != "NONE" else None
+    return found
 
 
 def test_every_method_except_health_and_openapi_requires_the_key_authorizer(synth: Synth) -> None:
-    # Given the authorizer of the stack
-    authorizer_id, _ = only(synth.default_json, "AWS::ApiGateway::Authorizer")
+    # Given the stack's resources
     health_id, _ = only(synth.default_json, "AWS::ApiGateway::Resource", "ApiRestApihealth")
     openapi_id, _ = only(synth.default_json, "AWS::ApiGateway::Resource", "ApiRestApiopenapijson")
+    cached_id, _ = only(synth.default_json, "AWS::ApiGateway::Authorizer", "ApiKeyAuthorizer")
+    any_header_id, _ = only(synth.default_json, "AWS::ApiGateway::Authorizer", "ApiAnyHeaderKeyAuthorizer")
+    proxy_id, _ = only(synth.default_json, "AWS::ApiGateway::Resource", "ApiRestApiv1proxy")
+    messages_id = _messages_resource(synth.default_json)
+    messages_proxy_id = [
+        k
+        for k, r in resources(synth.default_json, "AWS::ApiGateway::Resource").items()
+        if r["Properties"]["ParentId"] == {"Ref": messages_id}
+    ]
     # When looking at every method
-    methods = resources(synth.default_json, "AWS::ApiGateway::Method").values()
-    # Then only GET /health and GET /openapi.json are open (CORS is off), everything else needs the key
-    open_methods = [m for m in methods if m["Properties"]["AuthorizationType"] == "NONE"]
-    guarded = [m for m in methods if m["Properties"]["AuthorizationType"] != "NONE"]
-    assert sorted((m["Properties"]["HttpMethod"], str(m["Properties"]["ResourceId"])) for m in open_methods) == sorted(
-        [("GET", str({"Ref": health_id})), ("GET", str({"Ref": openapi_id}))]
-    )
-    assert guarded, "the /v1 proxy must have a method"
-    for method in guarded:
-        assert method["Properties"]["AuthorizationType"] == "CUSTOM"
-        assert method["Properties"]["AuthorizerId"] == {"Ref": authorizer_id}
+    methods = _method_authorizers(synth.default_json)
+    # Then only GET /health and GET /openapi.json are open (CORS is off); the OpenAI paths use the cached
+    # authorizer, Anthropic's paths the one that reads either header
+    assert {key for key, auth in methods.items() if auth is None} == {("GET", health_id), ("GET", openapi_id)}
+    assert methods[("ANY", proxy_id)] == {"Ref": cached_id}
+    assert methods[("ANY", messages_id)] == {"Ref": any_header_id}
+    assert len(messages_proxy_id) == 1 and methods[("ANY", messages_proxy_id[0])] == {"Ref": any_header_id}
+    assert len(methods) == 5
 
 
 def test_authorizer_checks_the_authorization_header_and_caches_for_the_context_ttl(synth: Synth) -> None:
@@ -53,20 +83,75 @@ def test_authorizer_checks_the_authorization_header_and_caches_for_the_context_t
     synth.full.has_resource_properties("AWS::ApiGateway::Authorizer", {**expected, "AuthorizerResultTtlInSeconds": 300})
 
 
+def test_anthropic_paths_are_authorized_uncached_without_identity_sources(synth: Synth) -> None:
+    # An identity source makes API Gateway answer 401 to a request without that header before the function runs,
+    # so the authorizer of the paths Anthropic clients call (with `x-api-key` only) has none, and no cache.
+    for template in (synth.default_json, synth.full_json):
+        [any_header] = [p for k, p in _authorizers(template).items() if k.startswith("ApiAnyHeaderKeyAuthorizer")]
+        assert any_header["Type"] == "REQUEST"
+        assert any_header["AuthorizerResultTtlInSeconds"] == 0
+        assert "IdentitySource" not in any_header
+        assert any_header["AuthorizerUri"] == _authorizers(template)[
+            only(template, "AWS::ApiGateway::Authorizer", "ApiKeyAuthorizer")[0]
+        ]["AuthorizerUri"]
+
+
+def test_without_key_caching_one_uncached_authorizer_takes_the_key_from_either_header(synth: Synth) -> None:
+    # Given a stack with authorizerCacheTtlSeconds 0
+    authorizers = _authorizers(synth.minimal_json)
+    # Then one authorizer guards every path, with no identity source (so no header is required up front)
+    [(authorizer_id, props)] = authorizers.items()
+    assert props["AuthorizerResultTtlInSeconds"] == 0 and "IdentitySource" not in props
+    guarded = [auth for auth in _method_authorizers(synth.minimal_json).values() if auth is not None]
+    assert len(guarded) == 3 and all(auth == {"Ref": authorizer_id} for auth in guarded)
+
+
 def test_cors_origins_open_options_to_the_router_and_reach_its_environment(synth: Synth) -> None:
     proxy_id, _ = only(synth.full_json, "AWS::ApiGateway::Resource", "ApiRestApiv1proxy")
+    messages_id = _messages_resource(synth.full_json)
     methods = resources(synth.full_json, "AWS::ApiGateway::Method").values()
     options = [m for m in methods if m["Properties"]["HttpMethod"] == "OPTIONS"]
     _, router = only(synth.full_json, "AWS::Lambda::Function", "FunctionsRouter")
 
-    assert len(options) == 1 and options[0]["Properties"]["AuthorizationType"] == "NONE"
-    assert options[0]["Properties"]["ResourceId"] == {"Ref": proxy_id}
+    assert len(options) == 3 and all(o["Properties"]["AuthorizationType"] == "NONE" for o in options)
+    resource_ids = [o["Properties"]["ResourceId"] for o in options]
+    assert {"Ref": proxy_id} in resource_ids and {"Ref": messages_id} in resource_ids
     assert router["Properties"]["Environment"]["Variables"]["CORS_ALLOWED_ORIGINS"] == "https://app.example.com"
+
+
+def test_gateway_errors_carry_the_configured_cors_origin(synth: Synth) -> None:
+    # Given the stack with one allowed origin, and the one with CORS off
+    full = resources(synth.full_json, "AWS::ApiGateway::GatewayResponse").values()
+    default = resources(synth.default_json, "AWS::ApiGateway::GatewayResponse").values()
+    # Then every response API Gateway answers itself lets that origin read it, and keeps its own headers
+    for response in full:
+        params = response["Properties"]["ResponseParameters"]
+        assert params["gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://app.example.com'"
+        assert params["gatewayresponse.header.Vary"] == "'Origin'"
+        assert params["gatewayresponse.header.Access-Control-Expose-Headers"] == "'*'"
+    throttled = [r for r in full if r["Properties"]["ResponseType"] == "THROTTLED"][0]
+    assert throttled["Properties"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    # And without CORS no response names an origin
+    for response in default:
+        params = response["Properties"].get("ResponseParameters", {})
+        assert not [name for name in params if "Access-Control" in name]
+
+
+def test_gateway_error_cors_origin_for_any_several_or_no_origins() -> None:
+    from infra.constructs.api import cors_headers
+
+    assert cors_headers(()) == {}
+    assert cors_headers(("*",))["Access-Control-Allow-Origin"] == "'*'"
+    assert cors_headers(("https://a.example",))["Access-Control-Allow-Origin"] == "'https://a.example'"
+    # Several origins cannot be chosen among by a static mapping: the request's own origin is echoed
+    several = cors_headers(("https://a.example", "https://b.example"))
+    assert several["Access-Control-Allow-Origin"] == "method.request.header.Origin"
+    assert several["Vary"] == "'Origin'"
 
 
 def test_authorizer_runs_the_authorizer_function(synth: Synth) -> None:
     function_id, _ = only(synth.default_json, "AWS::Lambda::Function", "FunctionsAuthorizer")
-    _, authorizer = only(synth.default_json, "AWS::ApiGateway::Authorizer")
+    _, authorizer = only(synth.default_json, "AWS::ApiGateway::Authorizer", "ApiKeyAuthorizer")
     assert {"Fn::GetAtt": [function_id, "Arn"]} in authorizer["Properties"]["AuthorizerUri"]["Fn::Join"][1]
 
 
