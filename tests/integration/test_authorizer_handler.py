@@ -95,3 +95,28 @@ def test_the_local_servers_check_still_raises_for_a_wrong_key(keys: tuple[KeySto
     with pytest.raises(Unauthorized):
         authorize(_event("Bearer sk-wrong"), store)
     assert authorize(_event(f"Bearer {key}"), store)["context"]["tenant"] == "team-a"
+
+
+def test_the_lambda_handler_allows_a_key_sent_only_in_x_api_key(keys: tuple[KeyStore, str]) -> None:
+    # Given the event API Gateway sends the uncached authorizer of /v1/messages for an Anthropic client, which puts
+    # the key in `x-api-key` and sends no Authorization header at all
+    _, key = keys
+    handler = _handler_module()
+    event = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/v1/messages",
+        "resource": "/v1/messages",
+        "path": "/v1/messages",
+        "httpMethod": "POST",
+        "headers": {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"},
+        "multiValueHeaders": {"x-api-key": [key]},
+    }
+    # When the function's own handler answers it
+    response = handler.lambda_handler(event, _Context())
+    # Then the key is allowed on every route with its tenant, as with `Authorization: Bearer`
+    assert response["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert response["policyDocument"]["Statement"][0]["Resource"].endswith("abc123/prod/*")
+    assert response["context"]["tenant"] == "team-a"
+    # And a wrong x-api-key is denied the same way a wrong bearer token is
+    event["headers"] = {"x-api-key": "sk-wrong"}
+    assert handler.lambda_handler(event, _Context())["policyDocument"]["Statement"][0]["Effect"] == "Deny"
