@@ -69,6 +69,7 @@ def assemble(
     classifier: dict[str, Any] | None,
     stream: dict[str, Any] | None,
     package: dict[str, Any],
+    cache: dict[str, Any] | None = None,
     versions: dict[str, Any],
     machine: dict[str, Any],
     command: str,
@@ -110,6 +111,7 @@ def assemble(
         "stream_direct_chunk_p50_us": _get(stream, "direct", "chunk_overhead_us", "p50_us"),
         "stream_direct_chunk_p99_us": _get(stream, "direct", "chunk_overhead_us", "p99_us"),
     }
+    flat |= {key: _get(cache, "keys", key) for key in CACHE_KEYS}
     ratios = {f"{key}_ratio": _ratio(flat[ours], flat[theirs]) for key, _, ours, theirs, _ in TARGETS}
     ratios["package_ratio_zip"] = _ratio(flat["package_kib"], flat["litellm_zip_kib"])
     ratios["stream_chunk_overhead_p50_ratio"] = _ratio(
@@ -152,6 +154,7 @@ def assemble(
             "rss": {"ours": rss_ours, "litellm": rss_theirs},
             "classifier": classifier,
             "stream": stream,
+            "cache": cache,
             "package": package,
             "workload": config,
         },
@@ -166,6 +169,61 @@ def assemble(
     }
     rounded: dict[str, Any] = _round(results)
     return rounded
+
+
+# What bench/cache_bench.py measures (its `result["keys"]`): the headline keys with the State table's round trips
+# answered once botocore has built and signed them, the `_loopback_` ones with each going to moto's server.
+CACHE_KEYS = (
+    "cache_hit_p50_ms",
+    "cache_hit_p99_ms",
+    "cache_miss_overhead_p50_ms",
+    "cache_hit_loopback_p50_ms",
+    "cache_hit_loopback_p99_ms",
+    "cache_miss_overhead_loopback_p50_ms",
+)
+# The response cache's budget for what a miss adds (the look-up before the model call and the write after it).
+CACHE_MISS_OVERHEAD_TARGET_MS = 1.0
+
+
+def with_cache(results: dict[str, Any], cache: dict[str, Any]) -> dict[str, Any]:
+    """`results` (a benchmarks.json) with the cache benchmark's keys and details replaced by `cache`'s."""
+    merged = {**results, **{key: _round(_get(cache, "keys", key)) for key in CACHE_KEYS}}
+    merged["details"] = {**results.get("details", {}), "cache": _round(cache)}
+    return merged
+
+
+def cache_section(r: dict[str, Any]) -> str:
+    """The response cache's rows of benchmarks.md."""
+    cache = r.get("details", {}).get("cache") or {}
+    overhead = r.get("cache_miss_overhead_p50_ms")
+    met = "not measured" if overhead is None else ("yes" if overhead <= CACHE_MISS_OVERHEAD_TARGET_MS else "**no**")
+    rows = [
+        ("Hit, p50 (answered from the cache, no model call)", "cache_hit_p50_ms", "cache_hit_loopback_p50_ms"),
+        ("Hit, p99", "cache_hit_p99_ms", "cache_hit_loopback_p99_ms"),
+        (
+            "What a miss adds, p50 (cached route minus the same route without a cache)",
+            "cache_miss_overhead_p50_ms",
+            "cache_miss_overhead_loopback_p50_ms",
+        ),
+    ]
+    table = [
+        "| | State table answered at once (router's own work) | every round trip to moto's server on loopback |",
+        "| --- | ---: | ---: |",
+    ]
+    for label, zero, loopback in rows:
+        table.append(f"| {label} | {_fmt(r.get(zero), 'ms', 3)} | {_fmt(r.get(loopback), 'ms', 3)} |")
+    return f"""## Response cache
+
+Through `RouterApi.handle` with API Gateway events, as the router function runs, simulated models at zero latency
+(`bench/cache_bench.py`, {_fmt(cache.get("requests"))} requests of each kind after {_fmt(cache.get("warmup"))} warm-up
+rounds). Blocks of unique requests take turns on two routes over the same chain, one caching and one not, so a
+miss's cost is the difference of their p50s; hits are one request sent again and again. The first column answers
+the State table's round trips as soon as botocore has built and signed them (what the overhead benchmark measures
+too); the second sends each to moto's HTTP server, whose few milliseconds a call bound DynamoDB's in-region latency
+from above. Target: a miss adds at most {CACHE_MISS_OVERHEAD_TARGET_MS:g} ms at p50: met: {met}.
+
+{chr(10).join(table)}
+"""
 
 
 def _fmt(value: Any, unit: str = "", digits: int = 2) -> str:
@@ -338,6 +396,7 @@ one line at a time), the floor that loopback and waking a reader cost everyone.
 
 Above the direct read's floor (the gateways' own share, p50 minus p50): {above_text}.
 
+{cache_section(r)}
 ## Where llm-router's time goes
 
 - **Usage counters.** Every answer adds its tokens and cost to the tenant's counters in DynamoDB. For a tenant

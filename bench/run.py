@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cache_bench
 import report
 import sizes
 import streaming
@@ -205,6 +206,19 @@ def streams(runner: Runner, stack: Any, count: int, interval_ms: float) -> dict[
     return result
 
 
+def response_cache(stack: Any, requests: int, errors: list[str] | None = None) -> dict[str, Any] | None:
+    """The cache benchmark on tables of its own in this run's moto server, in a child process (this one has imported
+    moto, whose botocore hooks would be measured). A failure is reported like the workers' (`errors`), or raised."""
+    print(f"response cache: {requests} hits, misses and uncached requests", flush=True)
+    try:
+        return cache_bench.run_in_child(stack.endpoint, requests=requests, env=child_environment(stack))
+    except RuntimeError as exc:
+        if errors is None:
+            raise
+        errors.append(f"cache: {exc}")
+        return None
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
@@ -265,6 +279,12 @@ def main() -> None:
     parser.add_argument("--rss-requests", type=int, default=1000)
     parser.add_argument("--streams", type=int, default=100, help="streams per gateway")
     parser.add_argument("--stream-interval-ms", type=float, default=streaming.INTERVAL_MS)
+    parser.add_argument("--cache-requests", type=int, default=400, help="requests per kind in the cache benchmark")
+    parser.add_argument(
+        "--cache-only",
+        action="store_true",
+        help="only the cache benchmark; its keys are merged into the existing benchmarks.json",
+    )
     parser.add_argument("--out-dir", type=Path, default=workload.ROOT / "docs")
     parser.add_argument("--keep", action="store_true", help="keep the workers' logs and results")
     parser.add_argument("--render", action="store_true", help="only rewrite benchmarks.md from benchmarks.json")
@@ -289,6 +309,18 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="llm-router-bench-"))
     stack = LocalStack(config_path=workload.CONFIG_PATH, simulate=True, project_dir=workdir, write_endpoint_file=False)
     stack.start()
+    if args.cache_only:
+        try:
+            cache = response_cache(stack, args.cache_requests)
+        finally:
+            stack.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+        assert cache is not None  # without `errors`, a failure raises
+        results = report.with_cache(json.loads((args.out_dir / "benchmarks.json").read_text()), cache)
+        (args.out_dir / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+        (args.out_dir / "benchmarks.md").write_text(report.markdown(results))
+        print(json.dumps(cache["keys"], indent=2))
+        return
     try:
         seed_budget_tenant(stack)
         runner = Runner(workdir, child_environment(stack))
@@ -304,6 +336,7 @@ def main() -> None:
         clf = runner.run("classifier")
         print(f"streaming: {args.streams} streams each, {streaming.CHUNKS} chunks {args.stream_interval_ms:g} ms apart")
         stream = streams(runner, stack, args.streams, args.stream_interval_ms)
+        cache = response_cache(stack, args.cache_requests, runner.errors)
     finally:
         stack.stop()
     print("package size", flush=True)
@@ -316,6 +349,7 @@ def main() -> None:
         rss_theirs=rss_theirs,
         classifier=clf,
         stream=stream,
+        cache=cache,
         package=package,
         versions=versions(),
         machine=machine(),
