@@ -159,7 +159,9 @@ def cors_headers(origins: tuple[str, ...]) -> dict[str, str]:
     }
 
 
-def key_authorizer(scope: Construct, construct_id: str, function: lambda_.IFunction, ttl: int) -> apigw.RequestAuthorizer:
+def key_authorizer(
+    scope: Construct, construct_id: str, function: lambda_.IFunction, ttl: int
+) -> apigw.RequestAuthorizer:
     """The key authorizer: cached per `Authorization` header for `ttl` seconds, or, with `ttl` 0, uncached and
     without identity sources, so API Gateway calls the function for every request whichever header carries the key
     (with an identity source, a request without that header is refused even when caching is off)."""

@@ -91,9 +91,12 @@ def test_anthropic_paths_are_authorized_uncached_without_identity_sources(synth:
         assert any_header["Type"] == "REQUEST"
         assert any_header["AuthorizerResultTtlInSeconds"] == 0
         assert "IdentitySource" not in any_header
-        assert any_header["AuthorizerUri"] == _authorizers(template)[
-            only(template, "AWS::ApiGateway::Authorizer", "ApiKeyAuthorizer")[0]
-        ]["AuthorizerUri"]
+        assert (
+            any_header["AuthorizerUri"]
+            == _authorizers(template)[only(template, "AWS::ApiGateway::Authorizer", "ApiKeyAuthorizer")[0]][
+                "AuthorizerUri"
+            ]
+        )
 
 
 def test_without_key_caching_one_uncached_authorizer_takes_the_key_from_either_header(synth: Synth) -> None:
@@ -129,7 +132,7 @@ def test_gateway_errors_carry_the_configured_cors_origin(synth: Synth) -> None:
         assert params["gatewayresponse.header.Access-Control-Allow-Origin"] == "'https://app.example.com'"
         assert params["gatewayresponse.header.Vary"] == "'Origin'"
         assert params["gatewayresponse.header.Access-Control-Expose-Headers"] == "'*'"
-    throttled = [r for r in full if r["Properties"]["ResponseType"] == "THROTTLED"][0]
+    throttled = next(r for r in full if r["Properties"]["ResponseType"] == "THROTTLED")
     assert throttled["Properties"]["ResponseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
     # And without CORS no response names an origin
     for response in default:
