@@ -170,6 +170,70 @@ def test_a_request_matched_by_the_pii_residency_rule_is_never_cached(router: Rou
     assert len(routed_docs(router)) == 2
 
 
+def test_a_pii_residency_policy_that_says_cache_allow_lets_its_requests_be_cached(router: Router) -> None:
+    # Given the PII policy of the example config, opted in to caching, on a route that caches
+    enable_cache(router, mode="always")
+    policy = next(e for e in router.admin.entries("rule") if e["id"] == "pii-stays-in-eu")
+    router.admin.put_raw("rule", {**policy, "cache": "allow"})
+    content = "Please email the invoice to jane.doe@example.com"
+
+    # When a request it matches is sent twice
+    responses = [call(router, content) for _ in range(2)]
+
+    # Then the policy still decides, and the second answer comes from the cache, without a model call
+    assert [r["headers"]["x-router-rule"] for r in responses] == ["pii-stays-in-eu"] * 2
+    assert [r["headers"]["x-router-cache"] for r in responses] == ["miss", "hit"]
+    assert len(routed_docs(router)) == 1
+    assert router.json(responses[1])["choices"] == router.json(responses[0])["choices"]
+
+
+def test_cache_allow_is_refused_on_a_rule_that_keeps_nothing_out_of_the_cache(router: Router) -> None:
+    from llm_router.stores.config_admin import validate_document
+
+    # A rule without a pii condition or regions never keeps requests out, so `cache: allow` on it is an error
+    doc = {
+        "rules": [
+            {"id": "r", "priority": 1, "when": {"keywords": ["x"]}, "then": {"targets": ["nova-micro"]},
+             "cache": "allow"},
+        ],
+    }  # fmt: skip
+    result = validate_document(doc)
+    assert not result.ok and any("cache: allow applies only" in e for e in result.errors), result.errors
+    # And only `allow` is a value
+    doc["rules"][0] |= {"when": {"pii": True}, "cache": "always"}
+    assert not validate_document(doc).ok
+    doc["rules"][0]["cache"] = "allow"
+    assert not [e for e in validate_document(doc).errors if "cache" in e]
+
+
+def test_cache_hits_count_in_the_usage_counters_at_no_cost_with_the_saving(router: Router) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from llm_router.stores.usage_store import UsageStore
+
+    # Given a route that caches, and one answer paid for
+    enable_cache(router)
+    first = call(router)
+    paid = float(first["headers"]["x-router-cost-usd"])
+    assert paid > 0
+
+    # When the same request is answered twice more from the cache
+    hits = [call(router) for _ in range(2)]
+    assert [h["headers"]["x-router-cache"] for h in hits] == ["hit", "hit"]
+
+    # Then the tenant's counters hold three requests, the first one's cost only, and twice that cost saved; the
+    # hits add no tokens (no model read or wrote any)
+    today = datetime.now(UTC).date()
+    usage = UsageStore(DEFAULT_STATE_TABLE).report(today - timedelta(days=1), today, tenant="local")
+    total = usage.tenants["local"]
+    assert total.requests == 3
+    assert total.cost_usd == pytest.approx(paid, abs=1e-7)
+    first_saved = float(first["headers"].get("x-router-saved-usd") or 0)
+    assert total.saved_usd == pytest.approx(first_saved + 2 * paid, abs=1e-7)
+    assert total.input_tokens == router.json(first)["usage"]["prompt_tokens"]
+    assert usage.routes[("local", "auto")].requests == 3
+
+
 def test_a_rule_edit_that_changes_the_decision_does_not_serve_the_old_answer(router: Router) -> None:
     enable_cache(router)
     assert call(router)["headers"]["x-router-cache"] == "miss"

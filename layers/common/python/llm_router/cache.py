@@ -7,8 +7,8 @@ from a non-streamed one's answer and the other way round. The decision is part o
 edit that sends the request elsewhere never serves an answer routed the old way.
 
 What is never cached: requests matched by a rule with a `pii` condition or a `regions` restriction (personal data
-and data-residency policies keep nothing beyond the answer itself), errors, refusals (`content_filter`), queued
-requests and streams that broke off. Tenants never share entries: the tenant is part of the key and is checked
+and data-residency policies keep nothing beyond the answer itself) unless that rule says `cache: allow`, errors,
+refusals (`content_filter`), queued requests and streams that broke off. Tenants never share entries: the tenant is part of the key and is checked
 again on every read.
 """
 
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from llm_router.providers.base import Usage
-from llm_router.routing.conditions import Condition
 from llm_router.routing.engine import Decision, Plan
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import CacheSpec
@@ -130,32 +129,22 @@ def cache_spec(decision: Decision, chain: Plan, snapshot: ConfigSnapshot) -> Cac
     return chain.models[0].cache if chain.models else None
 
 
-def _mentions_pii(condition: Condition) -> bool:
-    for part in condition.parts:
-        if part.type.key == "pii":
-            return True
-        values = part.value if isinstance(part.value, tuple) else (part.value,)
-        if any(isinstance(v, Condition) and _mentions_pii(v) for v in values):
-            return True
-    return False
-
-
 def not_cacheable(
     request: ChatCompletionRequest, decision: Decision, snapshot: ConfigSnapshot, spec: CacheSpec
 ) -> str | None:
     """Why this request's answer must not be cached, or None when it may be."""
-    if decision.regions is not None:
-        return "residency_policy"
-    # The rule that decided, and every policy that held over the decision where the engine reports them: a policy
-    # that matched keeps its data out of the cache even when another rule picked the chain.
-    matched = {decision.rule, *(getattr(p, "rule", None) for p in getattr(decision, "policies", ()))}
+    # The rule that decided, and every policy that held over the decision: a PII or residency rule that matched
+    # keeps its data out of the cache, even when another rule picked the chain, unless it says `cache: allow`.
+    matched = {decision.rule, *(p.rule for p in decision.policies)}
+    deciding_allows = False
     for rule in snapshot.rules:
         if rule.id not in matched:
             continue
-        if rule.regions is not None:
-            return "residency_policy"
-        if _mentions_pii(rule.when):
-            return "pii_policy"
+        if rule.keeps_out_of_cache:
+            return "residency_policy" if rule.regions is not None else "pii_policy"
+        deciding_allows = deciding_allows or (rule.id == decision.rule and rule.cache == "allow")
+    if decision.regions is not None and not deciding_allows:
+        return "residency_policy"
     if spec.mode == "deterministic" and (request.temperature or 0) > 0 and _seed(request) is None:
         return "sampled"
     return None

@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from llm_router.breaker import CircuitBreaker
@@ -518,6 +518,10 @@ class Gateway:
             completion=completion,
         )
         self._record_hit(ctx, answer, caching, streamed=bool(request.stream))
+        if self.accounting is not None:
+            # In the tenant's counters like any answer: one request, no cost, the first call's cost saved, and no
+            # tokens (no model read or wrote any).
+            self.accounting.after_answer(ctx, replace(answer, usage=Usage(0, 0)))
         if not request.stream:
             return Answered(answer, "hit")
         start = StreamStart(

@@ -65,7 +65,40 @@ class Rule(BaseModel):
     # every request that names a model directly; when it matches, its `regions` and `targets` bound the whole
     # chain, fallbacks included (see `routing.engine`).
     enforce: Literal["always"] | None = None
+    # A rule with a `pii` condition or `regions` keeps the requests it matches out of the response cache (personal
+    # or region-bound data is kept no longer than the answer); `allow` lets the route's or model's cache keep them.
+    cache: Literal["allow"] | None = None
 
     @property
     def is_policy(self) -> bool:
         return self.enforce == "always"
+
+    @property
+    def keeps_out_of_cache(self) -> bool:
+        """Whether the requests this rule matches stay out of the response cache."""
+        return self.restricts_data and self.cache != "allow"
+
+    @property
+    def restricts_data(self) -> bool:
+        """A PII or residency rule: a `pii` condition anywhere in `when`, or `regions`."""
+        return self.regions is not None or mentions_pii(self.when)
+
+    @model_validator(mode="after")
+    def _cache_only_on_data_rules(self) -> Rule:
+        if self.cache is not None and not self.restricts_data:
+            raise ValueError(
+                "cache: allow applies only to a rule with a pii condition or regions (only those keep requests out "
+                "of the response cache); remove it"
+            )
+        return self
+
+
+def mentions_pii(condition: Condition) -> bool:
+    """Whether a `pii` condition appears anywhere in `condition`, nested ones included, whichever way it matches."""
+    for part in condition.parts:
+        if part.type.key == "pii":
+            return True
+        values = part.value if isinstance(part.value, tuple) else (part.value,)
+        if any(isinstance(v, Condition) and mentions_pii(v) for v in values):
+            return True
+    return False
