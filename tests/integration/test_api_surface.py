@@ -308,3 +308,31 @@ def test_an_idempotency_key_replays_responses_and_messages_instead_of_paying_twi
         assert router.json(again)["id"] == router.json(first)["id"]
         assert again["headers"]["x-router-idempotent-replay"] == "true"
     assert len(router.metric_values("Requests")) == 2
+
+
+def test_respond_async_is_refused_clearly_where_a_queued_result_could_not_be_read(router: Router) -> None:
+    # Given requests to the endpoints beside chat, each asking not to wait
+    prefer = {"Prefer": "respond-async"}
+    calls = [
+        ({"model": "titan-embed", "input": "x"}, "/v1/embeddings"),
+        ({"model": "auto", "input": "Hello!"}, "/v1/responses"),
+        ({"model": "auto", "max_tokens": 50, "messages": [{"role": "user", "content": "Hi"}]}, "/v1/messages"),
+    ]
+    for body, path in calls:
+        # When sent with Prefer: respond-async
+        response = router.call(body, path=path, headers=prefer)
+        # Then each gets a 400 naming the reason (in Anthropic's format on /v1/messages), nothing is queued or paid
+        assert response["statusCode"] == 400, (path, response["body"])
+        error = router.json(response)["error"]
+        assert "respond-async is not supported on POST " + path in error["message"]
+        assert "chat completion" in error["message"]
+        if path == "/v1/messages":
+            assert error["type"] == "invalid_request_error" and router.json(response)["type"] == "error"
+        else:
+            assert error["code"] == "async_unsupported"
+    assert router.metric_values("Requests") == []
+    # And chat still queues it: 202 and the request id, its result fetchable
+    accepted = router.call({"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}, headers=prefer)
+    assert accepted["statusCode"] == 202
+    request_id = router.json(accepted)["id"]
+    assert router.call(method="GET", path=f"/v1/requests/{request_id}")["statusCode"] == 200

@@ -220,7 +220,7 @@ class RouterApi:
     def chat_completions(self, http: HttpRequest) -> Response:
         ctx = http.context()
         request, raw = self._parse(http)
-        prefer_async = "respond-async" in http.headers.get("prefer", "").lower()
+        prefer_async = prefers_async(http)
         cache_control = cache_control_of(http.headers.get("cache-control", ""))
         return self._once(
             http,
@@ -309,6 +309,7 @@ class RouterApi:
 
     def embeddings(self, http: HttpRequest) -> Response:
         ctx = http.context()
+        refuse_async(http, "/v1/embeddings")
         request = validated(EmbeddingRequest, self._body(http))
         answer = self.gateway.embed(request, ctx)
         return json_response(200, embedding_list(answer, request.encoding_format or "float"), answer_headers(answer))
@@ -316,6 +317,7 @@ class RouterApi:
     def responses(self, http: HttpRequest) -> Response:
         """OpenAI's Responses API over the same gateway."""
         ctx = http.context()
+        refuse_async(http, "/v1/responses")
         raw = self._body(http)
         incoming = validated(ResponsesRequest, raw)
         request = translated(incoming.to_chat)
@@ -338,6 +340,7 @@ class RouterApi:
         """Anthropic's Messages API over the same gateway; errors in Anthropic's format."""
         try:
             ctx = http.context()
+            refuse_async(http, "/v1/messages")
             raw = self._body(http)
             request = translated(validated(MessagesRequest, raw).to_chat)
             body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
@@ -429,6 +432,23 @@ def translated(convert: Callable[[], ChatCompletionRequest]) -> ChatCompletionRe
         raise InvalidRequestError(f"Cannot route this request: {describe(exc)[0]}", code="invalid_request") from None
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidRequestError(f"Cannot route this request: {exc}", code="invalid_request") from None
+
+
+def prefers_async(http: HttpRequest) -> bool:
+    return "respond-async" in http.headers.get("prefer", "").lower()
+
+
+def refuse_async(http: HttpRequest, path: str) -> None:
+    """`Prefer: respond-async` is refused, not ignored, where it cannot be honoured: a queued request's result is
+    kept and served (`GET /v1/requests/{id}`) as a chat completion, which an embeddings, Responses or Anthropic
+    client could not read. Answering synchronously instead would hold a caller that asked not to wait."""
+    if prefers_async(http):
+        raise InvalidRequestError(
+            f"Prefer: respond-async is not supported on POST {path}: a queued request's result is kept as a chat "
+            "completion (GET /v1/requests/{id}). Send the request without it, or use POST /v1/chat/completions "
+            "for an asynchronous answer.",
+            code="async_unsupported",
+        )
 
 
 def cache_control_of(header: str) -> CacheControl:
