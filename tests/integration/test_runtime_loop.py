@@ -556,3 +556,30 @@ def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -
             run(RuntimeApiClient(api.address), lambda event, context: {"statusCode": 200}, True, max_invocations=1)
 
     assert raised.value.status == 500
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_deferred_work_runs_after_the_response_is_posted_and_before_the_next_invocation(
+    api: FakeRuntimeAPI, streaming: bool
+) -> None:
+    from llm_router.deferred import AFTER_RESPONSE
+
+    # Given a handler that defers work (as the router defers its response-cache writes) on each of two invocations
+    seen: list[tuple[str, int]] = []
+    api.invoke("req-a", {"n": 1})
+    api.invoke("req-b", {"n": 2})
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        name = f"task {event['n']}"
+        AFTER_RESPONSE.defer(lambda: seen.append((name, sum(p.complete for p in api.posts))))
+        # Nothing deferred by the previous invocation is left when the next one starts
+        assert len(AFTER_RESPONSE) == 1
+        return {"statusCode": 200, "headers": {}, "body": "ok"}
+
+    # When the loop serves both
+    posts = serve(api, handler, streaming=streaming, invocations=2)
+
+    # Then each task ran once its own response had been posted whole, and before the next response
+    assert [p.path for p in posts] == [RESPONSE.format("req-a"), RESPONSE.format("req-b")]
+    assert seen == [("task 1", 1), ("task 2", 2)]
+    assert len(AFTER_RESPONSE) == 0

@@ -4,6 +4,7 @@ when it ends whole, and closing it (even unread) still closes and accounts the s
 from __future__ import annotations
 
 from llm_router.cache import CachedAnswer
+from llm_router.deferred import Deferred
 from llm_router.gateway import Answered, Gateway, RequestContext, StreamEnd, Streaming
 from llm_router.metrics import MetricsRecorder
 from llm_router.providers.base import RetryableError, StreamDelta
@@ -25,7 +26,7 @@ class MemoryCache:
 
 
 class CachingHarness:
-    def __init__(self, provider: ScriptedProvider) -> None:
+    def __init__(self, provider: ScriptedProvider, deferred: Deferred | None = None) -> None:
         route = RouteSpec(id="auto", default=("a",), cache=CacheSpec(ttl_seconds=60))
         self.cache = MemoryCache()
         self.accounting = RecordingAccounting()
@@ -37,6 +38,7 @@ class CachingHarness:
             sleep=lambda seconds: None,
             accounting=self.accounting,
             cache=self.cache,
+            defer=deferred.defer if deferred is not None else None,
         )
 
     def serve(self, stream: bool = True) -> Streaming | Answered:
@@ -92,3 +94,27 @@ def test_a_stream_the_model_broke_off_is_not_kept() -> None:
 
     assert isinstance(end, StreamEnd) and end.error is not None
     assert h.cache.entries == {}
+
+
+def test_with_a_deferred_write_the_answer_goes_out_first_and_the_entry_is_kept_once_the_work_runs() -> None:
+    # Given a gateway whose cache writes wait until the response is out (as the router function's)
+    deferred = Deferred()
+    h = CachingHarness(ScriptedProvider(words("one", " two"), words("one", " two")), deferred)
+
+    # When a miss is streamed to its end
+    first = h.serve()
+    assert isinstance(first, Streaming) and first.cache == "miss"
+    *_, end = list(first.events)
+    assert isinstance(end, StreamEnd) and end.error is None
+
+    # Then nothing is kept until the deferred work runs: the same request meanwhile is another miss
+    assert h.cache.entries == {} and len(deferred) == 1
+    again = h.serve()
+    assert isinstance(again, Streaming) and again.cache == "miss"
+    list(again.events)
+    assert h.provider.calls == 2
+    # And once it has run, the entry is there and the next request is a hit, without a model call
+    assert deferred.run_pending() == 2
+    assert [e.content for e in h.cache.entries.values()] == ["one two"]
+    hit = h.serve(stream=False)
+    assert isinstance(hit, Answered) and hit.cache == "hit" and h.provider.calls == 2

@@ -8,8 +8,8 @@ edit that sends the request elsewhere never serves an answer routed the old way.
 
 What is never cached: requests matched by a rule with a `pii` condition or a `regions` restriction (personal data
 and data-residency policies keep nothing beyond the answer itself) unless that rule says `cache: allow`, errors,
-refusals (`content_filter`), queued requests and streams that broke off. Tenants never share entries: the tenant is part of the key and is checked
-again on every read.
+refusals (`content_filter`), queued requests and streams that broke off. Tenants never share entries: the tenant is
+part of the key and is checked again on every read.
 """
 
 from __future__ import annotations

@@ -303,6 +303,7 @@ class Gateway:
         requests: RequestRecords | None = None,
         regex_scan_chars: int = REGEX_SCAN_CHARS,
         cache: ResponseCache | None = None,
+        defer: Callable[[Callable[[], object]], None] | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -316,6 +317,8 @@ class Gateway:
         self.requests = requests
         self.regex_scan_chars = regex_scan_chars
         self.cache = cache
+        # Where cache writes go to wait until the response is out (deferred.py); None: written before it.
+        self.defer = defer
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
@@ -563,6 +566,13 @@ class Gateway:
             simulated=answer.simulated,
             created_at=int(time.time()),
         )
+        if self.defer is not None:
+            self.defer(lambda: self._put(ctx, caching, entry))
+        else:
+            self._put(ctx, caching, entry)
+
+    def _put(self, ctx: RequestContext, caching: CachePlan, entry: CachedAnswer) -> None:
+        assert self.cache is not None
         try:
             self.cache.put(caching.key, entry, caching.spec.ttl_seconds)
         except Exception as exc:  # noqa: BLE001 - the caller has its answer; a lost cache entry costs one more call

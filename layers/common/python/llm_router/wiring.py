@@ -124,10 +124,12 @@ def build_gateway(
     accounting: bool = True,
     key_environ: Mapping[str, str] | None = None,
     cache: ResponseCache | None = _UNSET,
+    defer: Callable[[Callable[[], object]], None] | None = None,
 ) -> Gateway:
     """The gateway and everything it calls. `emit` receives each EMF document (default: the settings' sink);
     `providers` replaces adapters by provider name (`simulated`, `openai`, `bedrock`, ...); `cache` replaces the
-    response cache in the State table (None: no caching, whatever the config says)."""
+    response cache in the State table (None: no caching, whatever the config says); `defer` receives the cache
+    writes to run once the response is out (deferred.py; None: written before it)."""
     clients = clients or AwsClients()
     ddb = clients.get("dynamodb")
     metrics = MetricsRecorder(emitter_for(settings.metrics_sink) if emit is _UNSET else emit, settings.service_name)
@@ -164,6 +166,7 @@ def build_gateway(
         accounting=usage_accounting,
         regex_scan_chars=settings.regex_scan_chars,
         cache=DynamoResponseCache(settings.state_table_name, dynamodb=ddb) if cache is _UNSET else cache,
+        defer=defer,
     )
 
 
