@@ -287,11 +287,97 @@ def test_responses_stream_events_conform(router: Router) -> None:
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == text
 
 
-def test_responses_follow_ups_by_id_are_refused(router: Router) -> None:
-    response = router.call({"model": "auto", "input": "Hi", "previous_response_id": "resp_1"}, path="/v1/responses")
+def test_a_stored_response_is_continued_by_previous_response_id_and_can_be_read_back(router: Router) -> None:
+    # Given a response created with store: true
+    first = router.call({"model": "auto", "input": "Name three rivers in France.", "store": True}, path="/v1/responses")
+    assert first["statusCode"] == 200, first["body"]
+    stored = router.json(first)
 
-    assert response["statusCode"] == 400
-    assert "not stored" in router.json(response)["error"]["message"]
+    # When a follow-up names it, and the same follow-up is sent alone
+    body = {"model": "auto", "input": "Which one is the longest?"}
+    follow = router.call({**body, "previous_response_id": stored["id"]}, path="/v1/responses")
+    alone = router.json(router.call(body, path="/v1/responses"))
+
+    # Then the follow-up was answered with the earlier conversation before it (the model read more tokens) and
+    # says what it continues; the stored response reads back as it was answered
+    assert follow["statusCode"] == 200, follow["body"]
+    continued = router.json(follow)
+    assert violations("Response", continued) == []
+    assert continued["previous_response_id"] == stored["id"]
+    first_turn = stored["usage"]["input_tokens"] + stored["usage"]["output_tokens"]
+    assert continued["usage"]["input_tokens"] >= alone["usage"]["input_tokens"] + first_turn
+    read = router.call(method="GET", path=f"/v1/responses/{stored['id']}")
+    assert read["statusCode"] == 200 and router.json(read) == stored
+    # And a response created without store: true was not kept (OpenAI keeps it by default; the router does not)
+    assert router.call(method="GET", path=f"/v1/responses/{alone['id']}")["statusCode"] == 404
+
+
+def test_a_stored_function_call_is_continued_with_its_output(router: Router) -> None:
+    # Given a stored response that called a function
+    tools = [RESPONSES_TOOL]
+    first = router.json(
+        router.call(
+            {"model": "auto", "input": "Weather in Paris?", "tools": tools, "store": True}, path="/v1/responses"
+        )
+    )
+    call = first["output"][0]
+    assert call["type"] == "function_call"
+
+    # When the follow-up sends only the function's output, by previous_response_id, and keeps that one too
+    output = {"type": "function_call_output", "call_id": call["call_id"], "output": "18C"}
+    body = {"model": "auto", "input": [output], "tools": tools, "previous_response_id": first["id"], "store": True}
+    second = router.call(body, path="/v1/responses")
+
+    # Then the model got the call before its output (a tool result without its call would be refused upstream)
+    assert second["statusCode"] == 200, second["body"]
+    assert router.json(second)["output"][0]["type"] == "message"
+    # And the chain goes on from the second response
+    third = router.call(
+        {"model": "auto", "input": "Thanks!", "previous_response_id": router.json(second)["id"]}, path="/v1/responses"
+    )
+    assert third["statusCode"] == 200, third["body"]
+
+
+def test_stored_responses_belong_to_their_tenant_and_can_be_deleted(router: Router) -> None:
+    stored = router.json(router.call({"model": "auto", "input": "Hi", "store": True}, path="/v1/responses"))
+    router.keys.create("other", "sk-other-tenant")
+    path = f"/v1/responses/{stored['id']}"
+
+    # Another tenant can neither read it nor continue it nor delete it: it is missing to them
+    assert router.call(method="GET", path=path, key="sk-other-tenant")["statusCode"] == 404
+    theirs = router.call(
+        {"model": "auto", "input": "More", "previous_response_id": stored["id"]}, path="/v1/responses",
+        key="sk-other-tenant",
+    )  # fmt: skip
+    assert theirs["statusCode"] == 404
+    assert router.json(theirs)["error"]["code"] == "previous_response_not_found"
+    assert router.json(theirs)["error"]["param"] == "previous_response_id"
+    assert router.call(method="DELETE", path=path, key="sk-other-tenant")["statusCode"] == 404
+    # Its own tenant deletes it, and then it is gone
+    deleted = router.call(method="DELETE", path=path)
+    assert deleted["statusCode"] == 200
+    assert router.json(deleted) == {"id": stored["id"], "object": "response.deleted", "deleted": True}
+    assert router.call(method="GET", path=path)["statusCode"] == 404
+
+
+def test_an_unknown_or_malformed_previous_response_id_is_a_clear_error(router: Router) -> None:
+    missing = router.call({"model": "auto", "input": "Hi", "previous_response_id": "resp_1"}, path="/v1/responses")
+    malformed = router.call({"model": "auto", "input": "Hi", "previous_response_id": "x#1"}, path="/v1/responses")
+
+    assert missing["statusCode"] == 404
+    assert "store: true" in router.json(missing)["error"]["message"]
+    assert malformed["statusCode"] == 400
+    assert router.json(malformed)["error"]["param"] == "previous_response_id"
+
+
+def test_a_streamed_response_with_store_is_kept_when_it_completes(router: Router) -> None:
+    response = router.call({"model": "auto", "input": "Hello!", "stream": True, "store": True}, path="/v1/responses")
+    final = [data for _, data in events_of(response["body"])][-1]
+    assert final["type"] == "response.completed"
+
+    read = router.call(method="GET", path=f"/v1/responses/{final['response']['id']}")
+
+    assert read["statusCode"] == 200 and router.json(read) == final["response"]
 
 
 def test_an_idempotency_key_replays_responses_and_messages_instead_of_paying_twice(router: Router) -> None:

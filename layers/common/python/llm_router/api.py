@@ -49,6 +49,7 @@ from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
 from llm_router.schemas.responses import ResponsesRequest
 from llm_router.stores.request_store import RequestRecord
+from llm_router.stores.response_store import StoredResponse
 
 JSON = "application/json"
 EVENT_STREAM = "text/event-stream"
@@ -126,6 +127,16 @@ class RequestReader(Protocol):
     def get(self, request_id: str) -> RequestRecord | None: ...
 
 
+class ResponseKeeper(Protocol):
+    """Responses kept with `store: true` (stores/response_store.py), each readable only by its tenant."""
+
+    def put(self, tenant: str, response: dict[str, Any], items: list[dict[str, Any]]) -> None: ...
+
+    def get(self, tenant: str, response_id: str) -> StoredResponse | None: ...
+
+    def delete(self, tenant: str, response_id: str) -> bool: ...
+
+
 Response = dict[str, Any] | StreamingResponse
 
 
@@ -163,12 +174,16 @@ class RouterApi:
         idempotency: Idempotency | None = None,
         requests: RequestReader | None = None,
         cors_origins: tuple[str, ...] = (),
+        response_store: ResponseKeeper | None = None,
+        response_ttl_seconds: int = 86_400,
     ) -> None:
         self.gateway = gateway
         self.max_body_bytes = max_body_bytes
         self.idempotency = idempotency
         self.requests = requests
         self.cors_origins = cors_origins
+        self.response_store = response_store
+        self.response_ttl_hours = response_ttl_seconds / 3600
         self._routes: dict[tuple[str, str], Callable[[HttpRequest], Response]] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
@@ -184,6 +199,8 @@ class RouterApi:
         self._prefixed: dict[tuple[str, str], Callable[[HttpRequest, str], Response]] = {
             ("GET", "/v1/requests/"): self.get_request,
             ("GET", "/v1/models/"): self.retrieve_model,
+            ("GET", "/v1/responses/"): self.get_response,
+            ("DELETE", "/v1/responses/"): self.delete_response,
         }
 
     def handle(self, event: dict[str, Any], context: Any = None) -> Response:
@@ -315,26 +332,72 @@ class RouterApi:
         return json_response(200, embedding_list(answer, request.encoding_format or "float"), answer_headers(answer))
 
     def responses(self, http: HttpRequest) -> Response:
-        """OpenAI's Responses API over the same gateway."""
+        """OpenAI's Responses API over the same gateway; `store: true` keeps the response and its conversation for
+        `previous_response_id` and `GET /v1/responses/{id}`."""
         ctx = http.context()
         refuse_async(http, "/v1/responses")
         raw = self._body(http)
         incoming = validated(ResponsesRequest, raw)
-        request = translated(incoming.to_chat)
+        history = self._history(incoming, ctx.tenant)
+        request = translated(lambda: incoming.to_chat(history))
         body = request.model_dump_json(exclude_none=True, by_alias=True).encode()
+
+        def keep(response: dict[str, Any]) -> None:
+            if not incoming.store or self.response_store is None:
+                return
+            items = [*history, *incoming.input_items(), *response["output"]]
+            try:
+                self.response_store.put(ctx.tenant, response, items)
+            except Exception as exc:  # noqa: BLE001 - the caller has its answer; a follow-up by id will say it is gone
+                logger.warning("response_store_failed", request_id=ctx.request_id, error=type(exc).__name__)
 
         def produce() -> Result | StreamingResponse:
             outcome = self.gateway.serve(request, ctx, body)
             if isinstance(outcome, Answered):
                 answer = outcome.answer
                 rendered = responses.response_of(incoming, answer.request_id, answer.completion, answer.usage)
+                keep(rendered)
                 return _json_result(200, rendered, answer_headers(answer))
             if isinstance(outcome, Streaming):
-                events = responses_stream(incoming, outcome.start, outcome.events)
+                events = responses_stream(incoming, outcome.start, outcome.events, keep)
                 return StreamingResponse(200, stream_headers(outcome.start), events)
             return self.render(outcome, request)
 
         return self._once(http, ctx, raw, produce)
+
+    def _history(self, incoming: ResponsesRequest, tenant: str) -> list[dict[str, Any]]:
+        """The conversation `previous_response_id` names (another tenant's is reported as missing)."""
+        previous = incoming.previous_response_id
+        if previous is None:
+            return []
+        stored = self.response_store.get(tenant, previous) if self.response_store is not None else None
+        if stored is None:
+            raise NotFoundError(
+                f"Previous response with id {previous!r} not found: responses are kept only when created with "
+                f"`store: true`, for {self.response_ttl_hours:g} h; send the whole conversation in `input` instead.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
+        return stored.items
+
+    def get_response(self, http: HttpRequest, response_id: str) -> Response:
+        """A response created with `store: true`, as it was answered."""
+        ctx = http.context()
+        stored = self.response_store.get(ctx.tenant, response_id) if self.response_store is not None else None
+        if stored is None:
+            raise NotFoundError(
+                f"No response {response_id!r} (only responses created with `store: true` are kept; it may have "
+                "expired).",
+                param="response_id",
+                code="response_not_found",
+            )
+        return json_response(200, stored.response)
+
+    def delete_response(self, http: HttpRequest, response_id: str) -> Response:
+        ctx = http.context()
+        if self.response_store is None or not self.response_store.delete(ctx.tenant, response_id):
+            raise NotFoundError(f"No response {response_id!r}.", param="response_id", code="response_not_found")
+        return json_response(200, {"id": response_id, "object": "response.deleted", "deleted": True})
 
     def messages(self, http: HttpRequest) -> Response:
         """Anthropic's Messages API over the same gateway; errors in Anthropic's format."""
@@ -540,8 +603,14 @@ def anthropic_response(outcome: Outcome) -> Result | StreamingResponse:
     return _json_result(status, {**anthropic.error_body(status, str(error.get("message", ""))), **extra}, headers)
 
 
-def responses_stream(request: ResponsesRequest, start: StreamStart, events: Iterator[StreamEvent]) -> Iterator[bytes]:
-    """Responses API events, each as `event: <type>` and its JSON."""
+def responses_stream(
+    request: ResponsesRequest,
+    start: StreamStart,
+    events: Iterator[StreamEvent],
+    on_completed: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[bytes]:
+    """Responses API events, each as `event: <type>` and its JSON; `on_completed` gets the final response object
+    of a stream that ended whole, before its last event goes out (so a follow-up sent on that event finds it)."""
     translator = responses.StreamTranslator(request, start.request_id, start.model.id, start.created)
 
     def frame(data: dict[str, Any]) -> bytes:
@@ -556,7 +625,10 @@ def responses_stream(request: ResponsesRequest, start: StreamStart, events: Iter
                         frame, translator.failed(f"The model stopped answering mid-stream: {event.error.message}")
                     )
                     return
-                yield from map(frame, translator.end(event.answer.usage))
+                ending = list(translator.end(event.answer.usage))
+                if on_completed is not None:
+                    on_completed(ending[-1]["response"])
+                yield from map(frame, ending)
                 return
             yield from map(frame, translator.delta(event))
     finally:

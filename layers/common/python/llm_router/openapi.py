@@ -97,6 +97,11 @@ def document() -> dict[str, Any]:
                 "OpenAI's Responses API, routed like chat", "ResponsesRequest", {"type": "object"}, stream=True
             )
         },
+        "/v1/responses/{response_id}": {
+            "parameters": [{"name": "response_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": _operation("A response created with `store: true`", None, {"type": "object"}),
+            "delete": _operation("Delete a response created with `store: true`", None, {"type": "object"}),
+        },
         "/v1/models": {"get": _operation("The routes and models the key may use", None, model_list)},
         "/v1/models/{model}": {
             "get": {

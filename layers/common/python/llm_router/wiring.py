@@ -30,6 +30,7 @@ from llm_router.stores.key_store import KeyStore
 from llm_router.stores.payload_store import PayloadStore
 from llm_router.stores.request_store import RequestStore
 from llm_router.stores.response_cache import DynamoResponseCache
+from llm_router.stores.response_store import ResponseStore
 from llm_router.stores.secrets import ProviderKeys
 from llm_router.stores.tenant_store import TenantStore
 from llm_router.stores.usage_store import UsageStore
@@ -201,6 +202,12 @@ def build_router_api(
         ),
         requests=build_request_store(settings, clients),
         cors_origins=settings.cors_origins,
+        response_store=ResponseStore(
+            settings.state_table_name,
+            ttl_seconds=settings.request_result_ttl_seconds,
+            dynamodb=clients.get("dynamodb"),
+        ),
+        response_ttl_seconds=settings.request_result_ttl_seconds,
     )
 
 

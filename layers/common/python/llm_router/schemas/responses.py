@@ -1,7 +1,7 @@
 """OpenAI's Responses API wire format (`POST /v1/responses`), translated to and from Chat Completions so that it
 runs on the same gateway path. What translates: text and image input, instructions, function tools and their
-results, `text.format` (JSON schema or object), sampling, `max_output_tokens`, streaming. Responses are not stored:
-`previous_response_id` and `store: true` follow-ups are refused rather than answered without their history.
+results, `text.format` (JSON schema or object), sampling, `max_output_tokens`, streaming. A response created with
+`store: true` is kept (stores/response_store.py) with its conversation, so that `previous_response_id` continues it.
 """
 
 from __future__ import annotations
@@ -34,22 +34,29 @@ class ResponsesRequest(BaseModel):
     metadata: dict[str, str] | None = None
     user: str | None = None
     stream: bool | None = False
-    previous_response_id: str | None = None
+    # Kept only when asked for (OpenAI keeps responses unless told not to): prompts stay out of the table by default.
+    store: bool | None = None
+    previous_response_id: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("previous_response_id")
     @classmethod
-    def _not_stored(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError("responses are not stored by the router; send the whole conversation in `input`")
+    def _response_id(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("resp_") and value[5:].isalnum()):
+            raise ValueError("previous_response_id must be the id of a response (resp_...)")
         return value
 
-    def to_chat(self) -> ChatCompletionRequest:
-        """The same request as a chat completion."""
+    def input_items(self) -> list[dict[str, Any]]:
+        """`input` as a list of items (a string is one user message)."""
+        if isinstance(self.input, str):
+            return [{"type": "message", "role": "user", "content": self.input}]
+        return list(self.input)
+
+    def to_chat(self, history: list[dict[str, Any]] | None = None) -> ChatCompletionRequest:
+        """The same request as a chat completion, after `history` (the items of the response it continues)."""
         messages: list[dict[str, Any]] = []
         if self.instructions:
             messages.append({"role": "developer", "content": self.instructions})
-        items = [{"role": "user", "content": self.input}] if isinstance(self.input, str) else self.input
-        for item in items:
+        for item in [*(history or []), *self.input_items()]:
             _append(messages, item)
         body: dict[str, Any] = {"model": self.model, "messages": messages}
         if self.tools:
@@ -172,7 +179,7 @@ def response_object(
         "model": model,
         "output": output or [],
         "parallel_tool_calls": request.parallel_tool_calls if request.parallel_tool_calls is not None else True,
-        "previous_response_id": None,
+        "previous_response_id": request.previous_response_id,
         "temperature": request.temperature if request.temperature is not None else 1.0,
         "text": {"format": text_format},
         "tool_choice": request.tool_choice or "auto",
