@@ -189,7 +189,7 @@ def _router(endpoint: str, workdir: Path) -> tuple[RouterHandle, Any, str]:
     """The router's API on tables of its own at `endpoint`, built through the composition root as the router
     function builds it (cache writes deferred until after the response); returns its handle, the DynamoDB client
     it uses and its State table."""
-    from llm_router.deferred import Deferred
+    from llm_router.runtime.deferred import Deferred
     from llm_router.settings import Env, RouterSettings
     from llm_router.stores.config_admin import ConfigAdmin, validate_document
     from llm_router.stores.tables import table_definition

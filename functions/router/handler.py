@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_router.api import Response
-from llm_router.deferred import AFTER_RESPONSE
 from llm_router.observability import logger
+from llm_router.runtime.deferred import AFTER_RESPONSE
 from llm_router.settings import Env, RouterSettings
 from llm_router.wiring import build_router_api
 

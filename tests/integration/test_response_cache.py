@@ -431,3 +431,49 @@ def test_a_tool_call_answer_is_cached_and_replayed_as_tool_call_chunks(router: R
     [delta] = [c["choices"][0]["delta"]["tool_calls"] for c in chunks if c["choices"][0]["delta"].get("tool_calls")]
     assert done and delta == [{"index": 0, **call_made}]
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_the_router_function_writes_a_miss_after_its_response_under_the_streaming_loop(
+    router: Router, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    from llm_router.runtime.deferred import AFTER_RESPONSE
+    from tests.helpers import api_event
+
+    # Given the router function's own handler, as the stack configures it (served by the streaming runtime loop)
+    enable_cache(router)
+    monkeypatch.setenv("LLM_ROUTER_STREAMING_RESPONSES", "true")
+    spec = importlib.util.spec_from_file_location(
+        "router_handler", Path(__file__).resolve().parents[2] / "functions/router/handler.py"
+    )
+    assert spec is not None and spec.loader is not None
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+
+    def invoke() -> dict[str, Any]:
+        event = api_event({"model": "auto", "messages": [{"role": "user", "content": QUESTION}]})
+        event["requestContext"]["authorizer"] = {"principalId": "local", "tenant": "local", "scope": "admin"}
+        response: dict[str, Any] = handler.lambda_handler(event, _Context())
+        return response
+
+    # When a miss is answered
+    first = invoke()
+
+    # Then its entry is not written yet when the response is handed back, but waits for the loop
+    assert first["headers"]["x-router-cache"] == "miss"
+    assert len(AFTER_RESPONSE) == 1
+    assert DynamoResponseCache(DEFAULT_STATE_TABLE).stats().entries == 0
+    # And once the loop has run it (here: the next invocation, which runs what is left first), the request hits
+    assert AFTER_RESPONSE.run_pending() == 1
+    assert DynamoResponseCache(DEFAULT_STATE_TABLE).stats().entries == 1
+    assert invoke()["headers"]["x-router-cache"] == "hit"
+    assert len(AFTER_RESPONSE) == 0
+
+
+class _Context:
+    function_name = "router"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:router"
+    aws_request_id = "req-1"

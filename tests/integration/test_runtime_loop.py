@@ -562,7 +562,7 @@ def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -
 def test_deferred_work_runs_after_the_response_is_posted_and_before_the_next_invocation(
     api: FakeRuntimeAPI, streaming: bool
 ) -> None:
-    from llm_router.deferred import AFTER_RESPONSE
+    from llm_router.runtime.deferred import AFTER_RESPONSE
 
     # Given a handler that defers work (as the router defers its response-cache writes) on each of two invocations
     seen: list[tuple[str, int]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_router.deferred import Deferred
+from llm_router.runtime.deferred import Deferred
 
 
 def test_pending_tasks_run_in_order_once_and_a_failure_does_not_stop_the_rest(

@@ -4,10 +4,10 @@ when it ends whole, and closing it (even unread) still closes and accounts the s
 from __future__ import annotations
 
 from llm_router.cache import CachedAnswer
-from llm_router.deferred import Deferred
 from llm_router.gateway import Answered, Gateway, RequestContext, StreamEnd, Streaming
 from llm_router.metrics import MetricsRecorder
 from llm_router.providers.base import RetryableError, StreamDelta
+from llm_router.runtime.deferred import Deferred
 from llm_router.schemas.catalog import CacheSpec, RouteSpec
 from tests.helpers import chat, snapshot
 from tests.unit.test_gateway_stream import FixedConfig, Providers, RecordingAccounting, ScriptedProvider, priced, words

@@ -317,7 +317,7 @@ class Gateway:
         self.requests = requests
         self.regex_scan_chars = regex_scan_chars
         self.cache = cache
-        # Where cache writes go to wait until the response is out (deferred.py); None: written before it.
+        # Where cache writes go to wait until the response is out (runtime/deferred.py); None: written before it.
         self.defer = defer
 
     # -- dry run -------------------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ def build_gateway(
     """The gateway and everything it calls. `emit` receives each EMF document (default: the settings' sink);
     `providers` replaces adapters by provider name (`simulated`, `openai`, `bedrock`, ...); `cache` replaces the
     response cache in the State table (None: no caching, whatever the config says); `defer` receives the cache
-    writes to run once the response is out (deferred.py; None: written before it)."""
+    writes to run once the response is out (runtime/deferred.py; None: written before it)."""
     clients = clients or AwsClients()
     ddb = clients.get("dynamodb")
     metrics = MetricsRecorder(emitter_for(settings.metrics_sink) if emit is _UNSET else emit, settings.service_name)

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from llm_router.deferred import AFTER_RESPONSE
 from llm_router.runtime import StreamingResponse
 from llm_router.runtime.client import PRELUDE_DELIMITER, Invocation, RuntimeApiClient, RuntimeApiError, error_trailers
 from llm_router.runtime.context import LambdaContext, parse_json_header
+from llm_router.runtime.deferred import AFTER_RESPONSE
 
 Handler = Callable[[Any, Any], Any]
 
