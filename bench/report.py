@@ -195,6 +195,8 @@ def with_cache(results: dict[str, Any], cache: dict[str, Any]) -> dict[str, Any]
 def cache_section(r: dict[str, Any]) -> str:
     """The response cache's rows of benchmarks.md."""
     cache = r.get("details", {}).get("cache") or {}
+    if not cache:
+        return "## Response cache\n\nNot measured in this run (`bench/run.py --cache-only` measures it alone).\n"
     overhead = r.get("cache_miss_overhead_p50_ms")
     met = "not measured" if overhead is None else ("yes" if overhead <= CACHE_MISS_OVERHEAD_TARGET_MS else "**no**")
     rows = [
