@@ -151,6 +151,22 @@ def test_openai_responses_text_tools_and_stream(client: OpenAI) -> None:
     assert streamed and final.output_text == streamed
 
 
+def test_openai_responses_stored_continued_retrieved_and_deleted(client: OpenAI) -> None:
+    import openai
+
+    first = client.responses.create(model="auto", input="Name a river in France.", store=True)
+    follow = client.responses.create(model="auto", input="How long is it?", previous_response_id=first.id)
+    retrieved = client.responses.retrieve(first.id)
+
+    assert follow.previous_response_id == first.id and follow.output_text.startswith("[simulated ")
+    assert retrieved.id == first.id and retrieved.output_text == first.output_text
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="auto", input="And then?", previous_response_id=first.id)
+
+
 # -- LangChain -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chat(served: Served) -> ChatOpenAI:
