@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from llm_router.cache import USE_CACHE, CacheControl, cache_key, not_cacheable, plan_cache
-from llm_router.routing.engine import Decision, decide, plan
+from llm_router.routing.engine import Decision, PolicyHold, decide, plan
 from llm_router.routing.features import Features
 from llm_router.routing.snapshot import ConfigSnapshot
 from llm_router.schemas.catalog import CacheSpec, ModelSpec, RouteSpec
@@ -234,3 +235,52 @@ def test_cache_control_header(header: str, lookup: bool, store: bool) -> None:
     from llm_router.api import cache_control_of
 
     assert cache_control_of(header) == CacheControl(lookup=lookup, store=store)
+
+
+@pytest.mark.parametrize(
+    ("when", "fields", "content"),
+    [
+        ({"pii": True}, {}, "Mail jane@example.com"),
+        ({"any": [{"keywords": ["refund"]}, {"pii": ["email"]}]}, {}, "Send the invoice to jane@example.com"),
+        ({"keywords": ["invoice"]}, {"regions": ["eu-*"]}, "Send the invoice"),
+        ({"pii": True}, {"regions": ["eu-*"], "enforce": "always"}, "Mail jane@example.com"),
+    ],
+)
+def test_a_pii_or_residency_rule_that_says_cache_allow_lets_its_requests_be_cached(
+    when: dict[str, Any], fields: dict[str, Any], content: str
+) -> None:
+    models = [model("small", region="eu-central-1"), model("large", region="eu-central-1")]
+    route = RouteSpec(id="auto", default=("small", "large"), cache=CacheSpec(ttl_seconds=60, mode="always"))
+    allowing = rule("policy", when, {"targets": ["small"]}, route="auto", cache="allow", **fields)
+    config = snapshot(models=models, routes=[route], rules=[allowing])
+    request = chat(content)
+    decision = decide("auto", Features(request, "t1"), config)
+
+    assert decision.rule == "policy" and route.cache is not None
+    assert not_cacheable(request, decision, config, route.cache) is None
+    assert _plan(request, config) is not None
+
+
+def test_each_matching_data_rule_must_allow_caching() -> None:
+    # Given a deciding rule that allows caching and a PII policy held over the decision that does not
+    allowing = rule("eu-invoices", {"keywords": ["invoice"]}, {"targets": ["small"]}, regions=["*"], cache="allow")
+    strict = rule("pii-policy", {"pii": True}, {"targets": ["small"]}, route="auto")
+    config = cached_snapshot([allowing, strict])
+    spec = CacheSpec(ttl_seconds=60)
+    decision = Decision("auto", "auto", "eu-invoices", ("small",), regions=("*",))
+    held = replace(decision, policies=(PolicyHold("pii-policy", None, None),))
+
+    # Then the request is cached only while the strict policy does not hold
+    assert not_cacheable(chat("Send the invoice"), decision, config, spec) is None
+    assert not_cacheable(chat("Send the invoice to jane@example.com"), held, config, spec) == "pii_policy"
+
+
+def test_cache_allow_is_accepted_only_on_rules_that_keep_data_out() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="cache: allow applies only"):
+        rule("r", {"keywords": ["x"]}, {"targets": ["small"]}, cache="allow")
+    with pytest.raises(ValidationError):
+        rule("r", {"pii": True}, {"targets": ["small"]}, cache="always")
+    assert rule("r", {"not": {"pii": True}}, {"targets": ["small"]}, cache="allow").keeps_out_of_cache is False
+    assert rule("r", {"pii": True}, {"targets": ["small"]}).keeps_out_of_cache is True
