@@ -439,7 +439,7 @@ def test_the_router_function_writes_a_miss_after_its_response_under_the_streamin
     import importlib.util
     from pathlib import Path
 
-    from llm_router.runtime.deferred import AFTER_RESPONSE
+    from llm_router.runtime import AFTER_RESPONSE_HOOK
     from tests.helpers import api_event
 
     # Given the router function's own handler, as the stack configures it (served by the streaming runtime loop)
@@ -463,13 +463,20 @@ def test_the_router_function_writes_a_miss_after_its_response_under_the_streamin
 
     # Then its entry is not written yet when the response is handed back, but waits for the loop
     assert first["headers"]["x-router-cache"] == "miss"
-    assert len(AFTER_RESPONSE) == 1
+    assert len(handler.deferred) == 1
     assert DynamoResponseCache(DEFAULT_STATE_TABLE).stats().entries == 0
-    # And once the loop has run it (here: the next invocation, which runs what is left first), the request hits
-    assert AFTER_RESPONSE.run_pending() == 1
+    # And once the loop has called the handler's after-response hook, the entry is there and the request hits
+    assert getattr(handler.lambda_handler, AFTER_RESPONSE_HOOK)() == 1
     assert DynamoResponseCache(DEFAULT_STATE_TABLE).stats().entries == 1
     assert invoke()["headers"]["x-router-cache"] == "hit"
-    assert len(AFTER_RESPONSE) == 0
+    assert len(handler.deferred) == 0
+    # And what a caller that never calls the hook leaves behind runs before the next request
+    invoke_other = api_event({"model": "auto", "messages": [{"role": "user", "content": "Another question"}]})
+    invoke_other["requestContext"]["authorizer"] = {"principalId": "local", "tenant": "local", "scope": "admin"}
+    handler.lambda_handler(invoke_other, _Context())
+    assert len(handler.deferred) == 1
+    invoke()
+    assert len(handler.deferred) == 0 and DynamoResponseCache(DEFAULT_STATE_TABLE).stats().entries == 2
 
 
 class _Context:

@@ -559,27 +559,38 @@ def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -
 
 
 @pytest.mark.parametrize("streaming", [True, False])
-def test_deferred_work_runs_after_the_response_is_posted_and_before_the_next_invocation(
+def test_a_handlers_after_response_hook_runs_once_its_response_is_posted_and_before_the_next_invocation(
     api: FakeRuntimeAPI, streaming: bool
 ) -> None:
-    from llm_router.runtime.deferred import AFTER_RESPONSE
+    from llm_router.runtime import AFTER_RESPONSE_HOOK
+    from llm_router.runtime.deferred import Deferred
 
-    # Given a handler that defers work (as the router defers its response-cache writes) on each of two invocations
+    # Given a handler that defers work (as the router defers its response-cache writes) on each of two invocations,
+    # and whose hook fails once after the deferred work
+    deferred = Deferred()
     seen: list[tuple[str, int]] = []
     api.invoke("req-a", {"n": 1})
     api.invoke("req-b", {"n": 2})
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         name = f"task {event['n']}"
-        AFTER_RESPONSE.defer(lambda: seen.append((name, sum(p.complete for p in api.posts))))
+        deferred.defer(lambda: seen.append((name, sum(p.complete for p in api.posts))))
         # Nothing deferred by the previous invocation is left when the next one starts
-        assert len(AFTER_RESPONSE) == 1
+        assert len(deferred) == 1
         return {"statusCode": 200, "headers": {}, "body": "ok"}
+
+    def after_response() -> None:
+        deferred.run_pending()
+        if len(seen) == 1:
+            raise RuntimeError("hook failed")
+
+    setattr(handler, AFTER_RESPONSE_HOOK, after_response)
 
     # When the loop serves both
     posts = serve(api, handler, streaming=streaming, invocations=2)
 
-    # Then each task ran once its own response had been posted whole, and before the next response
+    # Then each task ran once its own response had been posted whole, and before the next response; a failing hook
+    # did not stop the loop
     assert [p.path for p in posts] == [RESPONSE.format("req-a"), RESPONSE.format("req-b")]
     assert seen == [("task 1", 1), ("task 2", 2)]
-    assert len(AFTER_RESPONSE) == 0
+    assert len(deferred) == 0

@@ -1,11 +1,12 @@
 """Work the caller need not wait for, run once its response has gone out.
 
 A response-cache write changes nothing in the answer, yet building and signing its `PutItem` costs as much as the
-look-up before the model call. The router function defers it: the Lambda runtime loop (runtime/loop.py) runs what
-is pending right after it has posted each response, before it asks for the next invocation, so the environment is
-never frozen with work outstanding. Whatever a caller that is not the loop left pending runs before the next
-request starts (functions/router/handler.py), so nothing waits for ever. The local server and the tests build the
-gateway without it: there the write happens before the response, and a repeated request always sees it.
+look-up before the model call. The router function defers it (functions/router/handler.py owns its `Deferred` and
+exposes `run_pending` as its handler's `after_response`): the Lambda runtime loop (runtime/loop.py) calls that hook
+right after it has posted each response, before it asks for the next invocation, so the environment is never frozen
+with work outstanding. Whatever a caller that is not the loop left pending runs before the next request starts, so
+nothing waits for ever. The local server and the tests build the gateway without it: there the write happens before
+the response, and a repeated request always sees it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,3 @@ class Deferred:
 
     def __len__(self) -> int:
         return len(self._tasks)
-
-
-# The router function's queue: its handler defers to it and the runtime loop drains it after each response.
-AFTER_RESPONSE = Deferred()
