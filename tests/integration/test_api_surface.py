@@ -358,6 +358,9 @@ def test_stored_responses_belong_to_their_tenant_and_can_be_deleted(router: Rout
     assert deleted["statusCode"] == 200
     assert router.json(deleted) == {"id": stored["id"], "object": "response.deleted", "deleted": True}
     assert router.call(method="GET", path=path)["statusCode"] == 404
+    # And an id that cannot name a response is simply missing
+    for odd in ("/v1/responses/resp_1/input_items", "/v1/responses/x%23y", "/v1/responses/" + "9" * 300):
+        assert router.call(method="GET", path=odd)["statusCode"] == 404
 
 
 def test_an_unknown_or_malformed_previous_response_id_is_a_clear_error(router: Router) -> None:

@@ -47,7 +47,7 @@ from llm_router.schemas import anthropic, responses
 from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
 from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
-from llm_router.schemas.responses import ResponsesRequest
+from llm_router.schemas.responses import ResponsesRequest, is_response_id
 from llm_router.stores.request_store import RequestRecord
 from llm_router.stores.response_store import StoredResponse
 
@@ -383,7 +383,9 @@ class RouterApi:
     def get_response(self, http: HttpRequest, response_id: str) -> Response:
         """A response created with `store: true`, as it was answered."""
         ctx = http.context()
-        stored = self.response_store.get(ctx.tenant, response_id) if self.response_store is not None else None
+        stored = None
+        if self.response_store is not None and is_response_id(response_id):
+            stored = self.response_store.get(ctx.tenant, response_id)
         if stored is None:
             raise NotFoundError(
                 f"No response {response_id!r} (only responses created with `store: true` are kept; it may have "
@@ -395,7 +397,8 @@ class RouterApi:
 
     def delete_response(self, http: HttpRequest, response_id: str) -> Response:
         ctx = http.context()
-        if self.response_store is None or not self.response_store.delete(ctx.tenant, response_id):
+        store = self.response_store
+        if store is None or not is_response_id(response_id) or not store.delete(ctx.tenant, response_id):
             raise NotFoundError(f"No response {response_id!r}.", param="response_id", code="response_not_found")
         return json_response(200, {"id": response_id, "object": "response.deleted", "deleted": True})
 

@@ -16,6 +16,11 @@ from llm_router.providers.base import StreamDelta, Usage
 from llm_router.schemas.openai import ChatCompletion, ChatCompletionRequest
 
 
+def is_response_id(value: str) -> bool:
+    """`resp_` and the request id (letters and digits): anything else cannot name a stored response."""
+    return value.startswith("resp_") and value[5:].isalnum()
+
+
 class ResponsesRequest(BaseModel):
     """`POST /v1/responses` body."""
 
@@ -41,7 +46,7 @@ class ResponsesRequest(BaseModel):
     @field_validator("previous_response_id")
     @classmethod
     def _response_id(cls, value: str | None) -> str | None:
-        if value is not None and not (value.startswith("resp_") and value[5:].isalnum()):
+        if value is not None and not is_response_id(value):
             raise ValueError("previous_response_id must be the id of a response (resp_...)")
         return value
 
