@@ -48,6 +48,8 @@ ACCESS_LOG_FIELDS = {
 # `$context.error.messageString` is API Gateway's own message, already quoted as a JSON string.
 GATEWAY_MESSAGE = "$context.error.messageString"
 HEALTH_BODY = '{"status":"ok"}'
+# Under `/v1`: the paths Anthropic clients call, whose key may come in `x-api-key` alone.
+ANY_HEADER_PATHS = ("messages", "models")
 
 
 def openai_error(message: str, error_type: str, code: str) -> str:
@@ -275,16 +277,19 @@ class RouterApi(Construct):
                 authorizer=self.authorizer, authorization_type=apigw.AuthorizationType.CUSTOM
             ),
         )
-        # `/v1/messages` and below (count_tokens, batches): the paths Anthropic's SDK calls with `x-api-key`.
-        self.messages = v1.add_resource(
-            "messages",
-            default_integration=integration,
-            default_method_options=apigw.MethodOptions(
-                authorizer=self.any_header_authorizer, authorization_type=apigw.AuthorizationType.CUSTOM
-            ),
-        )
-        self.messages.add_method("ANY")
-        self.messages_proxy = self.messages.add_proxy(any_method=True)
+        # The paths Anthropic's SDK calls with `x-api-key`, and everything below them: `/v1/messages` (count_tokens,
+        # batches) and `/v1/models` (rarely called, so its uncached authorization costs little).
+        self.any_header_resources: list[apigw.Resource] = []
+        for part in ANY_HEADER_PATHS:
+            resource = v1.add_resource(
+                part,
+                default_integration=integration,
+                default_method_options=apigw.MethodOptions(
+                    authorizer=self.any_header_authorizer, authorization_type=apigw.AuthorizationType.CUSTOM
+                ),
+            )
+            resource.add_method("ANY")
+            self.any_header_resources += [resource, resource.add_proxy(any_method=True)]
 
         # Unauthenticated on purpose, answered by the router without reading any data: the OpenAPI document, and
         # CORS preflights (browsers send them without credentials; the router adds CORS headers only for the
@@ -296,7 +301,7 @@ class RouterApi(Construct):
         if settings.cors_allowed_origins:
             self.preflight_methods = [
                 resource.add_method("OPTIONS", integration, authorization_type=apigw.AuthorizationType.NONE)
-                for resource in (self.proxy, self.messages, self.messages_proxy)
+                for resource in (self.proxy, *self.any_header_resources)
             ]
 
         cors = cors_headers(settings.cors_allowed_origins)

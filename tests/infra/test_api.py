@@ -25,20 +25,24 @@ def test_api_serves_health_openapi_and_everything_under_v1(synth: Synth) -> None
     paths = sorted(
         r["Properties"]["PathPart"] for r in resources(synth.default_json, "AWS::ApiGateway::Resource").values()
     )
-    assert paths == sorted(["health", "openapi.json", "v1", "{proxy+}", "messages", "{proxy+}"])
+    assert paths == sorted(["health", "openapi.json", "v1", "{proxy+}", "messages", "{proxy+}", "models", "{proxy+}"])
 
 
 def _authorizers(template: dict) -> dict[str, dict]:
     return {k: r["Properties"] for k, r in resources(template, "AWS::ApiGateway::Authorizer").items()}
 
 
-def _messages_resource(template: dict) -> str:
+def _resource(template: dict, path_part: str) -> str:
     [found] = [
         k
         for k, r in resources(template, "AWS::ApiGateway::Resource").items()
-        if r["Properties"]["PathPart"] == "messages"
+        if r["Properties"]["PathPart"] == path_part
     ]
     return found
+
+
+def _messages_resource(template: dict) -> str:
+    return _resource(template, "messages")
 
 
 def _method_authorizers(template: dict) -> dict[tuple[str, str], object]:
@@ -58,21 +62,22 @@ def test_every_method_except_health_and_openapi_requires_the_key_authorizer(synt
     cached_id, _ = only(synth.default_json, "AWS::ApiGateway::Authorizer", "ApiKeyAuthorizer")
     any_header_id, _ = only(synth.default_json, "AWS::ApiGateway::Authorizer", "ApiAnyHeaderKeyAuthorizer")
     proxy_id, _ = only(synth.default_json, "AWS::ApiGateway::Resource", "ApiRestApiv1proxy")
-    messages_id = _messages_resource(synth.default_json)
-    messages_proxy_id = [
-        k
-        for k, r in resources(synth.default_json, "AWS::ApiGateway::Resource").items()
-        if r["Properties"]["ParentId"] == {"Ref": messages_id}
-    ]
     # When looking at every method
     methods = _method_authorizers(synth.default_json)
     # Then only GET /health and GET /openapi.json are open (CORS is off); the OpenAI paths use the cached
-    # authorizer, Anthropic's paths the one that reads either header
+    # authorizer, Anthropic's paths (/v1/messages, /v1/models and below) the one that reads either header
     assert {key for key, auth in methods.items() if auth is None} == {("GET", health_id), ("GET", openapi_id)}
     assert methods[("ANY", proxy_id)] == {"Ref": cached_id}
-    assert methods[("ANY", messages_id)] == {"Ref": any_header_id}
-    assert len(messages_proxy_id) == 1 and methods[("ANY", messages_proxy_id[0])] == {"Ref": any_header_id}
-    assert len(methods) == 5
+    for part in ("messages", "models"):
+        parent_id = _resource(synth.default_json, part)
+        [below_id] = [
+            k
+            for k, r in resources(synth.default_json, "AWS::ApiGateway::Resource").items()
+            if r["Properties"]["ParentId"] == {"Ref": parent_id}
+        ]
+        assert methods[("ANY", parent_id)] == {"Ref": any_header_id}
+        assert methods[("ANY", below_id)] == {"Ref": any_header_id}
+    assert len(methods) == 7
 
 
 def test_authorizer_checks_the_authorization_header_and_caches_for_the_context_ttl(synth: Synth) -> None:
@@ -106,7 +111,7 @@ def test_without_key_caching_one_uncached_authorizer_takes_the_key_from_either_h
     [(authorizer_id, props)] = authorizers.items()
     assert props["AuthorizerResultTtlInSeconds"] == 0 and "IdentitySource" not in props
     guarded = [auth for auth in _method_authorizers(synth.minimal_json).values() if auth is not None]
-    assert len(guarded) == 3 and all(auth == {"Ref": authorizer_id} for auth in guarded)
+    assert len(guarded) == 5 and all(auth == {"Ref": authorizer_id} for auth in guarded)
 
 
 def test_cors_origins_open_options_to_the_router_and_reach_its_environment(synth: Synth) -> None:
@@ -116,7 +121,7 @@ def test_cors_origins_open_options_to_the_router_and_reach_its_environment(synth
     options = [m for m in methods if m["Properties"]["HttpMethod"] == "OPTIONS"]
     _, router = only(synth.full_json, "AWS::Lambda::Function", "FunctionsRouter")
 
-    assert len(options) == 3 and all(o["Properties"]["AuthorizationType"] == "NONE" for o in options)
+    assert len(options) == 5 and all(o["Properties"]["AuthorizationType"] == "NONE" for o in options)
     resource_ids = [o["Properties"]["ResourceId"] for o in options]
     assert {"Ref": proxy_id} in resource_ids and {"Ref": messages_id} in resource_ids
     assert router["Properties"]["Environment"]["Variables"]["CORS_ALLOWED_ORIGINS"] == "https://app.example.com"
