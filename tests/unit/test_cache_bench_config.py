@@ -62,6 +62,7 @@ def test_the_cache_benchmarks_keys_reach_benchmarks_json_and_md() -> None:
     assert merged["cache_hit_p50_ms"] == 0.432
     assert merged["cache_hit_p99_ms"] == 2.5
     assert merged["cache_miss_overhead_p50_ms"] == 1.75
+    assert merged["cache_miss_overhead_target_met"] is False
     assert "## Response cache" in markdown
     assert "| Hit, p50 (answered from the cache, no model call) | 0.432 ms | 6.000 ms |" in markdown
     assert "met: **no**" in markdown
