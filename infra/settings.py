@@ -45,6 +45,7 @@ LOG_LEVELS = ("DEBUG", "INFO")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _PRODUCT_ID = re.compile(r"^prod-[a-z0-9]+$")
+_SCHEDULE = re.compile(r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
 POWERTOOLS_LAYERS = ("managed", "bundled")
 # A streamed REST API response may last 15 minutes; a Lambda function may run as long, and the router needs
 # its margin on top.
@@ -117,6 +118,10 @@ class StackSettings:
     cost_per_hour_alarm_usd: float = _key("costPerHourAlarmUsd", 5.0)
     error_5xx_rate_alarm_percent: float = _key("error5xxRateAlarmPercent", 5.0)
     fallback_max_receive_count: int = _key("fallbackMaxReceiveCount", 5)
+    # Opt-in: an EventBridge schedule expression (`rate(1 day)`, `cron(0 3 * * ? *)`) on which a function re-fits
+    # every route with `learn` settings from its outcomes and promotes what beats the version in service. Empty:
+    # no function and no schedule (`llm-router adapt ROUTE` still works from a laptop).
+    adapt_schedule: str = _key("adaptSchedule", "")
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -165,6 +170,10 @@ class StackSettings:
             (self.cost_per_hour_alarm_usd > 0, "costPerHourAlarmUsd: > 0"),
             (0 < self.error_5xx_rate_alarm_percent <= 100, "error5xxRateAlarmPercent: 0..100"),
             (1 <= self.fallback_max_receive_count <= 1000, "fallbackMaxReceiveCount: 1..1000"),
+            (
+                self.adapt_schedule == "" or _SCHEDULE.match(self.adapt_schedule),
+                "adaptSchedule: empty, or an EventBridge schedule such as rate(1 day) or cron(0 3 * * ? *)",
+            ),
         ]
         return [message for ok, message in checks if not ok]
 

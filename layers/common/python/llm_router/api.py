@@ -577,6 +577,8 @@ def stream_headers(start: StreamStart) -> dict[str, str]:
         "x-router-request-id": start.request_id,
         "x-router-attempts": str(len(start.attempts)),
     }
+    if start.decision.adaptation is not None:
+        headers["x-router-adaptation"] = start.decision.adaptation
     if start.simulated:
         headers["x-router-simulated"] = "true"
     return headers
@@ -590,6 +592,8 @@ def answer_headers(answer: Priced) -> dict[str, str]:
         "x-router-request-id": answer.request_id,
         "x-router-attempts": str(len(answer.attempts)),
     }
+    if answer.decision.adaptation is not None:
+        headers["x-router-adaptation"] = answer.decision.adaptation
     if answer.saved_usd is not None:
         headers["x-router-saved-usd"] = f"{answer.saved_usd:.8f}"
     if answer.usage.estimated:

@@ -880,6 +880,7 @@ class Gateway:
                 "tenant": ctx.tenant,
                 "request_id": ctx.request_id,
                 "rule": decision.rule,
+                "adaptation": decision.adaptation,
                 "attempts": len(trail.attempts),
                 "skipped": [f"{m}: {why}" for m, why in chain.skipped] or None,
                 "cost_estimated": usage.estimated,

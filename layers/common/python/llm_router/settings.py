@@ -177,6 +177,13 @@ class ReplaySettings(GatewaySettings):
     replay_backoff_seconds: float = Field(30.0, ge=0, alias=Env.REPLAY_BACKOFF_SECONDS)
 
 
+class AdaptSettings(ObservabilitySettings):
+    """The scheduled adapt function: it reads routes and outcomes, and writes adaptation versions."""
+
+    config_table_name: str = Field(alias=Env.CONFIG_TABLE_NAME)
+    state_table_name: str = Field(alias=Env.STATE_TABLE_NAME)
+
+
 class AuthorizerSettings(ObservabilitySettings):
     """The authorizer function: it reads API key hashes from the Config table and nothing else."""
 

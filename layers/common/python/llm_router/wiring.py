@@ -22,7 +22,7 @@ from llm_router.metrics import COUNT, Emitter, Metric, MetricsRecorder, emitter_
 from llm_router.providers.base import Provider
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.routing.snapshot import InvalidItem
-from llm_router.settings import AuthorizerSettings, GatewaySettings, ReplaySettings, RouterSettings
+from llm_router.settings import AdaptSettings, AuthorizerSettings, GatewaySettings, ReplaySettings, RouterSettings
 from llm_router.stores.aws import AWS_CONFIG, new_client
 from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue
@@ -35,8 +35,10 @@ from llm_router.stores.tenant_store import TenantStore
 from llm_router.stores.usage_store import UsageStore
 
 if TYPE_CHECKING:
+    from llm_router.adapting import Adapter, OutcomeSource
     from llm_router.idempotency import IdempotentRunner
     from llm_router.replay import Replayer
+    from llm_router.stores.adaptation_store import AdaptationStore
 
 _UNSET: Any = object()
 
@@ -239,3 +241,34 @@ def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = Non
 def build_key_store(settings: AuthorizerSettings | GatewaySettings, *, clients: AwsClients | None = None) -> KeyStore:
     """What the authorizer checks keys against."""
     return KeyStore(settings.config_table_name, dynamodb=(clients or AwsClients()).get("dynamodb"))
+
+
+def build_adaptation_store(
+    settings: AdaptSettings | GatewaySettings, *, clients: AwsClients | None = None
+) -> AdaptationStore:
+    """The versioned adaptations of routes in the Config table (`adapt list`, `adapt rollback`)."""
+    from llm_router.stores.adaptation_store import AdaptationStore
+
+    return AdaptationStore(settings.config_table_name, dynamodb=(clients or AwsClients()).get("dynamodb"))
+
+
+def build_adapter(
+    settings: AdaptSettings | GatewaySettings,
+    *,
+    clients: AwsClients | None = None,
+    outcomes: OutcomeSource | None = None,
+    seed: int = 0,
+) -> Adapter:
+    """Online adaptation (`llm-router adapt ROUTE`, the scheduled adapt function): the routes as the router reads
+    them (uncached), the outcome records collected in the State table (`outcomes` replaces them) and the
+    adaptation versions."""
+    from llm_router.adapting import Adapter
+
+    clients = clients or AwsClients()
+    ddb = clients.get("dynamodb")
+    if outcomes is None:
+        from llm_router.stores.outcome_store import OutcomeStore
+
+        outcomes = OutcomeStore(settings.state_table_name, dynamodb=ddb)
+    config = ConfigStore(settings.config_table_name, ttl_seconds=0, dynamodb=ddb)
+    return Adapter(config.snapshot, build_adaptation_store(settings, clients=clients), outcomes, seed=seed)

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "cache",
     "simulate",
     "ml",
+    "adapt",
     "doctor",
 )
 

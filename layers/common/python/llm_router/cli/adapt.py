@@ -1,0 +1,134 @@
+"""`llm-router adapt ROUTE | adapt rollback ROUTE | adapt list ROUTE`: adapt a route online, from its collected
+outcomes, and manage the versions it serves.
+
+`adapt` with `--data` is the offline form (a JSONL file of graded prompts, cli/ml.py); without it, the first
+positional word picks the online action: `rollback`, `list`, or a route id to adapt.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from llm_router.cli.common import CliError, add_target_options, apply_target, print_json, print_table
+
+ACTIONS = ("rollback", "list")
+USAGE = (
+    "llm-router adapt ROUTE [--dry-run] [--since WHEN] | adapt rollback ROUTE [--to vN|shipped] | "
+    "adapt list ROUTE | adapt --data OUTCOMES.jsonl ... (offline)"
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("adapt", help="adapt a route from its collected outcomes; list and roll back")
+    add_online_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=run_online)
+
+
+def add_online_arguments(parser: argparse.ArgumentParser) -> None:
+    """The online form's arguments, on the one `adapt` parser that the offline form shares."""
+    parser.add_argument(
+        "words",
+        nargs="*",
+        metavar="ROUTE | rollback ROUTE | list ROUTE",
+        help="online: the route to adapt from its collected outcomes, or rollback/list and a route",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="fit and report, store nothing")
+    parser.add_argument(
+        "--since", help="only outcomes after this time: an ISO date/time or a number of days such as 30d"
+    )
+    parser.add_argument("--to", help="rollback: the version to serve (vN), or `shipped` for the shipped model")
+    add_target_options(parser)
+
+
+def run_online(args: argparse.Namespace) -> int:
+    """`adapt ROUTE`, `adapt rollback ROUTE`, `adapt list ROUTE`."""
+    words = list(args.words or [])
+    if not words:
+        raise CliError(f"adapt needs a route, or --data for the offline form: {USAGE}")
+    action, route = ("adapt", words[0]) if words[0] not in ACTIONS else (words[0], words[1] if len(words) > 1 else "")
+    expected = 1 if action == "adapt" else 2
+    if not route or len(words) != expected:
+        raise CliError(f"unexpected arguments {' '.join(words)!r}: {USAGE}")
+    if args.to is not None and action != "rollback":
+        raise CliError("--to applies to `adapt rollback ROUTE` only")
+    apply_target(args)
+    from llm_router.settings import GatewaySettings
+
+    settings = GatewaySettings.from_env()
+    if action == "list":
+        return _list(settings, route, as_json=getattr(args, "json", False))
+    if action == "rollback":
+        return _rollback(settings, route, args.to)
+    return _adapt(settings, route, dry_run=args.dry_run, since=_since(args.since), as_json=getattr(args, "json", False))
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    if text.endswith("d") and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(days=int(text[:-1]))
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--since wants an ISO date/time or a number of days such as 30d, got {text!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _adapt(settings: Any, route: str, *, dry_run: bool, since: datetime | None, as_json: bool) -> int:
+    from llm_router.adapting import CannotAdaptError
+    from llm_router.wiring import build_adapter
+
+    try:
+        run = build_adapter(settings).run(route, dry_run=dry_run, since=since)
+    except CannotAdaptError as exc:
+        raise CliError(str(exc)) from None
+    report = run.report()
+    if as_json:
+        print_json(report)
+        return 0
+    served = run.current or "the shipped model"
+    if run.saved is not None:
+        print(f"route {route}: promoted and activated {run.saved.version} (was {served})")
+    elif run.promoted and dry_run:
+        print(f"route {route}: would promote a new version (dry run: nothing stored; still {served})")
+    else:
+        print(f"route {route}: not promoted; still serving {served}")
+    print(f"reason: {run.result.reason}")
+    for key, value in run.result.report.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def _list(settings: Any, route: str, *, as_json: bool) -> int:
+    from llm_router.wiring import build_adaptation_store
+
+    versions = build_adaptation_store(settings).versions(route)
+    rows = [v.summary() for v in versions]
+    if as_json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print(f"route {route} has no adaptation versions (it serves the shipped model)")
+        return 0
+    for row in rows:
+        row["active"] = "*" if row["active"] else ""
+    print_table(rows, ["version", "active", "weak", "strong", "threshold", "samples", "fitted_at", "error"])
+    return 0
+
+
+def _rollback(settings: Any, route: str, to: str | None) -> int:
+    from llm_router.stores.adaptation_store import AdaptationError
+    from llm_router.wiring import build_adaptation_store
+
+    try:
+        before, after = build_adaptation_store(settings).rollback(route, to)
+    except AdaptationError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"route {route}: now serving {after or 'the shipped model'} (was {before}); "
+        f"routers pick it up within their config cache TTL ({settings.rules_ttl_seconds:g} s)"
+    )
+    return 0
