@@ -18,7 +18,7 @@ MODELS = [
     {"pk": "model", "sk": "small", "provider": "simulated", "model_id": "small"},
     {"pk": "model", "sk": "large", "provider": "simulated", "model_id": "large"},
 ]
-ROUTE = {
+ROUTE: dict[str, Any] = {
     "pk": "route",
     "sk": "auto",
     "default": ["small", "large"],

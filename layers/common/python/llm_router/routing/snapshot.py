@@ -62,9 +62,7 @@ class ConfigSnapshot:
         ordered = tuple(sorted(rules, key=lambda r: (r.priority, r.id)))
         route_map = {r.id: r for r in routes}
         by_route = {rid: tuple(r for r in ordered if r.route in (None, rid)) for rid in route_map}
-        return cls(
-            {m.id: m for m in models}, route_map, ordered, invalid, unenforceable, adaptations or {}, by_route
-        )
+        return cls({m.id: m for m in models}, route_map, ordered, invalid, unenforceable, adaptations or {}, by_route)
 
     @classmethod
     def from_items(
@@ -157,12 +155,11 @@ def _active_adaptations(
     active: dict[str, Adaptation] = {}
     for route, version in pointers.items():
         key = version_key(route, version) if isinstance(version, str) else ""
-        adaptation = versions.get(key)
-        if adaptation is None:
+        served = versions.get(key)
+        if served is None:
             if key not in broken:
                 invalid.append(InvalidItem(ADAPTATION_PARTITION, route, f"active version {version!r} does not exist"))
-            adaptation = previous.adaptations.get(route) if previous is not None else None
-            if adaptation is None:
-                continue
-        active[route] = adaptation
+            served = previous.adaptations.get(route) if previous is not None else None
+        if served is not None:
+            active[route] = served
     return active

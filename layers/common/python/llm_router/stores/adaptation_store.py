@@ -71,9 +71,7 @@ class VersionInfo:
 class AdaptationStore:
     """Saves, lists, activates and rolls back the adaptation versions of routes."""
 
-    def __init__(
-        self, table_name: str, *, dynamodb: Any = None, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, table_name: str, *, dynamodb: Any = None, clock: Callable[[], float] = time.time) -> None:
         self._table = table_name
         self._dynamodb = dynamodb
         self._clock = clock
@@ -164,9 +162,7 @@ class AdaptationStore:
     def deactivate(self, route: str) -> str | None:
         """Serve the shipped model again on `route`; the versions stay stored. Returns the version that was active."""
         previous = self.active_version(route)
-        self._ddb.delete_item(
-            TableName=self._table, Key={"pk": {"S": ADAPTATION_PARTITION}, "sk": {"S": route}}
-        )
+        self._ddb.delete_item(TableName=self._table, Key={"pk": {"S": ADAPTATION_PARTITION}, "sk": {"S": route}})
         return previous
 
     def rollback(self, route: str, to: str | None = None) -> tuple[str | None, str | None]:

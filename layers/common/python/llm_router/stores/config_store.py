@@ -9,8 +9,7 @@ from typing import Any
 
 from llm_router.observability import logger
 from llm_router.routing.snapshot import ConfigSnapshot, InvalidItem
-from llm_router.schemas.records import ADAPTATION_PARTITION
-from llm_router.schemas.records import CONFIG_KINDS
+from llm_router.schemas.records import ADAPTATION_PARTITION, CONFIG_KINDS
 from llm_router.stores.aws import client
 from llm_router.stores.cache import TtlCache
 from llm_router.stores.dynamo import query_partition
