@@ -46,8 +46,10 @@ from llm_router.runtime import StreamingResponse
 from llm_router.schemas import anthropic, responses
 from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
+from llm_router.schemas.feedback import FeedbackRequest
 from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
 from llm_router.schemas.responses import ResponsesRequest
+from llm_router.stores.outcome_store import Feedback
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -126,6 +128,14 @@ class RequestReader(Protocol):
     def get(self, request_id: str) -> RequestRecord | None: ...
 
 
+class FeedbackStore(Protocol):
+    """Where ratings go (stores/outcome_store.py): None when the tenant has no such answer on record."""
+
+    def set_feedback(
+        self, request_id: str, tenant: str, score: float, thumbs: str | None, comment: str | None
+    ) -> Feedback | None: ...
+
+
 Response = dict[str, Any] | StreamingResponse
 
 
@@ -163,12 +173,14 @@ class RouterApi:
         idempotency: Idempotency | None = None,
         requests: RequestReader | None = None,
         cors_origins: tuple[str, ...] = (),
+        feedback: FeedbackStore | None = None,
     ) -> None:
         self.gateway = gateway
         self.max_body_bytes = max_body_bytes
         self.idempotency = idempotency
         self.requests = requests
         self.cors_origins = cors_origins
+        self.feedback_store = feedback
         self._routes: dict[tuple[str, str], Callable[[HttpRequest], Response]] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
@@ -176,6 +188,7 @@ class RouterApi:
             ("POST", "/v1/responses"): self.responses,
             ("POST", "/v1/completions"): self.legacy_completions,
             ("POST", "/v1/route"): self.route_dry_run,
+            ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/v1/models"): self.list_models,
             ("GET", "/openapi.json"): self.openapi,
             ("GET", "/health"): self.health,
@@ -261,6 +274,26 @@ class RouterApi:
                 f"No request {request_id!r} (it may have expired).", param="request_id", code="request_not_found"
             )
         return json_response(200, record.public(), {"x-router-request-id": request_id})
+
+    def feedback(self, http: HttpRequest) -> Response:
+        """A rating of one of the caller's answers, on a route that collects outcomes. Repeating it changes
+        nothing; a different rating of the same answer replaces the first (the latest counts). Another tenant's
+        request, and one whose route keeps no outcomes, are reported exactly like a missing one."""
+        ctx = http.context()
+        rating = validated(FeedbackRequest, self._body(http))
+        stored = None
+        if self.feedback_store is not None:
+            stored = self.feedback_store.set_feedback(
+                rating.request_id, ctx.tenant, rating.value, rating.thumbs, rating.comment
+            )
+        if stored is None:
+            raise NotFoundError(
+                f"No answer {rating.request_id!r} of yours to rate: it does not exist, it has expired, or its route "
+                "does not collect outcomes (learn.collect).",
+                param="request_id",
+                code="request_not_found",
+            )
+        return json_response(200, {"object": "feedback", "request_id": rating.request_id, **stored.as_dict()})
 
     def route_dry_run(self, http: HttpRequest) -> Response:
         """The routing decision for a request, no model called. Only admin keys see why (the trace names other

@@ -269,6 +269,14 @@ def _policy_refusal(decision: Decision, model: ModelSpec) -> str | None:
     return None
 
 
+def residency_refusal(decision: Decision, model: ModelSpec) -> str | None:
+    """Why the request's rule regions or policies keep `model` from receiving it at all, or None (what shadow
+    evaluation checks before sending a prompt to a second model or a judge)."""
+    if decision.regions is not None and not _region_allowed(model, decision.regions):
+        return f"region {model.region} outside {list(decision.regions)}"
+    return _policy_refusal(decision, model)
+
+
 def plan(  # noqa: C901 - one filter per line; split, the reasons a model is skipped would scatter
     decision: Decision, features: Features, config: ConfigSnapshot, *, embeddings: bool = False
 ) -> Plan:

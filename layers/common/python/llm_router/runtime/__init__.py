@@ -6,7 +6,8 @@ A handler returns either an API Gateway proxy result (a dict with statusCode, he
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 
@@ -23,3 +24,26 @@ class StreamingResponse:
     headers: dict[str, str]
     body: Iterable[bytes]
     multi_value_headers: dict[str, list[str]] = field(default_factory=dict)
+
+
+_after_response: list[Callable[[], object]] = []
+_hooks_lock = threading.Lock()
+
+
+def after_response(hook: Callable[[], object]) -> None:
+    """Run `hook` after every response has been sent and before the next invocation is asked for: work behind
+    the answer (outcome records) finishes there instead of in an environment Lambda has frozen."""
+    with _hooks_lock:
+        if hook not in _after_response:
+            _after_response.append(hook)
+
+
+def run_after_response() -> None:
+    """Run the hooks (the runtime loop calls this); a failing hook does not stop the others or the loop."""
+    with _hooks_lock:
+        hooks = list(_after_response)
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001, S110 - the response is out; the hook's own metrics tell what failed
+            pass

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from llm_router.runtime import StreamingResponse
+from llm_router.runtime import StreamingResponse, run_after_response
 from llm_router.runtime.client import PRELUDE_DELIMITER, Invocation, RuntimeApiClient, RuntimeApiError, error_trailers
 from llm_router.runtime.context import LambdaContext, parse_json_header
 
@@ -289,6 +289,8 @@ def handle_invocation(client: RuntimeApiClient, handler: Handler, invocation: In
         raise
     except Exception as error:  # noqa: BLE001 - the handler's failure is the invocation's result, not the loop's
         _report(client, error_from_exception(error, request_id))
+    finally:
+        run_after_response()
 
 
 def run(client: RuntimeApiClient, handler: Handler, streaming: bool, max_invocations: int | None = None) -> None:
