@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from llm_router.routing.adaptation import Adaptation
     from llm_router.stores.adaptation_store import AdaptationStore
 
-# What `fit` is given when a route's `learn` settings leave these out.
-DEFAULT_TARGET_QUALITY = 0.95
-DEFAULT_MIN_SAMPLES = 100
-
 
 class OutcomeSource(Protocol):
     """Where a route's graded outcomes come from (the State table's outcome records in a deployment)."""
@@ -74,15 +70,9 @@ class AdaptRun:
 
 def learn_settings(route: RouteSpec) -> tuple[float, int]:
     """(target_quality, min_samples) of a route that learns; CannotAdaptError when it has no `learn` settings."""
-    learn = getattr(route, "learn", None)
-    if learn is None:
-        raise CannotAdaptError(f"route {route.id!r} has no `learn` settings: nothing is collected for it to adapt on")
-    target = getattr(learn, "target_quality", None)
-    minimum = getattr(learn, "min_samples", None)
-    return (
-        float(target) if target is not None else DEFAULT_TARGET_QUALITY,
-        int(minimum) if minimum is not None else DEFAULT_MIN_SAMPLES,
-    )
+    if route.learn is None:
+        raise CannotAdaptError(f"route {route.id!r} has no `learn` settings: no outcomes are collected to adapt on")
+    return route.learn.target_quality, route.learn.min_samples
 
 
 class Adapter:
@@ -104,7 +94,7 @@ class Adapter:
     def learning_routes(self) -> list[str]:
         """The routes the scheduled run adapts: those with `learn` settings and a threshold strategy."""
         routes = self._snapshot().routes.values()
-        return sorted(r.id for r in routes if getattr(r, "learn", None) is not None and r.strategy is not None)
+        return sorted(r.id for r in routes if r.learn is not None and r.strategy is not None)
 
     def run(self, route_id: str, *, dry_run: bool = False, since: datetime | None = None) -> AdaptRun:
         """Fit `route_id` on its outcomes; store and activate the result only when `fit` promotes it."""

@@ -186,6 +186,8 @@ class AdaptSettings(ObservabilitySettings):
 
     config_table_name: str = Field(alias=Env.CONFIG_TABLE_NAME)
     state_table_name: str = Field(alias=Env.STATE_TABLE_NAME)
+    # How far back outcome records are read (they expire after it anyway): the router's setting.
+    outcome_retention_days: int = Field(90, ge=1, le=3650, alias=Env.OUTCOME_RETENTION_DAYS)
 
 
 class AuthorizerSettings(ObservabilitySettings):

@@ -179,7 +179,7 @@ def build_gateway(
     )
 
 
-def build_outcome_store(settings: GatewaySettings, clients: AwsClients) -> OutcomeStore:
+def build_outcome_store(settings: GatewaySettings | AdaptSettings, clients: AwsClients) -> OutcomeStore:
     """Routing outcomes in the State table, kept for the configured retention."""
     return OutcomeStore(
         settings.state_table_name, retention_days=settings.outcome_retention_days, dynamodb=clients.get("dynamodb")
@@ -243,7 +243,6 @@ class LazyIdempotency:
 def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = None, **overrides: Any) -> Replayer:
     """The replay worker over the fallback queue (the same gateway logic as a live request)."""
     from llm_router.replay import Replayer
-
     from llm_router.shadow import ShadowEvaluator
 
     clients = clients or AwsClients()
@@ -317,8 +316,6 @@ def build_adapter(
     clients = clients or AwsClients()
     ddb = clients.get("dynamodb")
     if outcomes is None:
-        from llm_router.stores.outcome_store import OutcomeStore
-
-        outcomes = OutcomeStore(settings.state_table_name, dynamodb=ddb)
+        outcomes = build_outcome_store(settings, clients)
     config = ConfigStore(settings.config_table_name, ttl_seconds=0, dynamodb=ddb)
     return Adapter(config.snapshot, build_adaptation_store(settings, clients=clients), outcomes, seed=seed)
