@@ -84,31 +84,39 @@ def test_does_not_promote_a_version_worse_than_the_current_one() -> None:
     assert "v1" in result.reason
 
 
-def test_the_bound_keeps_the_target_on_fresh_samples_in_most_draws() -> None:
-    target, kept, draws = 0.95, 0, 12
-    for seed in range(draws):
-        result = fit(_samples(300, 100 + seed, shift=1.0), weak=WEAK, strong=STRONG, target_quality=target, seed=seed)
-        assert result.adaptation is not None
-        ratio, share = _quality_ratio(result.adaptation, _samples(4000, 9000 + seed, shift=1.0))
-        kept += ratio >= target
-        assert share < 0.99  # it does not buy the target by sending everything to the strong model
-    assert kept >= 0.75 * draws
+DRAWS = 12
 
 
-def test_a_naive_threshold_misses_the_target_more_often_than_the_bound() -> None:
-    """The control for the test above: the in-sample threshold search the bound replaces."""
+def _bound_and_naive_ratios(target: float) -> list[tuple[float, float]]:
+    """Per draw: the quality ratio delivered on 4000 fresh samples by `fit` and by the in-sample threshold search on
+    the shipped score that the bound replaces (`llm-router calibrate`), both from the same 300 outcomes."""
     from llm_router.ml.evaluate import calibrate
     from llm_router.ml.metrics import Outcome
 
-    target, naive_kept, draws = 0.95, 0, 12
-    for seed in range(draws):
-        train = _samples(300, 100 + seed, shift=1.0)
+    ratios = []
+    for seed in range(DRAWS):
+        train, fresh = _samples(300, 100 + seed, shift=1.0), _samples(4000, 9000 + seed, shift=1.0)
+        result = fit(train, weak=WEAK, strong=STRONG, target_quality=target, seed=seed)
+        assert result.adaptation is not None
+        bound, share = _quality_ratio(result.adaptation, fresh)
+        assert share < 0.99  # the target is not bought by sending everything to the strong model
         outcomes = [Outcome(s.scores[WEAK], s.scores[STRONG], 0.0, 1.0) for s in train]
         threshold = calibrate(outcomes, [s.features["difficulty"] for s in train], target_quality=target).threshold
-        shipped = Adaptation(None, WEAK, STRONG, "naive", threshold, 0.0, {}, 1.0, {})
-        ratio, _ = _quality_ratio(shipped, _samples(4000, 9000 + seed, shift=1.0))
-        naive_kept += ratio >= target
-    assert naive_kept < 0.75 * draws
+        naive, _ = _quality_ratio(Adaptation(None, WEAK, STRONG, "naive", threshold, 0.0, {}, 1.0, {}), fresh)
+        ratios.append((bound, naive))
+    return ratios
+
+
+def test_the_bound_keeps_the_target_on_fresh_samples_in_most_draws() -> None:
+    target = 0.95
+    ratios = _bound_and_naive_ratios(target)
+    kept = sum(bound >= target for bound, _ in ratios)
+    near = sum(bound >= target - 0.015 for bound, _ in ratios)
+    naive_kept = sum(naive >= target for _, naive in ratios)
+    assert kept >= 2 * DRAWS // 3
+    assert near >= DRAWS - 1
+    # The control: the naive search on the same outcomes misses the target far more often.
+    assert naive_kept <= kept - 3
 
 
 def test_target_quality_out_of_range_is_refused() -> None:

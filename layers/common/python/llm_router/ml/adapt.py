@@ -5,20 +5,23 @@ The scheduled adapt function runs this in Lambda, so nothing here imports numpy.
 1. **A learned adjustment.** A logistic regression of the strong model's win rate `t = (1 + strong - weak) / 2` (the
    quantity the shipped difficulty estimates) on a few outcome features, with the logit of the shipped difficulty
    as a feature whose weight is pulled towards 1 and the other weights towards 0 (an L2 penalty towards the shipped
-   model, fitted by Newton's method / IRLS). With few outcomes the penalty keeps the shipped ranking; with many the
-   deployment's own data takes over. The penalty strength, and whether any adjustment beyond a recalibration of the
-   shipped score is used at all, are chosen by K-fold cross-validation on held-out deviance.
-2. **A threshold with a confidence bound.** Each sample is scored by the model fitted on the other folds
+   model, fitted by Newton's method / IRLS with step halving). With few outcomes the penalty keeps the shipped
+   ranking; with many the deployment's own data takes over. K-fold cross-validation picks the penalty by held-out
+   deviance, among the recalibration of the shipped score alone (intercept and prior weight: the shipped ranking)
+   and the adjustments whose held-out ranking (APGR per fold) beats the shipped one by a margin.
+2. **A threshold with a confidence bound.** Each sample is scored by the model fitted without its fold
    (cross-fitting), so the ranking the threshold is chosen on is as good as it will be on new traffic, not better.
    The samples are sorted by that score; sending the top k to the strong model gives a quality ratio
    `(sum weak + sum of the top k gains) / sum strong`. Bootstrap resamples of the outcomes give, for every k, the
-   1st percentile of that ratio: a one-sided 99 % lower bound (nominal: the ranking itself is learned from the same
-   outcomes, which the bootstrap does not see, so the delivered coverage is lower; on synthetic data about 95 %).
-   The chosen share is the smallest k from which every larger k's lower bound clears `target_quality`; the
-   threshold is the final model's score at that rank.
+   5th percentile of that ratio: a one-sided 95 % lower bound. The chosen share is the smallest k from which every
+   larger k's lower bound clears `target_quality` (if the true curve rises with k, the target is missed only when
+   the bound at the last share below the true crossing is wrong, which has probability 5 %); the threshold is the
+   final model's score at that rank. The bootstrap holds the ranking fixed, so learning it from the same outcomes
+   is not priced in: on synthetic data the delivered quality meets the target in about 85 % of draws and stays
+   within 1.5 points of it in nearly all.
 3. **Guardrails.** Fewer than `min_samples` usable outcomes: nothing is fitted. The new version is promoted only if
-   its cross-fitted ranking (APGR on the held-out folds) is not worse than that of `current` (or of the shipped
-   score when there is no current version) on the same samples.
+   its held-out ranking (mean APGR over the folds, each fold ranked by the model fitted without it) is not worse,
+   within `APGR_TOLERANCE`, than that of `current` (or of the shipped score when there is none) on the same folds.
 """
 
 from __future__ import annotations
@@ -54,11 +57,13 @@ ADJUSTED_FEATURES: tuple[str, ...] = (
 )
 FOLDS = 5
 BOOTSTRAP = 300
-CONFIDENCE = 0.99
+CONFIDENCE = 0.95
 # L2 strength per sample for the adjusted model; 0 marks the recalibration of the shipped score alone.
 PENALTIES: tuple[float, ...] = (0.0, 0.3, 0.05)
 # A new ranking may be this much below the current one in held-out APGR and still count as not worse (noise).
 APGR_TOLERANCE = 0.01
+# How much better than the shipped ranking (held-out APGR) an adjustment must rank to be used at all.
+APGR_MARGIN = 0.005
 _RECAL_PENALTY = 1e-3
 _NEWTON_STEPS = 30
 
@@ -128,26 +133,24 @@ def fit(
     design = _design(usable, outcomes)
     rng = random.Random(seed)
     folds = _folds(len(usable), rng)
-    penalty, cv = _select_penalty(design, folds)
+    reference = [current.score(s.features) for s in usable] if current else [_prior(s) for s in usable]
+    ref_apgr = _fold_apgr(outcomes, reference, folds)
+    penalty, cv = _select_penalty(design, folds, outcomes)
     crossfit = cv[penalty]["scores"]
+    new_apgr = cv[penalty]["apgr"]
     final = _newton(design, range(len(usable)), penalty, len(usable))
     share, bound = _bounded_share(outcomes, crossfit, target_quality, rng)
     adaptation = _adaptation(final, design, route, weak, strong)
     scores = [adaptation.score(s.features) for s in usable]
     threshold = _threshold_at(scores, share)
-
-    new_curve = metrics.router_curve(outcomes, crossfit)
     weak_q, strong_q = metrics.model_quality(outcomes)
-    new_apgr = metrics.apgr(new_curve, weak_q, strong_q)
-    reference = [current.score(s.features) for s in usable] if current else [_prior(s) for s in usable]
-    ref_apgr = metrics.apgr(metrics.router_curve(outcomes, reference), weak_q, strong_q)
     promoted = new_apgr is None or ref_apgr is None or new_apgr >= ref_apgr - APGR_TOLERANCE
     held_out = _point(outcomes, [s >= threshold for s in crossfit])
     report.update(
         {
             "penalty": penalty,
             "features": design.names if penalty else [],
-            "cv_deviance": {str(k): round(v["deviance"], 5) for k, v in cv.items()},
+            "cv": {str(k): {"deviance": round(v["deviance"], 5), "apgr": _round(v["apgr"])} for k, v in cv.items()},
             "weak_quality": round(weak_q, 4),
             "strong_quality": round(strong_q, 4),
             "target_quality": target_quality,
@@ -354,8 +357,14 @@ def _deviance(fitted: _Fit, design: _Design, index: Sequence[int], width: int) -
     return total, scores
 
 
-def _select_penalty(design: _Design, folds: Sequence[Sequence[int]]) -> tuple[float, dict[float, dict[str, Any]]]:
-    """Cross-validate each penalty; every sample gets the score of the model fitted without its fold."""
+def _select_penalty(
+    design: _Design, folds: Sequence[Sequence[int]], outcomes: Sequence[Outcome]
+) -> tuple[float, dict[float, dict[str, Any]]]:
+    """Cross-validate each penalty; every sample gets the score of the model fitted without its fold.
+
+    The penalty with the lowest held-out deviance wins, but an adjustment beyond the recalibration must also rank
+    the held-out folds at least as well as the shipped score does: deviance rewards calibration, routing needs
+    ranking, and a few hundred outcomes cannot tell a small gain from noise."""
     n = len(design.prior)
     results: dict[float, dict[str, Any]] = {}
     for penalty in PENALTIES if design.names else (0.0,):
@@ -370,9 +379,23 @@ def _select_penalty(design: _Design, folds: Sequence[Sequence[int]]) -> tuple[fl
             total += loss
             for i, s in zip(held, fold_scores, strict=True):
                 scores[i] = s
-        results[penalty] = {"deviance": total / n, "scores": scores}
-    best = min(results, key=lambda k: results[k]["deviance"])
+        results[penalty] = {"deviance": total / n, "scores": scores, "apgr": _fold_apgr(outcomes, scores, folds)}
+    recal = results[0.0]["apgr"]
+    eligible = [k for k in results if k == 0.0 or recal is None or (results[k]["apgr"] or 0.0) >= recal + APGR_MARGIN]
+    best = min(eligible, key=lambda k: results[k]["deviance"])
     return best, results
+
+
+def _fold_apgr(outcomes: Sequence[Outcome], scores: Sequence[float], folds: Sequence[Sequence[int]]) -> float | None:
+    """Mean APGR over the folds, each ranked on its own (the folds' models may be calibrated differently)."""
+    values = []
+    for held in folds:
+        fold = [outcomes[i] for i in held]
+        weak_q, strong_q = metrics.model_quality(fold)
+        value = metrics.apgr(metrics.router_curve(fold, [scores[i] for i in held]), weak_q, strong_q)
+        if value is not None:
+            values.append(value)
+    return sum(values) / len(values) if values else None
 
 
 def _bounded_share(
