@@ -241,7 +241,6 @@ class LazyIdempotency:
 def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = None, **overrides: Any) -> Replayer:
     """The replay worker over the fallback queue (the same gateway logic as a live request)."""
     from llm_router.replay import Replayer
-
     from llm_router.shadow import ShadowEvaluator
 
     clients = clients or AwsClients()
