@@ -88,6 +88,27 @@ def test_keep_prompts_keeps_the_last_user_message(learning: Router) -> None:
     assert record.prompt == EASY
 
 
+def test_keep_prompts_never_keeps_a_request_a_policy_held(learning: Router) -> None:
+    learning.admin.put_raw("route", learning_route(keep_prompts=True))
+    learning.admin.put_raw(
+        "rule",
+        {
+            "id": "pii-in-eu",
+            "route": "learn",
+            "priority": 1,
+            "enforce": "always",
+            "when": {"pii": True},
+            "then": {"targets": ["eu-nova-lite"]},
+            "regions": ["eu-*"],
+        },
+    )
+    ask(learning, "learn", content="Write to jane.doe@example.com about the invoice.")
+    ask(learning, "learn")
+    prompts = {r.model: r.prompt for r in store(learning).records("learn")}
+    assert prompts["eu-nova-lite"] is None
+    assert EASY in prompts.values()
+
+
 def test_a_streamed_answer_is_recorded_at_its_end(learning: Router) -> None:
     request_id = ask(learning, "learn", stream=True)
     (record,) = store(learning).records("learn")
@@ -248,3 +269,58 @@ def test_records_round_trip_through_the_table() -> None:
     assert back == record
     assert back.scores() == {"m": 0.5, "n": 1.0}
     assert back.costs() == {"m": 0.001, "n": 0.01}
+
+
+def test_the_answer_does_not_wait_for_the_outcome_write(learning: Router) -> None:
+    # Given a State table whose outcome writes hang until released
+    import threading
+
+    from llm_router.metrics import MetricsRecorder
+    from llm_router.outcomes import OutcomeRecorder
+
+    release = threading.Event()
+
+    class Slow:
+        def __init__(self, inner: OutcomeStore) -> None:
+            self.inner = inner
+
+        def put(self, record: OutcomeRecord) -> None:
+            assert release.wait(10)
+            self.inner.put(record)
+
+        def set_shadow(self, record: OutcomeRecord, shadow: dict[str, Any]) -> None:
+            self.inner.set_shadow(record, shadow)
+
+    recorder = OutcomeRecorder(Slow(store(learning)), MetricsRecorder(None))
+    learning.build(outcomes=recorder)
+    # When a request on the collecting route is answered (streamed and not)
+    plain = learning.call({"model": "learn", "messages": [{"role": "user", "content": EASY}]})
+    streamed = learning.call({"model": "learn", "messages": [{"role": "user", "content": EASY}], "stream": True})
+    # Then both answers are complete while the writes still wait
+    assert plain["statusCode"] == streamed["statusCode"] == 200
+    assert "[DONE]" in streamed["body"]
+    assert store(learning).records("learn") == []
+    # And once the table answers, both records are written
+    release.set()
+    assert recorder.flush()
+    assert len(store(learning).records("learn")) == 2
+
+
+def test_a_failed_outcome_write_is_counted_and_the_answer_stands(learning: Router) -> None:
+    from llm_router.metrics import MetricsRecorder
+    from llm_router.outcomes import OutcomeRecorder
+
+    class Broken:
+        def put(self, record: OutcomeRecord) -> None:
+            raise RuntimeError("table unavailable")
+
+        def set_shadow(self, record: OutcomeRecord, shadow: dict[str, Any]) -> None:
+            raise RuntimeError("table unavailable")
+
+    emitted: list[dict[str, Any]] = []
+    recorder = OutcomeRecorder(Broken(), MetricsRecorder(emitted.append))
+    learning.build(outcomes=recorder)
+    response = learning.call({"model": "learn", "messages": [{"role": "user", "content": EASY}]})
+    assert response["statusCode"] == 200
+    assert recorder.flush()
+    assert [d["OutcomeWriteFailed"] for d in emitted if "OutcomeWriteFailed" in d] == [[1.0]]

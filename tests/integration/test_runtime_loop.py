@@ -556,3 +556,25 @@ def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -
             run(RuntimeApiClient(api.address), lambda event, context: {"statusCode": 200}, True, max_invocations=1)
 
     assert raised.value.status == 500
+
+
+def test_work_behind_the_answer_runs_after_the_response_is_sent_and_before_the_next_invocation(
+    api: FakeRuntimeAPI,
+) -> None:
+    # Given a handler that leaves work to run after its response (as outcome records are written)
+    from llm_router.runtime import after_response
+
+    seen: list[tuple[int, int]] = []
+
+    def behind() -> None:
+        seen.append((len(api.posts), api.next_requests))
+
+    def handler(event: Any, context: Any) -> dict[str, Any]:
+        after_response(behind)
+        return {"statusCode": 200, "headers": {}, "body": "ok"}
+
+    api.invoke("req-a", {})
+    api.invoke("req-b", {})
+    serve(api, handler, streaming=True, invocations=2)
+    # Then the work ran once per invocation, each time after that invocation's response and before the next poll
+    assert seen == [(1, 1), (2, 2)]

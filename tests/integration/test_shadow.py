@@ -50,11 +50,7 @@ def records(router: Router) -> list[OutcomeRecord]:
 
 
 def shadow_metric(router: Router, name: str, reason: str | None = None) -> float:
-    return sum(
-        sum(doc.get(name, []))
-        for doc in router.emitted
-        if reason is None or doc.get("Reason") == reason
-    )
+    return sum(sum(doc.get(name, [])) for doc in router.emitted if reason is None or doc.get("Reason") == reason)
 
 
 def test_a_sampled_request_is_queued_without_its_prompt_after_the_answer(router: Router) -> None:
@@ -126,7 +122,8 @@ def test_the_daily_budget_stops_further_evaluations(router: Router) -> None:
     # When the worker takes both shadow messages
     assert router.drain() == 2
     # Then one was judged and the other skipped for the budget, and counted so
-    statuses = sorted((r.shadow or {}).get("status", "") + ":" + (r.shadow or {}).get("reason", "") for r in records(router))
+    shadows = [r.shadow or {} for r in records(router)]
+    statuses = sorted(f"{s.get('status', '')}:{s.get('reason', '')}" for s in shadows)
     assert statuses == ["judged:", "skipped:budget"]
     assert shadow_metric(router, "ShadowSkipped", reason="budget") == 1
 

@@ -768,8 +768,7 @@ class Gateway:
                 self._record(ctx, answer, chain, trail, collected.answered_by, streamed=True, interrupted=interrupted)
                 if self.accounting is not None:
                     self.accounting.after_answer(ctx, answer)
-                if not interrupted:
-                    self._observe(ctx, request, snapshot, answer, streamed=True)
+                self._observe(ctx, request, snapshot, answer, streamed=True, whole=not interrupted)
                 settled.append(answer)
             return settled[0]
 
@@ -823,11 +822,12 @@ class Gateway:
     # -- learning ------------------------------------------------------------------------------------------
     def _observe(
         self, ctx: RequestContext, request: ChatCompletionRequest, snapshot: ConfigSnapshot, answer: Answer, *,
-        streamed: bool,
+        streamed: bool, whole: bool = True,
     ) -> None:  # fmt: skip
-        """Hand a whole answer of a route that collects outcomes to the recorder; other routes pay one lookup."""
+        """Hand a whole answer (not a stream that broke off) of a route that collects outcomes to the recorder;
+        other routes pay one lookup."""
         route_id = answer.decision.route
-        route = snapshot.routes.get(route_id) if route_id is not None and self.outcomes is not None else None
+        route = snapshot.routes.get(route_id) if route_id is not None and self.outcomes is not None and whole else None
         if route is None or route.learn is None or not route.learn.collect:
             return
         assert self.outcomes is not None

@@ -178,7 +178,7 @@ class OutcomeRecorder:
                 arm=answer.decision.arm,
                 # The adaptation version that decided, once the decision names one.
                 adaptation=getattr(answer.decision, "adaptation", None),
-                prompt=text if learn.keep_prompts else None,
+                prompt=text if learn.keep_prompts and not _bound(answer) else None,
                 streamed=observed.streamed,
             )
             payload = self._shadow(observed, record)
@@ -248,6 +248,12 @@ class OutcomeRecorder:
         self.metrics.record(
             [(Metric.SHADOW_SKIPPED, 1, COUNT)], dimensions={Dimension.ROUTE: route, Dimension.REASON: reason}
         )
+
+
+def _bound(answer: Answer) -> bool:
+    """Whether a residency rule or a policy held the request: its text is never kept beyond the answer (as the
+    response cache does not keep it), whatever `keep_prompts` says."""
+    return answer.decision.regions is not None or bool(answer.decision.policies)
 
 
 def _default_classifier() -> Any:

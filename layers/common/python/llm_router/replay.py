@@ -151,6 +151,11 @@ class Replayer:
         # Report every failure item by item, even when the whole batch failed: each message keeps its own
         # receive count and back-off instead of the whole batch being retried as one.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(  # type: ignore[return-value]
-            event=event, record_handler=self.process, processor=processor, context=context
-        )
+        try:
+            return process_partial_response(  # type: ignore[return-value]
+                event=event, record_handler=self.process, processor=processor, context=context
+            )
+        finally:
+            # Outcome records of replayed answers are written before Lambda may freeze the environment.
+            if self.gateway.outcomes is not None:
+                self.gateway.outcomes.flush()

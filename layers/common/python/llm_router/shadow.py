@@ -62,9 +62,7 @@ def routed_first(request_id: str) -> bool:
 
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
-_LABELS = (
-    (r"answer[\s_-]*1|answer[\s_-]*a\b|first", r"answer[\s_-]*2|answer[\s_-]*b\b|second"),
-)
+_LABELS = ((r"answer[\s_-]*1|answer[\s_-]*a\b|first", r"answer[\s_-]*2|answer[\s_-]*b\b|second"),)
 
 
 def parse_scores(text: str) -> tuple[float, float]:

@@ -131,11 +131,13 @@ def build_gateway(
     key_environ: Mapping[str, str] | None = None,
     cache: ResponseCache | None = _UNSET,
     shadow: bool = True,
+    outcomes: OutcomeRecorder | None = _UNSET,
 ) -> Gateway:
     """The gateway and everything it calls. `emit` receives each EMF document (default: the settings' sink);
     `providers` replaces adapters by provider name (`simulated`, `openai`, `bedrock`, ...); `cache` replaces the
     response cache in the State table (None: no caching, whatever the config says); `shadow` False leaves
-    shadow evaluation out (the replay function, which may not send to the queue)."""
+    shadow evaluation out (the replay function, which may not send to the queue); `outcomes` replaces the
+    recorder of routing outcomes."""
     clients = clients or AwsClients()
     ddb = clients.get("dynamodb")
     metrics = MetricsRecorder(emitter_for(settings.metrics_sink) if emit is _UNSET else emit, settings.service_name)
@@ -160,9 +162,10 @@ def build_gateway(
         tenants = TenantStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, dynamodb=ddb)
         usage = UsageStore(settings.state_table_name, dynamodb=ddb)
         usage_accounting = UsageAccounting(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
-    outcomes = OutcomeRecorder(
-        build_outcome_store(settings, clients), metrics, queue=queue if shadow and queue is not None else None
-    )
+    if outcomes is _UNSET:
+        outcomes = OutcomeRecorder(
+            build_outcome_store(settings, clients), metrics, queue=queue if shadow and queue is not None else None
+        )
     return Gateway(
         config,
         registry,

@@ -6,6 +6,7 @@ A handler returns either an API Gateway proxy result (a dict with statusCode, he
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,7 +44,6 @@ def run_after_response() -> None:
     with _hooks_lock:
         hooks = list(_after_response)
     for hook in hooks:
-        try:
+        # The response is out; a hook's own metrics and logs tell what failed.
+        with contextlib.suppress(Exception):
             hook()
-        except Exception:  # noqa: BLE001, S110 - the response is out; the hook's own metrics tell what failed
-            pass

@@ -23,7 +23,7 @@ class FeedbackRequest(BaseModel):
     @field_validator("score", mode="before")
     @classmethod
     def _a_number(cls, value: Any) -> Any:
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, bool | str):
             raise ValueError("score must be a number from 0 to 1")
         return value
 
