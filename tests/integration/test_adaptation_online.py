@@ -206,8 +206,9 @@ def test_the_answer_names_the_adaptation_that_decided(learned: Router) -> None:
     store.activate("learned", store.save(fitted(threshold=0.0), "learned").version)  # everything to the strong model
 
     after = ask(learned, ARITHMETIC)
-    explained = learned.call({"model": "learned", "messages": [{"role": "user", "content": ARITHMETIC}]},
-                             path="/v1/route")  # fmt: skip
+    explained = learned.call(
+        {"model": "learned", "messages": [{"role": "user", "content": ARITHMETIC}]}, path="/v1/route"
+    )
 
     assert before["statusCode"] == after["statusCode"] == 200
     assert header(before, "x-router-adaptation") is None
@@ -293,10 +294,12 @@ def test_adapt_does_not_promote_a_version_that_ranks_worse_than_the_active_one(
             "log_digits": rng.uniform(0, 3),
         }
         grades = {WEAK: 0.0 if signal > 0 else 1.0, STRONG: 1.0}
+        shadow = {"scores": grades, "costs": {STRONG: 0.002}}
         outcomes.put(
-            OutcomeRecord(f"req-{i}", "local", "learned", "threshold", WEAK, 0.0001, now - 3600 + i, features,
-                          shadow={"scores": grades, "costs": {STRONG: 0.002}})
-        )  # fmt: skip
+            OutcomeRecord(
+                f"req-{i}", "local", "learned", "threshold", WEAK, 0.0001, now - 3600 + i, features, shadow=shadow
+            )
+        )
 
     assert cli(["adapt", "learned", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -317,6 +320,8 @@ def test_adapt_does_not_promote_a_version_that_ranks_worse_than_the_active_one(
         (["adapt", "rollback"], "unexpected arguments"),
         (["adapt", "learned", "--to", "v1"], "--to applies to `adapt rollback ROUTE` only"),
         (["adapt", "learned", "--since", "yesterday"], "--since wants an ISO date/time"),
+        (["adapt", "learned", "--weak", "x", "--out", "a.json"], "--weak, --out belong to the offline form"),
+        (["adapt", "learned", "--data", "outcomes.jsonl"], "the offline form: it takes no route"),
     ],
 )
 def test_adapt_mistakes_are_one_line_errors(

@@ -1,8 +1,9 @@
 """`llm-router adapt ROUTE | adapt rollback ROUTE | adapt list ROUTE`: adapt a route online, from its collected
 outcomes, and manage the versions it serves.
 
-`adapt` with `--data` is the offline form (a JSONL file of graded prompts, cli/ml.py); without it, the first
-positional word picks the online action: `rollback`, `list`, or a route id to adapt.
+One `adapt` parser serves both forms: cli/ml.py registers it with the offline form's options (`--data FILE`, a JSONL
+of graded prompts) and adds the online form's from `add_online_arguments`; without `--data` its handler calls
+`run_online`, where the first positional word picks the action: `rollback`, `list`, or a route id to adapt.
 """
 
 from __future__ import annotations
@@ -14,17 +15,12 @@ from typing import Any
 from llm_router.cli.common import CliError, add_target_options, apply_target, print_json, print_table
 
 ACTIONS = ("rollback", "list")
+# Options of the shared parser that only the offline form reads (their default is None).
+OFFLINE_ONLY = ("weak", "strong", "out", "weights")
 USAGE = (
     "llm-router adapt ROUTE [--dry-run] [--since WHEN] | adapt rollback ROUTE [--to vN|shipped] | "
     "adapt list ROUTE | adapt --data OUTCOMES.jsonl ... (offline)"
 )
-
-
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("adapt", help="adapt a route from its collected outcomes; list and roll back")
-    add_online_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(handler=run_online)
 
 
 def add_online_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,11 +31,11 @@ def add_online_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ROUTE | rollback ROUTE | list ROUTE",
         help="online: the route to adapt from its collected outcomes, or rollback/list and a route",
     )
-    parser.add_argument("--dry-run", action="store_true", help="fit and report, store nothing")
+    parser.add_argument("--dry-run", action="store_true", help="online: fit and report, store nothing")
     parser.add_argument(
-        "--since", help="only outcomes after this time: an ISO date/time or a number of days such as 30d"
+        "--since", help="online: only outcomes after this time, an ISO date/time or a number of days such as 30d"
     )
-    parser.add_argument("--to", help="rollback: the version to serve (vN), or `shipped` for the shipped model")
+    parser.add_argument("--to", help="online rollback: the version to serve (vN), or `shipped`")
     add_target_options(parser)
 
 
@@ -54,6 +50,12 @@ def run_online(args: argparse.Namespace) -> int:
         raise CliError(f"unexpected arguments {' '.join(words)!r}: {USAGE}")
     if args.to is not None and action != "rollback":
         raise CliError("--to applies to `adapt rollback ROUTE` only")
+    offline = [f"--{name.replace('_', '-')}" for name in OFFLINE_ONLY if getattr(args, name, None) is not None]
+    if offline:
+        raise CliError(
+            f"{', '.join(offline)} belong to the offline form (--data); online, the route's strategy names the models "
+            "and its `learn` settings the target"
+        )
     apply_target(args)
     from llm_router.settings import GatewaySettings
 
@@ -62,7 +64,14 @@ def run_online(args: argparse.Namespace) -> int:
         return _list(settings, route, as_json=getattr(args, "json", False))
     if action == "rollback":
         return _rollback(settings, route, args.to)
-    return _adapt(settings, route, dry_run=args.dry_run, since=_since(args.since), as_json=getattr(args, "json", False))
+    return _adapt(
+        settings,
+        route,
+        dry_run=args.dry_run,
+        since=_since(args.since),
+        as_json=getattr(args, "json", False),
+        seed=getattr(args, "seed", 0),
+    )
 
 
 def _since(text: str | None) -> datetime | None:
@@ -77,12 +86,12 @@ def _since(text: str | None) -> datetime | None:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def _adapt(settings: Any, route: str, *, dry_run: bool, since: datetime | None, as_json: bool) -> int:
+def _adapt(settings: Any, route: str, *, dry_run: bool, since: datetime | None, as_json: bool, seed: int) -> int:
     from llm_router.adapting import CannotAdaptError
     from llm_router.wiring import build_adapter
 
     try:
-        run = build_adapter(settings).run(route, dry_run=dry_run, since=since)
+        run = build_adapter(settings, seed=seed).run(route, dry_run=dry_run, since=since)
     except CannotAdaptError as exc:
         raise CliError(str(exc)) from None
     report = run.report()

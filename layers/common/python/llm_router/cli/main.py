@@ -29,7 +29,6 @@ COMMAND_MODULES = (
     "cache",
     "simulate",
     "ml",
-    "adapt",
     "doctor",
 )
 
