@@ -89,7 +89,10 @@ def fitted(version: str = "candidate", threshold: float = 0.5) -> Adaptation:
 
 
 def ask(router: Router, content: str) -> dict[str, Any]:
-    return router.call({"model": "learned", "messages": [{"role": "user", "content": content}]})
+    """A chat on the learned route; its outcome record (the route collects) is written before this returns."""
+    response = router.call({"model": "learned", "messages": [{"role": "user", "content": content}]})
+    assert router.gateway.outcomes is not None and router.gateway.outcomes.flush()
+    return response
 
 
 # -- the store -------------------------------------------------------------------------------------------------
@@ -219,6 +222,9 @@ def test_the_answer_names_the_adaptation_that_decided(learned: Router) -> None:
     assert "(adaptation v1)" in body["trace"][-1]["why"]
     routed = [doc for doc in learned.emitted if doc.get("message") == "routed"]
     assert routed[-1]["adaptation"] == "v1"
+    # The route collects: each answer's outcome record names the version that decided it.
+    records = OutcomeStore(DEFAULT_STATE_TABLE, dynamodb=learned.clients.get("dynamodb")).records("learned")
+    assert [r.adaptation for r in records] == [None, "v1"]
 
 
 # -- llm-router adapt ROUTE | rollback | list -------------------------------------------------------------------
