@@ -227,6 +227,18 @@ def test_the_answer_names_the_adaptation_that_decided(learned: Router) -> None:
     assert [r.adaptation for r in records] == [None, "v1"]
 
 
+def test_a_queued_request_record_names_the_adaptation_that_decided(learned: Router) -> None:
+    store = adaptations(learned)
+    store.activate("learned", store.save(fitted(), "learned").version)
+    learned.set_models(failure="throttle")
+
+    queued = ask(learned, ARITHMETIC)
+
+    assert queued["statusCode"] == 503
+    record = learned.requests.get(learned.json(queued)["error"]["request_id"])
+    assert record is not None and [d["adaptation"] for d in record.decisions] == ["v1"]
+
+
 # -- llm-router adapt ROUTE | rollback | list -------------------------------------------------------------------
 
 
