@@ -7,7 +7,6 @@ import importlib.util
 import json
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,19 +14,19 @@ from typing import Any
 import pytest
 
 from llm_router.cli.main import main as cli
-from llm_router.routing.adaptation import Adaptation, outcome_features
-from llm_router.routing.classifier import default_classifier
+from llm_router.routing.adaptation import Adaptation
 from llm_router.routing.engine import decide
 from llm_router.routing.features import Features
 from llm_router.settings import DEFAULT_CONFIG_TABLE, DEFAULT_STATE_TABLE
 from llm_router.stores.adaptation_store import AdaptationError, AdaptationStore
 from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.outcome_store import OutcomeRecord, OutcomeStore
+from tests.fakes.outcomes import ARITHMETIC, STRONG, WEAK
+from tests.fakes.outcomes import seed_outcomes as seed_learned_outcomes
 from tests.helpers import chat, header
 from tests.integration.conftest import Router
 
 ROOT = Path(__file__).resolve().parents[2]
-WEAK, STRONG = "nova-micro", "claude-sonnet"
 # A route of its own: the example rules (all on `auto`) do not run before its threshold strategy.
 LEARNED_ROUTE = {
     "id": "learned",
@@ -35,43 +34,11 @@ LEARNED_ROUTE = {
     "strategy": {"strategy": "threshold", "weak": WEAK, "strong": STRONG, "threshold": 0.58},
     "learn": {"collect": True, "target_quality": 0.95, "min_samples": 200},
 }
-WORDS = ("cat", "river", "autumn", "city", "friendship", "ocean", "mountain", "coffee", "train", "garden")
-# The shipped classifier scores this arithmetic as easy (below 0.58); on this deployment's outcomes it is not.
-ARITHMETIC = "Compute 123456 * 789 + 12, then divide by 7."
-
-
-def _prompts(n: int, rng: random.Random) -> Iterator[tuple[str, bool]]:
-    """Arithmetic the weak model usually gets wrong, and poems both models write equally well."""
-    for i in range(n):
-        if i % 2:
-            a, b, c, d = rng.randint(1000, 99999), rng.randint(100, 9999), rng.randint(10, 999), rng.randint(2, 97)
-            yield f"Compute {a} * {b} + {c}, then divide by {d}.", True
-        else:
-            yield f"Write a short poem about the {rng.choice(WORDS)} and the {rng.choice(WORDS)}.", False
 
 
 def seed_outcomes(router: Router, n: int, *, seed: int = 1) -> None:
     """`n` judged outcome records of the learned route, as shadow evaluation leaves them."""
-    classifier = default_classifier()
-    assert classifier is not None
-    store = OutcomeStore(DEFAULT_STATE_TABLE, dynamodb=router.clients.get("dynamodb"))
-    rng = random.Random(seed)
-    now = time.time()
-    for i, (text, hard) in enumerate(_prompts(n, rng)):
-        weak_score = 0.0 if hard and rng.random() < 0.8 else 1.0
-        store.put(
-            OutcomeRecord(
-                request_id=f"req-{seed}-{i}",
-                tenant="local",
-                route="learned",
-                rule="threshold",
-                model=WEAK,
-                cost_usd=0.0001,
-                created_at=now - 3600 + i,
-                features=outcome_features(text, classifier),
-                shadow={"scores": {WEAK: weak_score, STRONG: 1.0}, "costs": {STRONG: 0.002}},
-            )
-        )
+    seed_learned_outcomes(router.clients.get("dynamodb"), DEFAULT_STATE_TABLE, "learned", n, seed=seed)
 
 
 @pytest.fixture
