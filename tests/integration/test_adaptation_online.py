@@ -114,6 +114,27 @@ def test_rollback_steps_back_one_version_at_a_time_then_to_the_shipped_model(lea
     # Every version is still there to go back to.
     assert store.rollback("learned", "v3") == (None, "v3")
     assert [(v.version, v.active) for v in store.versions("learned")] == [("v1", False), ("v2", False), ("v3", True)]
+    assert store.rollback("learned", "shipped") == ("v3", None)
+    with pytest.raises(AdaptationError, match="already serves the shipped model"):
+        store.rollback("learned", "none")
+
+
+def test_a_rollback_holds_the_route_until_a_promotion(learned: Router) -> None:
+    store = adaptations(learned)
+    store.activate("learned", store.save(fitted(), "learned").version)
+    store.activate("learned", store.save(fitted(), "learned").version)
+    assert not store.held("learned")
+
+    store.rollback("learned")
+    assert store.held("learned") and store.active_version("learned") == "v1"
+    store.rollback("learned")
+    assert store.held("learned") and store.active_version("learned") is None
+    # The routers serve the shipped model: a pointer without a version is no broken item.
+    snapshot = ConfigStore(DEFAULT_CONFIG_TABLE, ttl_seconds=0, dynamodb=learned.clients.get("dynamodb")).snapshot()
+    assert "learned" not in snapshot.adaptations and snapshot.invalid == ()
+
+    store.activate("learned", store.save(fitted(), "learned").version)
+    assert not store.held("learned") and store.active_version("learned") == "v3"
 
 
 def test_rollback_to_a_version_that_does_not_exist_changes_nothing(learned: Router) -> None:
@@ -350,3 +371,22 @@ def test_the_scheduled_function_adapts_every_route_that_learns(learned: Router) 
     assert by_route["quiet"]["promoted"] is False and by_route["quiet"]["activated"] is None
     assert adaptations(learned).active_version("learned") == "v1"
     assert header(ask(learned, ARITHMETIC), "x-router-adaptation") == "v1"
+
+
+def test_the_scheduled_function_leaves_a_rolled_back_route_to_the_operator(
+    learned: Router, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed_outcomes(learned, 300)
+    assert cli(["adapt", "learned"]) == 0
+    assert cli(["adapt", "rollback", "learned"]) == 0
+    assert "leaves the route as it is until `llm-router adapt learned` runs" in capsys.readouterr().out
+
+    result = _adapt_handler().lambda_handler({}, _Context())
+
+    (run,) = result["routes"]
+    assert run["promoted"] is False and run["activated"] is None
+    assert "held at the shipped model by a rollback" in run["reason"]
+    assert adaptations(learned).versions("learned")[-1].version == "v1"  # nothing fitted, nothing stored
+    # A person adapting the route again lifts the hold.
+    assert cli(["adapt", "learned"]) == 0
+    assert adaptations(learned).active_version("learned") == "v2" and not adaptations(learned).held("learned")

@@ -96,9 +96,21 @@ class Adapter:
         routes = self._snapshot().routes.values()
         return sorted(r.id for r in routes if r.learn is not None and r.strategy is not None)
 
-    def run(self, route_id: str, *, dry_run: bool = False, since: datetime | None = None) -> AdaptRun:
-        """Fit `route_id` on its outcomes; store and activate the result only when `fit` promotes it."""
-        from llm_router.ml.adapt import fit
+    def run(
+        self, route_id: str, *, dry_run: bool = False, since: datetime | None = None, respect_hold: bool = False
+    ) -> AdaptRun:
+        """Fit `route_id` on its outcomes; store and activate the result only when `fit` promotes it (which also
+        lifts a rollback's hold). With `respect_hold` (the scheduled run), a route an operator rolled back is left
+        as it is."""
+        from llm_router.ml.adapt import AdaptResult, fit
+
+        if respect_hold and self.adaptations.held(route_id):
+            held = self.adaptations.active_version(route_id)
+            reason = (
+                f"held at {held or 'the shipped model'} by a rollback: not adapted on a schedule until "
+                f"`llm-router adapt {route_id}` runs"
+            )
+            return AdaptRun(route_id, AdaptResult(None, False, reason, {}), held, None, dry_run)
 
         route = self._snapshot().routes.get(route_id)
         if route is None:
@@ -147,7 +159,7 @@ class Adapter:
         failed: dict[str, str] = {}
         for route_id in self.learning_routes():
             try:
-                runs.append(self.run(route_id, dry_run=dry_run))
+                runs.append(self.run(route_id, dry_run=dry_run, respect_hold=True))
             except Exception as exc:  # noqa: BLE001 - reported per route; the other routes still adapt
                 logger.exception("adapt_failed", route=route_id)
                 failed[route_id] = f"{type(exc).__name__}: {exc}"

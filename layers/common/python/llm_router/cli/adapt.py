@@ -138,6 +138,7 @@ def _rollback(settings: Any, route: str, to: str | None) -> int:
         raise CliError(str(exc)) from None
     print(
         f"route {route}: now serving {after or 'the shipped model'} (was {before}); "
-        f"routers pick it up within their config cache TTL ({settings.rules_ttl_seconds:g} s)"
+        f"routers pick it up within their config cache TTL ({settings.rules_ttl_seconds:g} s). "
+        f"The scheduled adapt leaves the route as it is until `llm-router adapt {route}` runs."
     )
     return 0

@@ -154,6 +154,8 @@ def _active_adaptations(
         versions[key] = adaptation
     active: dict[str, Adaptation] = {}
     for route, version in pointers.items():
+        if version is None:
+            continue  # a pointer without `active`: the shipped model, by an operator's rollback
         key = version_key(route, version) if isinstance(version, str) else ""
         served = versions.get(key)
         if served is None:

@@ -4,8 +4,9 @@ Items (partition `adaptation`):
 - `sk = "<route>#<version>"`: one artifact per version (`Adaptation.to_dict()` as plain attributes). Versions are
   `v1`, `v2`, ... per route, never rewritten: a conditional put claims each number, so two adapt runs at once
   cannot overwrite each other's artifact.
-- `sk = "<route>"`: the route's pointer, `{"active": "<version>", "previous": "<version>", "updated_at": ...}`.
-  Without it the route serves the shipped model.
+- `sk = "<route>"`: the route's pointer, `{"active": "<version>", "previous": "<version>", "updated_at": ...}`,
+  and `"held": true` after a rollback (the scheduled run then leaves the route alone). Without it, or without
+  `active`, the route serves the shipped model.
 
 The router reads these items with the rest of the configuration (stores/config_store.py), so activating or rolling
 back a version takes effect everywhere within the config cache TTL, without a redeploy.
@@ -143,27 +144,23 @@ class AdaptationStore:
             return stored
         raise AdaptationError(f"could not claim a new version number for route {route!r}: too many concurrent saves")
 
-    def activate(self, route: str, version: str) -> str | None:
-        """Make `version` the one `route` serves; returns the version it replaces (None: the shipped model)."""
+    def activate(self, route: str, version: str, *, held: bool = False) -> str | None:
+        """Make `version` the one `route` serves; returns the version it replaces (None: the shipped model).
+
+        `held` (what a rollback sets) keeps the scheduled run from promoting over an operator's choice until a
+        person runs `llm-router adapt ROUTE` again."""
         if self.get(route, version) is None:
             raise AdaptationError(f"route {route!r} has no adaptation {version!r} (`llm-router adapt list {route}`)")
-        previous = self.active_version(route)
-        values: dict[str, Any] = {
-            "pk": ADAPTATION_PARTITION,
-            "sk": route,
-            "active": version,
-            "updated_at": self._now(),
-        }
-        if previous is not None and previous != version:
-            values["previous"] = previous
-        self._ddb.put_item(TableName=self._table, Item=dynamo_item(values))
-        return previous
+        return self._point(route, version, held=held)
 
-    def deactivate(self, route: str) -> str | None:
+    def deactivate(self, route: str, *, held: bool = False) -> str | None:
         """Serve the shipped model again on `route`; the versions stay stored. Returns the version that was active."""
-        previous = self.active_version(route)
-        self._ddb.delete_item(TableName=self._table, Key={"pk": {"S": ADAPTATION_PARTITION}, "sk": {"S": route}})
-        return previous
+        return self._point(route, None, held=held)
+
+    def held(self, route: str) -> bool:
+        """Whether a rollback holds the route at its version (the scheduled run leaves it alone)."""
+        pointer = self._pointer(route)
+        return bool(pointer and pointer.get("held"))
 
     def rollback(self, route: str, to: str | None = None) -> tuple[str | None, str | None]:
         """Serve `to`, or the version before the active one (the shipped model before v1); returns (from, to).
@@ -176,13 +173,13 @@ class AdaptationStore:
             if to in ("shipped", "none"):
                 if current is None:
                     raise AdaptationError(f"route {route!r} already serves the shipped model")
-                self.deactivate(route)
+                self.deactivate(route, held=True)
                 return current, None
             if version_number(to) == 0:
                 raise AdaptationError(f"--to wants a version such as v2 (or `shipped`), got {to!r}")
             if to == current:
                 raise AdaptationError(f"{to} is already the active adaptation of route {route!r}")
-            self.activate(route, to)
+            self.activate(route, to, held=True)
             return current, to
         if current is None:
             raise AdaptationError(f"route {route!r} has no active adaptation to roll back")
@@ -192,12 +189,25 @@ class AdaptationStore:
             if v.adaptation is not None and version_number(v.version) < version_number(current)
         ]
         if not older:
-            self.deactivate(route)
+            self.deactivate(route, held=True)
             return current, None
-        self.activate(route, older[-1])
+        self.activate(route, older[-1], held=True)
         return current, older[-1]
 
     # -- helpers -------------------------------------------------------------------------------------------
+    def _point(self, route: str, version: str | None, *, held: bool) -> str | None:
+        """Write the route's pointer (no `active`: the shipped model); returns the version it replaces."""
+        previous = self.active_version(route)
+        values: dict[str, Any] = {"pk": ADAPTATION_PARTITION, "sk": route, "updated_at": self._now()}
+        if version is not None:
+            values["active"] = version
+        if previous is not None and previous != version:
+            values["previous"] = previous
+        if held:
+            values["held"] = True
+        self._ddb.put_item(TableName=self._table, Item=dynamo_item(values))
+        return previous
+
     def _pointer(self, route: str) -> dict[str, Any] | None:
         raw = self._ddb.get_item(
             TableName=self._table,
