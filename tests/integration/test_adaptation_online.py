@@ -365,6 +365,7 @@ def test_the_scheduled_function_adapts_every_route_that_learns(learned: Router) 
 
     result = _adapt_handler().lambda_handler({}, _Context())
 
+    assert json.loads(json.dumps(result)) == result  # what Lambda returns must be JSON
     by_route = {run["route"]: run for run in result["routes"]}
     assert sorted(by_route) == ["learned", "quiet"] and result["failed"] == {}
     assert by_route["learned"]["activated"] == "v1"
