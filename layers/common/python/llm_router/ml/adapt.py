@@ -120,6 +120,8 @@ def fit(
     """Fit an adaptation for the pair and pick its threshold for `target_quality`; see the module docstring."""
     if not 0.0 < target_quality <= 1.0:
         raise ValueError("target_quality must be in (0, 1]")
+    if weak == strong:
+        raise ValueError("weak and strong must be two different models")
     usable = [s for s in samples if weak in s.scores and strong in s.scores]
     report: dict[str, Any] = {"samples": len(usable), "ignored": len(samples) - len(usable)}
     if len(usable) < max(min_samples, 2 * FOLDS):
