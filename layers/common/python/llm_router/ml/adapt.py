@@ -146,7 +146,9 @@ def fit(
     threshold = _threshold_at(scores, share)
     weak_q, strong_q = metrics.model_quality(outcomes)
     promoted = new_apgr is None or ref_apgr is None or new_apgr >= ref_apgr - APGR_TOLERANCE
-    held_out = _point(outcomes, [s >= threshold for s in crossfit])
+    # The chosen share of the cross-fitted ranking: the fold models' scores are not on the final model's scale.
+    top = set(sorted(range(len(usable)), key=lambda i: crossfit[i], reverse=True)[: round(share * len(usable))])
+    held_out = _point(outcomes, [i in top for i in range(len(usable))])
     report.update(
         {
             "penalty": penalty,
@@ -189,7 +191,8 @@ def fit(
     if promoted:
         reason = (
             f"fitted on {len(usable)} outcomes: {100 * share:.1f} % to {strong} keeps >= {target_quality:.2f} of its "
-            f"quality (95 % lower bound {bound:.3f}); held-out APGR {_fmt(new_apgr)} vs {_fmt(ref_apgr)}"
+            f"quality ({100 * CONFIDENCE:.0f} % lower bound {bound:.3f}); "
+            f"held-out APGR {_fmt(new_apgr)} vs {_fmt(ref_apgr)}"
         )
     else:
         reason = (
