@@ -122,3 +122,25 @@ def test_the_bound_keeps_the_target_on_fresh_samples_in_most_draws() -> None:
 def test_target_quality_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match="target_quality"):
         fit(_samples(200, 4), weak=WEAK, strong=STRONG, target_quality=1.5)
+
+
+def test_the_threshold_sends_the_chosen_share_of_the_outcomes() -> None:
+    """The artifact (weights on raw features, standardisation folded in) reproduces the fitted operating point."""
+    samples = _samples(500, 11)
+    result = fit(samples, weak=WEAK, strong=STRONG, target_quality=0.9)
+    assert result.adaptation is not None
+    sent = sum(result.adaptation.routes_strong(s.features) for s in samples) / len(samples)
+    assert sent == pytest.approx(result.report["strong_share"], abs=2 / len(samples))
+    assert 0.0 < sent < 1.0
+
+
+def test_samples_without_both_scores_are_ignored_and_counted() -> None:
+    samples = _samples(200, 12) + [Sample({"difficulty": 0.9}, {STRONG: 1.0}, {}) for _ in range(30)]
+    result = fit(samples, weak=WEAK, strong=STRONG, target_quality=0.95)
+    assert result.report["samples"] == 200 and result.report["ignored"] == 30
+    assert result.adaptation is not None and result.adaptation.metadata["samples"] == 200
+
+
+def test_the_same_model_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="different"):
+        fit(_samples(200, 13), weak=STRONG, strong=STRONG, target_quality=0.95)

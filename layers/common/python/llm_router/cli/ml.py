@@ -301,6 +301,8 @@ def _adapt_offline(args: argparse.Namespace) -> int:
         raise CliError(f"adapt --data needs {', '.join(missing)}")
     if not 0 < args.target_quality <= 1:
         raise CliError("--target-quality must be in (0, 1]")
+    if args.weak == args.strong:
+        raise CliError("--weak and --strong must name two different models")
     if args.min_samples < 1:
         raise CliError("--min-samples must be at least 1")
     clf = _scorer(args.weights)

@@ -41,7 +41,7 @@ from llm_router.routing.classifier import DEFAULT_WEIGHTS, Classifier, load_clas
 
 SIZES: tuple[int | None, ...] = (50, 100, 200, 400, 800, None)  # None: all of the adaptation half
 TARGET_SIZE = 400
-SEEDS = 5
+SEEDS = 10
 TARGET_QUALITY = 0.95
 # The report fits from 50 outcomes so the curve starts there; a route's own `min_samples` guards production.
 MIN_SAMPLES = 50
