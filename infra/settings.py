@@ -91,6 +91,8 @@ class StackSettings:
     # Usage counters of tenants without a budget are written at most this often per tenant and day (0: with
     # every answer); budgets always see every answer.
     usage_flush_seconds: int = _key("usageFlushSeconds", 5)
+    # How long routing outcomes (routes with `learn.collect`: records, feedback, shadow judgements) are kept.
+    outcome_retention_days: int = _key("outcomeRetentionDays", 90)
     bedrock_model_arns: tuple[str, ...] = _key("bedrockModelArns", ())
     # Besides the router's role, the only principals the fallback queue's policy lets send: roles operators use to
     # re-drive dead-lettered requests (`llm-router dlq replay`). Messages name only a request the router recorded.
@@ -150,6 +152,7 @@ class StackSettings:
             (128 <= self.router_memory_mb <= 10240, "routerMemoryMb: 128..10240"),
             (self.rules_ttl_seconds >= 0, "rulesTtlSeconds: >= 0"),
             (0 <= self.usage_flush_seconds <= 300, "usageFlushSeconds: 0..300"),
+            (1 <= self.outcome_retention_days <= 3650, "outcomeRetentionDays: 1..3650"),
             (_SEMVER.match(self.powertools_version), "powertoolsVersion: a release such as 3.37.0"),
             (self.powertools_layer in POWERTOOLS_LAYERS, f"powertoolsLayer: one of {POWERTOOLS_LAYERS}"),
             (

@@ -99,6 +99,7 @@ class RouterStack(Stack):
             Env.FALLBACK_QUEUE_URL: self.fallback.queue.queue_url,
             Env.RULES_TTL_SECONDS: str(settings.rules_ttl_seconds),
             Env.USAGE_FLUSH_SECONDS: str(settings.usage_flush_seconds),
+            Env.OUTCOME_RETENTION_DAYS: str(settings.outcome_retention_days),
             Env.METRICS_SINK: "stdout",
             Env.REQUEST_TIMEOUT_SECONDS: str(timeout),
         }

@@ -153,6 +153,7 @@ def test_router_is_told_its_tables_secret_queue_and_limits(synth: Synth) -> None
     assert env["MAX_BODY_BYTES"] == str(cdk_json_context()["maxRequestBytes"])
     assert env["RULES_TTL_SECONDS"] == "30"
     assert env["USAGE_FLUSH_SECONDS"] == str(cdk_json_context()["usageFlushSeconds"])
+    assert env["OUTCOME_RETENTION_DAYS"] == str(cdk_json_context()["outcomeRetentionDays"])
     assert env["LLM_ROUTER_METRICS_SINK"] == "stdout"
 
 

@@ -194,3 +194,22 @@ def test_a_forged_shadow_message_for_an_unknown_request_does_nothing(router: Rou
     assert router.drain() == 1
     assert records(router) == []
     assert router.queue_depth(router.dead_letter_queue_url) == 0
+
+
+def test_a_tenant_limited_to_some_models_gets_no_shadow_outside_them(router: Router) -> None:
+    # Given a tenant whose allow-list holds the route's models but not the judge's
+    from llm_router.schemas.tenants import TenantSpec
+    from llm_router.settings import DEFAULT_CONFIG_TABLE
+    from llm_router.stores.tenant_store import TenantStore
+
+    judge = shadowing(router, judge="claude-haiku")
+    tenants = TenantStore(DEFAULT_CONFIG_TABLE, dynamodb=router.clients.get("dynamodb"))
+    tenants.put(TenantSpec(id="local", models=["nova-micro", "claude-sonnet"]))
+    # When one of its requests is answered
+    ask(router, "learn")
+    # Then no shadow evaluation is queued, and the skip is counted
+    (record,) = records(router)
+    assert record.shadow == {"status": "skipped", "reason": "tenant_models"}
+    assert router.queue_depth(router.queue_url) == 0
+    assert shadow_metric(router, "ShadowSkipped", reason="tenant_models") == 1
+    assert judge.judged == []

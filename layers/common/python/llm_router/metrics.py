@@ -46,8 +46,8 @@ class Metric(StrEnum):
     # Outcome records (routes with `learn.collect`) that could not be written; the answers were not affected.
     OUTCOME_WRITE_FAILED = "OutcomeWriteFailed"
     # Shadow evaluation (routes with `learn.shadow`), under [Route]: requests judged, requests sampled but skipped
-    # (also under [Reason]: budget, residency, no_candidate, no_text, unknown_model, not_queued), evaluations that
-    # failed (also under [Reason]), and what shadow answers and judging cost.
+    # (also under [Reason]: budget, residency, tenant_models, no_candidate, no_text, unknown_model, not_queued),
+    # evaluations that failed (also under [Reason]), and what shadow answers and judging cost.
     SHADOW_EVALUATIONS = "ShadowEvaluations"
     SHADOW_SKIPPED = "ShadowSkipped"
     SHADOW_FAILED = "ShadowFailed"

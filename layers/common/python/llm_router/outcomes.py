@@ -101,12 +101,14 @@ class OutcomeRecorder:
         queue: ShadowQueue | None = None,
         classifier: Callable[[], Any] | None = None,
         background: bool = True,
+        permitted: Callable[[str], frozenset[str] | None] | None = None,
     ) -> None:
         self.store = store
         self.metrics = metrics
         self.queue = queue
         self._classifier = classifier or _default_classifier
         self._background = background
+        self._permitted = permitted
         self._pending: deque[Observed] = deque()
         self._busy = 0
         self._cond = threading.Condition()
@@ -212,19 +214,22 @@ class OutcomeRecorder:
         request = observed.request.model_dump(mode="json", exclude_none=True, by_alias=True)
         return {"request": request, "answer": answer.completion.choices[0].message.content}
 
-    @staticmethod
-    def _skip_reason(observed: Observed, candidate: str | None, judge: str) -> str | None:
+    def _skip_reason(self, observed: Observed, candidate: str | None, judge: str) -> str | None:
         answer = observed.answer
         if candidate is None:
             return "no_candidate"
         if not answer.completion.choices[0].message.content:
             return "no_text"  # tool calls: nothing a judge could compare
+        # A tenant limited to some models has its prompts go to no other, for a second opinion neither.
+        permitted = self._permitted(observed.tenant) if self._permitted is not None else None
         for model_id in (candidate, judge):
             model = observed.snapshot.models.get(model_id)
             if model is None:
                 return "unknown_model"
             if residency_refusal(answer.decision, model) is not None:
                 return "residency"
+            if permitted is not None and model_id not in permitted:
+                return "tenant_models"
         return None
 
     def _enqueue(self, record: OutcomeRecord, payload: dict[str, Any]) -> None:

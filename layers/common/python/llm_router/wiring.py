@@ -164,7 +164,10 @@ def build_gateway(
         usage_accounting = UsageAccounting(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
     if outcomes is _UNSET:
         outcomes = OutcomeRecorder(
-            build_outcome_store(settings, clients), metrics, queue=queue if shadow and queue is not None else None
+            build_outcome_store(settings, clients),
+            metrics,
+            queue=queue if shadow and queue is not None else None,
+            permitted=usage_accounting.permitted_models if usage_accounting is not None else None,
         )
     return Gateway(
         config,

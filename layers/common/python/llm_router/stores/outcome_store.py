@@ -10,8 +10,9 @@ Items:
 | `outcome#{request}`             | `ref`        | where the record is, and whose it is (feedback finds it)   |
 
 One partition per route and UTC day keeps a route's outcomes together for `adapt` and `experiments report`, which
-read them day by day, and spreads a busy route's writes over days. Both items are written with one
-`BatchWriteItem`, after the caller has its answer. A record holds the prompt's features (`outcome_features`),
+read them day by day; its sort keys (request ids) are random, so DynamoDB can split a busy day's partition by them.
+Both items are written with one `BatchWriteItem`, after the caller has its answer (a throttled write is counted,
+and never slows an answer). A record holds the prompt's features (`outcome_features`),
 never its text, unless the route says `keep_prompts: true`.
 
 Retention: every item expires `retention_days` after the request (default `OUTCOME_RETENTION_DAYS`, 90 days; the
@@ -228,13 +229,16 @@ class OutcomeStore:
             if stored.same_rating(score, thumbs, comment):
                 return stored
         feedback = Feedback(score, int(self._clock()), thumbs, comment)
-        self._ddb.update_item(
-            TableName=self._table,
-            Key=key,
-            UpdateExpression="SET feedback = :f",
-            ConditionExpression="tenant = :t",
-            ExpressionAttributeValues={":f": attribute(feedback.as_dict()), ":t": {"S": tenant}},
-        )
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET feedback = :f",
+                ConditionExpression="tenant = :t",
+                ExpressionAttributeValues={":f": attribute(feedback.as_dict()), ":t": {"S": tenant}},
+            )
+        except self._ddb.exceptions.ConditionalCheckFailedException:
+            return None  # deleted (expired) since it was read
         return feedback
 
     def set_shadow(self, record: OutcomeRecord, shadow: dict[str, Any]) -> None:
