@@ -201,6 +201,8 @@ class RouterStack(Stack):
             environment={
                 Env.CONFIG_TABLE_NAME: self.tables.config_table.table_name,
                 Env.STATE_TABLE_NAME: self.tables.state_table.table_name,
+                # Outcomes are read as far back as the router keeps them.
+                Env.OUTCOME_RETENTION_DAYS: str(settings.outcome_retention_days),
             },
         )
         self.tables.grant_config_read(function, (*CONFIG_KINDS, ADAPTATION_PARTITION))

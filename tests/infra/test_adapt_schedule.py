@@ -55,6 +55,7 @@ def test_the_adapt_function_runs_the_handler_with_its_settings(synth: Synth) -> 
 
     assert properties["Handler"] == "handler.lambda_handler"
     assert AdaptSettings.required_variables() <= set(env)
+    assert env["OUTCOME_RETENTION_DAYS"] == str(synth.full_settings.outcome_retention_days)
     assert set(env) - {e for e in Env if e.startswith("POWERTOOLS_")} <= AdaptSettings.variables()
 
 
