@@ -253,6 +253,11 @@ def test_adapt_promotes_from_collected_outcomes_and_rollback_undoes_it(
 
     assert cli(["adapt", "rollback", "learned"]) == 0
     assert "now serving the shipped model (was v1)" in capsys.readouterr().out
+    assert cli(["adapt", "list", "learned"]) == 0
+    table = capsys.readouterr().out
+    assert table.splitlines()[0].split()[:3] == ["VERSION", "ACTIVE", "WEAK"]
+    assert table.splitlines()[1].split()[:2] == ["v1", WEAK]  # no longer active
+    assert "held at the shipped model by a rollback" in table
     rolled_back = ask(learned, ARITHMETIC)
     assert header(rolled_back, "x-router-model") == WEAK and header(rolled_back, "x-router-adaptation") is None
 

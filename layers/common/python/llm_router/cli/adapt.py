@@ -114,7 +114,8 @@ def _adapt(settings: Any, route: str, *, dry_run: bool, since: datetime | None, 
 def _list(settings: Any, route: str, *, as_json: bool) -> int:
     from llm_router.wiring import build_adaptation_store
 
-    versions = build_adaptation_store(settings).versions(route)
+    store = build_adaptation_store(settings)
+    versions = store.versions(route)
     rows = [v.summary() for v in versions]
     if as_json:
         print_json(rows)
@@ -125,6 +126,9 @@ def _list(settings: Any, route: str, *, as_json: bool) -> int:
     for row in rows:
         row["active"] = "*" if row["active"] else ""
     print_table(rows, ["version", "active", "weak", "strong", "threshold", "samples", "fitted_at", "error"])
+    if store.held(route):
+        served = store.active_version(route) or "the shipped model"
+        print(f"held at {served} by a rollback: the scheduled adapt leaves it until `llm-router adapt {route}` runs")
     return 0
 
 
