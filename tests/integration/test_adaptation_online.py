@@ -330,6 +330,7 @@ def test_adapt_does_not_promote_a_version_that_ranks_worse_than_the_active_one(
         (["adapt", "rollback", "learned"], "route 'learned' has no active adaptation to roll back"),
         (["adapt", "rollback"], "unexpected arguments"),
         (["adapt", "learned", "--to", "v1"], "--to applies to `adapt rollback ROUTE` only"),
+        (["adapt", "rollback", "learned", "--dry-run"], "--dry-run and --since apply to `adapt ROUTE` only"),
         (["adapt", "learned", "--since", "yesterday"], "--since wants an ISO date/time"),
         (["adapt", "learned", "--weak", "x", "--out", "a.json"], "--weak, --out belong to the offline form"),
         (["adapt", "learned", "--data", "outcomes.jsonl"], "the offline form: it takes no route"),

@@ -50,6 +50,8 @@ def run_online(args: argparse.Namespace) -> int:
         raise CliError(f"unexpected arguments {' '.join(words)!r}: {USAGE}")
     if args.to is not None and action != "rollback":
         raise CliError("--to applies to `adapt rollback ROUTE` only")
+    if (args.dry_run or args.since is not None) and action != "adapt":
+        raise CliError("--dry-run and --since apply to `adapt ROUTE` only")
     offline = [f"--{name.replace('_', '-')}" for name in OFFLINE_ONLY if getattr(args, name, None) is not None]
     if offline:
         raise CliError(
