@@ -5,7 +5,8 @@ prompt's features, the record's write and a shadow evaluation's message happen o
 caller has the answer (streamed: at the stream's end). Routes without `learn` cost one dictionary lookup and no
 write. In Lambda the router function's `after_response` hook waits for the writer (`flush`) once each response has
 been posted and before the runtime loop asks for the next invocation (the replay function flushes after each
-batch), so nothing is left in a frozen environment; at shutdown the writer is drained too. A write that fails is counted (`OutcomeWriteFailed`) and never reaches the caller.
+batch), so nothing is left in a frozen environment; at shutdown the writer is drained too. A write that fails is
+counted (`OutcomeWriteFailed`) and never reaches the caller.
 
 Shadow sampling is deterministic by request id (`shadow_sampled`). A sampled request goes to the fallback queue as a
 `shadow` message only if the second model and the judge may receive it: the request's rule regions and every
