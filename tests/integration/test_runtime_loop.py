@@ -558,7 +558,6 @@ def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -
     assert raised.value.status == 500
 
 
-
 def test_the_router_handlers_hook_runs_after_each_response_and_before_the_next_invocation(
     api: FakeRuntimeAPI,
 ) -> None:
