@@ -324,3 +324,39 @@ def test_a_failed_outcome_write_is_counted_and_the_answer_stands(learning: Route
     assert response["statusCode"] == 200
     assert recorder.flush()
     assert [d["OutcomeWriteFailed"] for d in emitted if "OutcomeWriteFailed" in d] == [[1.0]]
+
+
+def test_the_router_functions_after_response_hook_writes_the_outcome_records(learning: Router) -> None:
+    # Given the router function's handler module, built from its environment as Lambda builds it
+    import importlib.util
+    from pathlib import Path
+
+    from llm_router.runtime import AFTER_RESPONSE_HOOK
+    from llm_router.runtime.loop import after_response
+
+    path = Path(__file__).resolve().parents[2] / "functions" / "router" / "handler.py"
+    spec = importlib.util.spec_from_file_location("router_handler", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler = module.lambda_handler
+    assert callable(getattr(handler, AFTER_RESPONSE_HOOK))
+
+    class Context:
+        function_name = "router"
+        memory_limit_in_mb = 1024
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:router"
+        aws_request_id = "req-1"
+
+    # When it answers a request of the collecting route (the key checked as API Gateway's authorizer would)
+    from tests.helpers import api_event
+
+    event = api_event({"model": "learn", "messages": [{"role": "user", "content": EASY}]})
+    event["requestContext"]["authorizer"] = {"tenant": "local", "scope": "user"}
+    response = handler(event, Context())
+    assert response["statusCode"] == 200
+    # And the runtime loop runs the hook once the response is out
+    after_response(handler, "req-1")
+    # Then the record is written by then
+    (record,) = store(learning).records("learn")
+    assert record.tenant == "local" and record.route == "learn"

@@ -558,23 +558,20 @@ def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -
     assert raised.value.status == 500
 
 
-def test_work_behind_the_answer_runs_after_the_response_is_sent_and_before_the_next_invocation(
+def test_the_router_handlers_hook_runs_after_each_response_and_before_the_next_invocation(
     api: FakeRuntimeAPI,
 ) -> None:
-    # Given a handler that leaves work to run after its response (as outcome records are written)
-    from llm_router.runtime import after_response
+    # Given a handler with an `after_response` hook (as the router function writes outcome records there)
+    from llm_router.runtime import AFTER_RESPONSE_HOOK
 
     seen: list[tuple[int, int]] = []
 
-    def behind() -> None:
-        seen.append((len(api.posts), api.next_requests))
-
     def handler(event: Any, context: Any) -> dict[str, Any]:
-        after_response(behind)
         return {"statusCode": 200, "headers": {}, "body": "ok"}
 
+    setattr(handler, AFTER_RESPONSE_HOOK, lambda: seen.append((len(api.posts), api.next_requests)))
     api.invoke("req-a", {})
     api.invoke("req-b", {})
     serve(api, handler, streaming=True, invocations=2)
-    # Then the work ran once per invocation, each time after that invocation's response and before the next poll
+    # Then it ran once per invocation, each time after that invocation's response and before the next poll
     assert seen == [(1, 1), (2, 2)]

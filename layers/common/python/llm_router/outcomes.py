@@ -3,9 +3,10 @@
 The gateway hands each answer of a route with `learn.collect` to `OutcomeRecorder.observe`, a list append: the
 prompt's features, the record's write and a shadow evaluation's message happen on a writer thread, after the
 caller has the answer (streamed: at the stream's end). Routes without `learn` cost one dictionary lookup and no
-write. In Lambda the runtime loop waits for the writer after each response has been sent (`runtime.after_response`)
-and before it asks for the next invocation, so nothing is left in a frozen environment; at shutdown the writer is
-drained too. A write that fails is counted (`OutcomeWriteFailed`) and never reaches the caller.
+write. In Lambda the router function's `after_response` hook waits for the writer (`flush`) once each response has
+been posted and before the runtime loop asks for the next invocation (the replay function flushes after each
+batch), so nothing is left in a frozen environment; at shutdown the writer is drained too. A write that fails is
+counted (`OutcomeWriteFailed`) and never reaches the caller.
 
 Shadow sampling is deterministic by request id (`shadow_sampled`). A sampled request goes to the fallback queue as a
 `shadow` message only if the second model and the judge may receive it: the request's rule regions and every
@@ -129,10 +130,8 @@ class OutcomeRecorder:
                 self._thread = threading.Thread(target=self._run, name="outcome-writer", daemon=True)
                 self._thread.start()
                 from llm_router.lifecycle import on_shutdown
-                from llm_router.runtime import after_response
 
                 on_shutdown(self.flush)
-                after_response(self.flush)
             self._cond.notify_all()
 
     def flush(self, timeout: float = 5.0) -> bool:

@@ -6,10 +6,11 @@ A handler returns either an API Gateway proxy result (a dict with statusCode, he
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+# A handler's attribute the loop calls, when present, once each response has been posted (runtime/deferred.py).
+AFTER_RESPONSE_HOOK = "after_response"
 
 
 @dataclass
@@ -25,25 +26,3 @@ class StreamingResponse:
     headers: dict[str, str]
     body: Iterable[bytes]
     multi_value_headers: dict[str, list[str]] = field(default_factory=dict)
-
-
-_after_response: list[Callable[[], object]] = []
-_hooks_lock = threading.Lock()
-
-
-def after_response(hook: Callable[[], object]) -> None:
-    """Run `hook` after every response has been sent and before the next invocation is asked for: work behind
-    the answer (outcome records) finishes there instead of in an environment Lambda has frozen."""
-    with _hooks_lock:
-        if hook not in _after_response:
-            _after_response.append(hook)
-
-
-def run_after_response() -> None:
-    """Run the hooks (the runtime loop calls this); a failing hook does not stop the others or the loop."""
-    with _hooks_lock:
-        hooks = list(_after_response)
-    for hook in hooks:
-        # The response is out; a hook's own metrics and logs tell what failed.
-        with contextlib.suppress(Exception):
-            hook()
