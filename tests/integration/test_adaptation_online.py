@@ -321,6 +321,22 @@ def test_adapt_does_not_promote_a_version_that_ranks_worse_than_the_active_one(
     assert store.active_version("learned") == "v1" and [v.version for v in store.versions("learned")] == ["v1"]
 
 
+def test_an_active_version_for_other_models_is_not_the_one_to_beat(
+    learned: Router, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The route's strategy was edited to other models after v1 was fitted: v1 no longer decides anything.
+    store = adaptations(learned)
+    other = Adaptation("learned", "claude-haiku", STRONG, "x", 0.5, 0.0, {}, 1.0, {})
+    store.activate("learned", store.save(other, "learned").version)
+    seed_outcomes(learned, 300)
+
+    assert cli(["adapt", "learned", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+
+    assert report["current"] == "v1" and report["report"]["current"]["version"] == "shipped"
+    assert report["promoted"] is True and report["activated"] == "v2"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
