@@ -174,6 +174,7 @@ def fit(
         "bound": f"bootstrap {BOOTSTRAP} x, {int(100 * CONFIDENCE)} % one-sided lower bound, {FOLDS}-fold cross-fit",
         "strong_share": round(share, 4),
         "quality_ratio_lower_bound": round(bound, 4),
+        "penalty": penalty,
         "held_out": {"new": report["new"], "current": report["current"]},
         "seed": seed,
     }
