@@ -334,6 +334,13 @@ the request arrives, like a first token) and stamps each with the moment it sent
 a gateway hands it out minus that stamp; the direct column reads the same stream with no gateway at all (`http.client`,
 one line at a time), the floor that loopback and waking a reader cost everyone.
 
+What each gateway does on the way: llm-router serves the benchmark's own config (the 200 rules above, with its 4 models
+made OpenAI-compatible models at the upstream, nothing simulated). Its first rule sends requests with personal data to
+the EU model, so every request's upstream strings are scanned for PII before it is routed; the route keeps no response
+cache and the tenant has no budget, as above. LiteLLM's Router has the same 4 models as deployments of one model group,
+and no rules. `.venv-bench/bin/python bench/streaming.py --runs 5` repeats this measurement alone and prints the medians
+of the runs; `--variant pii-policy` makes the PII rule a policy (`enforce: always`), `--variant plain` drops it.
+
 {chr(10).join(stream_table)}
 
 Above the direct read's floor (the gateways' own share, p50 minus p50): {above_text}.
