@@ -76,3 +76,11 @@ def test_the_event_name_applies_to_one_event_only() -> None:
     events = parse([b"event: ping\ndata: {}\n\ndata: {}\n\n"])
 
     assert [e.event for e in events] == ["ping", "message"]
+
+
+LF_ONLY = STREAM.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+@pytest.mark.parametrize("cut", range(1, len(LF_ONLY)))
+def test_line_feeds_only_cut_anywhere_give_the_same_events(cut: int) -> None:
+    assert parse([LF_ONLY[:cut], LF_ONLY[cut:]]) == EXPECTED

@@ -296,37 +296,45 @@ class SSEParser:
         self._buffer += self._decoder.decode(b"", final=True)
         events = self._lines(final=True)
         if self._buffer:
-            events.extend(self._line(self._buffer))
+            self._line(self._buffer, events)
             self._buffer = ""
-        events.extend(self._line(""))
+        self._line("", events)
         return events
 
     def _lines(self, *, final: bool) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
-        start = 0
         buffer = self._buffer
+        if "\r" not in buffer:
+            # Line feeds only, as nearly every server sends: split at once, the unfinished line stays buffered.
+            *lines, self._buffer = buffer.split("\n")
+            for line in lines:
+                self._line(line, events)
+            return events
+        start = 0
         while (match := _LINE_END.search(buffer, start)) is not None:
             if match.group() == "\r" and match.end() == len(buffer) and not final:
                 break  # a CR at the end of a read may be the first half of a CRLF
-            events.extend(self._line(buffer[start : match.start()]))
+            self._line(buffer[start : match.start()], events)
             start = match.end()
         self._buffer = buffer[start:]
         return events
 
-    def _line(self, line: str) -> list[ServerSentEvent]:
+    def _line(self, line: str, events: list[ServerSentEvent]) -> None:
+        """Take in one line; a blank line ends the event under way, appended to `events` when it has data."""
         if not line:
-            event = ServerSentEvent(self._event or "message", "\n".join(self._data)) if self._data else None
+            if self._data:
+                events.append(ServerSentEvent(self._event or "message", "\n".join(self._data)))
             self._event, self._data = "", []
-            return [event] if event else []
-        if line.startswith(":"):
-            return []
+            return
+        if line[0] == ":":
+            return
         name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
+        if value[:1] == " ":
+            value = value[1:]
         if name == "data":
             self._data.append(value)
         elif name == "event":
             self._event = value
-        return []
 
 
 class EventSource:
