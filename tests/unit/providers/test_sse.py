@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+import gzip
+import io
 
-from llm_router.providers.http import ServerSentEvent, SSEParser
+import pytest
+import urllib3
+
+from llm_router.providers.base import Deadline
+from llm_router.providers.http import EventSource, ServerSentEvent, SSEParser
 
 STREAM = (
     b": keep-alive comment\r\n"
@@ -84,3 +89,14 @@ LF_ONLY = STREAM.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 @pytest.mark.parametrize("cut", range(1, len(LF_ONLY)))
 def test_line_feeds_only_cut_anywhere_give_the_same_events(cut: int) -> None:
     assert parse([LF_ONLY[:cut], LF_ONLY[cut:]]) == EXPECTED
+
+
+@pytest.mark.parametrize("encoding", [None, "identity", "gzip"])
+def test_an_event_stream_is_read_as_sent_or_decompressed_when_the_server_compressed_it(encoding: str | None) -> None:
+    body = gzip.compress(LF_ONLY) if encoding == "gzip" else LF_ONLY
+    headers = {"content-type": "text/event-stream"} | ({"content-encoding": encoding} if encoding else {})
+    response = urllib3.HTTPResponse(io.BytesIO(body), headers=headers, status=200, preload_content=False)
+
+    events = EventSource(response, Deadline(5), label="m", idle_seconds=5)
+
+    assert list(events) == EXPECTED

@@ -116,15 +116,20 @@ def transport_errors(label: str) -> Iterator[None]:
     includes the URL."""
     try:
         yield
-    except NewConnectionError:
+    except (HTTPError, OSError) as exc:
+        raise transport_error(label, exc) from None
+
+
+def transport_error(label: str, exc: HTTPError | OSError) -> RetryableError:
+    """One mapping for `transport_errors` and for the stream reads, which catch without a context manager."""
+    if isinstance(exc, NewConnectionError):
         # Checked first: urllib3 makes it a subclass of its connect-timeout error, but a refused connection
         # is not a timeout.
-        raise RetryableError(f"{label}: connection refused", kind="connection") from None
-    except (TransportTimeout, TimeoutError):
-        raise RetryableError(f"{label}: timed out", kind="timeout") from None
-    except (HTTPError, OSError) as exc:
-        # Connection refused or reset, dropped mid-response, TLS failures.
-        raise RetryableError(f"{label}: connection failed ({type(exc).__name__})", kind="connection") from None
+        return RetryableError(f"{label}: connection refused", kind="connection")
+    if isinstance(exc, (TransportTimeout, TimeoutError)):
+        return RetryableError(f"{label}: timed out", kind="timeout")
+    # Connection refused or reset, dropped mid-response, TLS failures.
+    return RetryableError(f"{label}: connection failed ({type(exc).__name__})", kind="connection")
 
 
 def as_dict(value: Any) -> dict[str, Any]:
@@ -354,6 +359,12 @@ class EventSource:
         self._idle = idle_seconds
         self._started = False
         self._ended = False
+        self._sock = _socket_of(response)
+        self._timeout: float | None = None
+        # Bytes as they arrived unless the body is compressed: urllib3's decoding (a decoder lookup and a buffer
+        # round trip on every read) only where there is something to decode.
+        encoding = str(response.headers.get("content-encoding") or "identity").strip().lower()
+        self._decode = encoding != "identity"
 
     def started(self) -> None:
         """The first delta went out: from now on reads wait up to the idle timeout instead of the deadline."""
@@ -377,9 +388,13 @@ class EventSource:
         return self._deadline.remaining()
 
     def _read(self, timeout: float) -> bytes:
-        set_read_timeout(self._response, timeout)
-        with transport_errors(self._label):
-            return self._response.read1(READ_SIZE)
+        if timeout != self._timeout and self._sock is not None:
+            self._sock.settimeout(max(timeout, 0.001))
+            self._timeout = timeout
+        try:
+            return self._response.read1(READ_SIZE, decode_content=self._decode)
+        except (HTTPError, OSError) as exc:
+            raise transport_error(self._label, exc) from None
 
     def close(self, *, drain: bool = False) -> None:
         """Release the connection: with `drain` (the last event was seen), read the rest briefly for reuse."""
@@ -397,9 +412,13 @@ class EventSource:
 
 def set_read_timeout(response: Any, seconds: float) -> None:
     """Give the response's socket a new read timeout (urllib3 fixes one when the request is sent)."""
-    sock = getattr(getattr(response, "connection", None), "sock", None)
+    sock = _socket_of(response)
     if sock is not None:
         sock.settimeout(max(seconds, 0.001))
+
+
+def _socket_of(response: Any) -> Any:
+    return getattr(getattr(response, "connection", None), "sock", None)
 
 
 def open_event_stream(
