@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 
@@ -100,3 +101,32 @@ def test_an_event_stream_is_read_as_sent_or_decompressed_when_the_server_compres
     events = EventSource(response, Deadline(5), label="m", idle_seconds=5)
 
     assert list(events) == EXPECTED
+
+
+def test_the_youngest_generation_is_collected_after_the_request_and_before_the_first_read() -> None:
+    collected_before_read: list[int] = []
+    collections: list[int] = []
+
+    class Body(io.BytesIO):
+        def read1(self, size: int | None = -1, /) -> bytes:
+            collected_before_read.append(len(collections))
+            return super().read1(size)
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    response = urllib3.HTTPResponse(Body(LF_ONLY), headers={}, status=200, preload_content=False)
+    events = iter(EventSource(response, Deadline(5), label="m", idle_seconds=5))
+    was_enabled = gc.isenabled()
+    gc.disable()  # no collection but the one asked for
+    gc.callbacks.append(seen)
+    try:
+        first = next(events)
+    finally:
+        gc.callbacks.remove(seen)
+        if was_enabled:
+            gc.enable()
+
+    assert first == EXPECTED[0]
+    assert collections == [0] and collected_before_read[0] == 1
