@@ -742,6 +742,7 @@ def iter_body(response: Response) -> Iterator[bytes]:
 # which the official SDKs raise as an API error.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 DONE = b"data: [DONE]\n\n"
+_PLAIN_CHUNK_END = b',"logprobs":null,"finish_reason":null}]}\n\n'
 
 
 def _event(body: dict[str, Any]) -> bytes:
@@ -763,10 +764,16 @@ def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage
         "model": start.model.id,
     }
 
+    # Every chunk starts with the same bytes: serialised once, each chunk encodes only its delta.
+    head = b"data: " + _ENCODER.encode(base)[:-1].encode() + b',"choices":[{"index":0,"delta":'
+
     def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> bytes:
-        return _event(
-            {**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
-        )
+        """What `_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason":
+        finish}]})` writes, byte for byte."""
+        if finish is None and logprobs is None:
+            return head + _ENCODER.encode(delta).encode() + _PLAIN_CHUNK_END
+        tail = _ENCODER.encode({"logprobs": logprobs, "finish_reason": finish})[1:].encode()
+        return head + _ENCODER.encode(delta).encode() + b"," + tail + b"]}\n\n"
 
     role_sent = finished = False
     try:
