@@ -37,4 +37,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Response:
     return response
 
 
-setattr(lambda_handler, AFTER_RESPONSE_HOOK, deferred.run_pending)
+def _after_response() -> None:
+    """Run by the runtime loop once the response is out, before the next invocation: the deferred response-cache
+    writes, then the outcome records."""
+    deferred.run_pending()
+    if api.gateway.outcomes is not None:
+        api.gateway.outcomes.flush()
+
+
+setattr(lambda_handler, AFTER_RESPONSE_HOOK, _after_response)

@@ -466,7 +466,8 @@ def test_the_router_function_writes_a_miss_after_its_response_under_the_streamin
     assert len(handler.deferred) == 1
     assert DynamoResponseCache(DEFAULT_STATE_TABLE).stats().entries == 0
     # And once the loop has called the handler's after-response hook, the entry is there and the request hits
-    assert getattr(handler.lambda_handler, AFTER_RESPONSE_HOOK)() == 1
+    getattr(handler.lambda_handler, AFTER_RESPONSE_HOOK)()
+    assert len(handler.deferred) == 0
     assert DynamoResponseCache(DEFAULT_STATE_TABLE).stats().entries == 1
     assert invoke()["headers"]["x-router-cache"] == "hit"
     assert len(handler.deferred) == 0
