@@ -102,8 +102,11 @@ def test_a_word_never_seen_with_a_label_inherits_the_label_of_words_meaning_the_
 def test_the_exported_classifier_reproduces_the_folded_layer() -> None:
     texts = ["car for sale", "a car to rent", "hot soup today", "soup of the day", "automobile ads", "stew"] * 4
     vec = Vectorizer(texts, min_df=1, max_terms=1000, prefix=4)
-    feats = Features(vec.transform, len(vec.vocab), scaled(encode_terms(vec.vocab, FakeEncoder(), "fake", None),
-                                                             vec.transform(texts), 1.0))
+    feats = Features(
+        vec.transform,
+        len(vec.vocab),
+        scaled(encode_terms(vec.vocab, FakeEncoder(), "fake", None), vec.transform(texts), 1.0),
+    )
     y = np.array([1.0, 1.0, 0.0, 0.0, 1.0, 0.0] * 4)
     reg = Ridge(alpha=0.1).fit(feats.transform(texts), y)
     outputs = ["domain:" + d for d in ("code", "math", "medical", "legal", "science", "general")] + ["prior:gain"]

