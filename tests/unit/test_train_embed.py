@@ -120,3 +120,13 @@ def test_the_exported_classifier_reproduces_the_folded_layer() -> None:
     expected = reg.predict(feats.transform(texts))
     scored = np.array([clf.linear_outputs(t)["prior:gain"] for t in texts])
     assert np.allclose(scored, expected, atol=1e-3)
+
+
+def test_models_of_their_own_on_the_pooled_embeddings_fold_to_term_weights() -> None:
+    texts = ["car for sale", "hot soup today", "automobile ads", "stew"]
+    vec = Vectorizer(texts, min_df=1, max_terms=100)
+    table = encode_terms(vec.vocab, FakeEncoder(), "fake", None)
+    feats = Features(vec.transform, len(vec.vocab), table, joint=False)
+    assert feats.transform(texts).shape == (4, len(vec.vocab))  # the sparse layer's own models see the terms only
+    d = np.arange(table.shape[1], dtype=float)
+    assert np.allclose(feats.pooled(texts) @ d, vec.transform(texts) @ (table @ d))

@@ -95,22 +95,33 @@ def scaled(table: np.ndarray, x: sparse.csr_matrix, scale: float) -> np.ndarray:
 
 
 class Features:
-    """The sparse matrix of a vectoriser, optionally widened by the pooled term embeddings, and the fold that maps
-    coefficients on the widened matrix back to one weight per term."""
+    """The sparse matrix of a vectoriser and the term embeddings. `joint`: the matrix is widened by the pooled
+    embeddings, and `fold` maps coefficients on the widened matrix back to one weight per term; otherwise the
+    matrix is the vectoriser's, and the pooled embeddings feed models of their own (`pooled`)."""
 
     def __init__(
-        self, transform: Callable[[Sequence[str]], sparse.csr_matrix], terms: int, table: np.ndarray | None = None
+        self,
+        transform: Callable[[Sequence[str]], sparse.csr_matrix],
+        terms: int,
+        table: np.ndarray | None = None,
+        joint: bool = True,
     ) -> None:
         self._transform = transform
         self.terms = terms
         self.table = table
+        self.joint = joint and table is not None
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
-        return widen(self._transform(texts), self.table)
+        return widen(self._transform(texts), self.table if self.joint else None)
 
     def fold(self, coef: np.ndarray) -> np.ndarray:
-        """Coefficients over the terms (rows) from coefficients over the widened features (rows, or a 1-D vector)."""
-        return fold(coef, self.table)
+        """Coefficients over the terms (rows) from coefficients over the features (rows, or a 1-D vector)."""
+        return fold(coef, self.table if self.joint else None)
+
+    def pooled(self, texts: Sequence[str]) -> np.ndarray:
+        """The pooled term embeddings of each text (`x @ table`): their coefficients `d` fold to `table @ d`."""
+        assert self.table is not None
+        return np.asarray(self._transform(texts) @ self.table)
 
 
 def widen(x: sparse.csr_matrix, table: np.ndarray | None) -> sparse.csr_matrix:

@@ -103,6 +103,10 @@ class TrainConfig:
     embed_dims: int = 0
     embed_scale: float = 1.0
     embed_bigrams: bool = False
+    # "outputs": ridge regressions on the pooled embeddings as extra outputs the difficulty head reads; "joint": the
+    # pooled embeddings fitted alongside the terms by every output's model.
+    embed_mode: str = "outputs"
+    embed_alpha: float = 1.0
     embed_cache: Path | None = Path("build/embeddings")
     # Stop after the cross-validated figures (model selection): no final fit, no held-out figures, no file.
     cv_only: bool = False
@@ -350,6 +354,13 @@ def fit_layer1(
         outputs.append(f"dc:{name}")
         coefs.append(feats.fold(reg.coef_))
         biases.append(float(reg.intercept_))
+    if feats.table is not None and not feats.joint:
+        pooled = feats.pooled([e.prompt for e in routellm])
+        for name, model in (("w", ROUTELLM_WEAK), ("s", ROUTELLM_STRONG)):
+            reg = Ridge(alpha=cfg.embed_alpha).fit(pooled, [e.outcomes[model] for e in routellm])
+            outputs.append(f"embed:{name}")
+            coefs.append(feats.table @ reg.coef_)
+            biases.append(float(reg.intercept_))
     return Layer1(outputs, np.column_stack(coefs), np.array(biases), domain_cv_f1)
 
 
@@ -499,7 +510,7 @@ def term_features(
     table = scaled(reduce(raw, cfg.embed_dims), vec.transform(texts), cfg.embed_scale)
     embedded = int((np.abs(table).sum(axis=1) > 0).sum())
     log(f"term embeddings: {embedded} terms, {table.shape[1]} dimensions ({time.monotonic() - started:.0f} s)")
-    return Features(vec.transform, len(vec.vocab), table)
+    return Features(vec.transform, len(vec.vocab), table, joint=cfg.embed_mode == "joint")
 
 
 def train(
