@@ -100,13 +100,13 @@ class TrainConfig:
     head_c: float = 1.0
     prior_shrink: float = 20.0
     # Static term embeddings distilled from the sentence encoder (0 dimensions: none), folded into the sparse layer.
-    embed_dims: int = 0
+    embed_dims: int = 256
     embed_scale: float = 1.0
     embed_bigrams: bool = False
     # "outputs": ridge regressions on the pooled embeddings as extra outputs the difficulty head reads; "joint": the
     # pooled embeddings fitted alongside the terms by every output's model.
     embed_mode: str = "outputs"
-    embed_alpha: float = 1.0
+    embed_alpha: float = 10.0
     embed_cache: Path | None = Path("build/embeddings")
     # Stop after the cross-validated figures (model selection): no final fit, no held-out figures, no file.
     cv_only: bool = False
