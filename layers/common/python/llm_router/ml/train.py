@@ -58,7 +58,7 @@ from llm_router.ml.datasets import (
     read_routellm_mmlu,
     read_routellm_mt_bench,
 )
-from llm_router.ml.embed import MINILM, Encoder, Features, encode_terms, minilm_encoder, reduce, scaled
+from llm_router.ml.embed import MINILM, Encoder, Features, encode_terms, lazy_minilm_encoder, reduce, scaled
 from llm_router.routing.classifier import WEIGHTS_FORMAT, Classifier, dense_features, terms
 
 OUTCOMES = ("w0s0", "w0s1", "w1s0", "w1s1")
@@ -506,7 +506,7 @@ def term_features(
     if not cfg.embed_dims:
         return Features(vec.transform, len(vec.vocab))
     started = time.monotonic()
-    raw = encode_terms(vec.vocab, encoder or minilm_encoder(), encoder_name, cfg.embed_cache, cfg.embed_bigrams)
+    raw = encode_terms(vec.vocab, encoder or lazy_minilm_encoder(), encoder_name, cfg.embed_cache, cfg.embed_bigrams)
     table = scaled(reduce(raw, cfg.embed_dims), vec.transform(texts), cfg.embed_scale)
     embedded = int((np.abs(table).sum(axis=1) > 0).sum())
     log(f"term embeddings: {embedded} terms, {table.shape[1]} dimensions ({time.monotonic() - started:.0f} s)")
