@@ -100,7 +100,7 @@ class TrainConfig:
     head_c: float = 1.0
     prior_shrink: float = 20.0
     # Static term embeddings distilled from the sentence encoder (0 dimensions: none), folded into the sparse layer.
-    embed_dims: int = 256
+    embed_dims: int = 384
     embed_scale: float = 1.0
     embed_bigrams: bool = False
     # "outputs": ridge regressions on the pooled embeddings as extra outputs the difficulty head reads; "joint": the
