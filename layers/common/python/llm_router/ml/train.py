@@ -12,7 +12,9 @@ Two layers, mirrored in pure Python by `llm_router.routing.classifier`:
      reads like (the subject itself is never an input);
    - `outcome:<w0s0|w0s1|w1s0|w1s1>`: multinomial logistic regression on the joint outcome of the two models;
    - `dc:<small|gap>`: ridge regressions onto dcrouter's mean score of its small (7-9B) models and the gain of its
-     large (49-70B) models over them, a second opinion on difficulty from other model families.
+     large (49-70B) models over them, a second opinion on difficulty from other model families;
+   - `embed:<w|s>`: ridge regressions onto the weak and the strong model being right, on the prompt's pooled term
+     embeddings distilled from all-MiniLM-L6-v2 (`llm_router.ml.embed`), folded into per-term weights.
 2. The difficulty head: a multinomial logistic regression over the layer-1 outputs and a few shape features
    (length, digits, lines, lettered choices; for open questions also sentences, percentages, decimals, fractions
    and money) predicting the joint outcome of the two models; difficulty is the strong model's win rate
