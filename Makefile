@@ -11,7 +11,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PORT ?= 8080
 
-.PHONY: help install run test test-runtime lint format unit integration e2e infra synth synth-all deploy destroy cdk-cli bench bench-profile train chaos mutate clean
+.PHONY: help install run test test-runtime lint format unit integration e2e infra synth synth-all deploy destroy cdk-cli bench bench-profile train adapt-report chaos mutate clean
 
 help:
 	@echo "make run     serve the router locally on http://127.0.0.1:$(PORT) (emulated AWS, simulated models)"
@@ -115,6 +115,11 @@ $(VENV)/.installed-train: pyproject.toml uv.lock requirements-encoder.txt | $(UV
 train: $(VENV)/.installed-train
 	$(VENV)/bin/llm-router train --data-dir $(ROUTING_DATA) $(TRAIN_ARGS)
 	$(PY) -m llm_router.ml.report --data-dir $(ROUTING_DATA) --docs docs
+	$(MAKE) adapt-report
+
+# Adaptation on new traffic with the installed weights: docs/adaptation.{json,png} (a few minutes on 2 cores).
+adapt-report: $(VENV)/.installed-train
+	$(PY) -m llm_router.ml.adapt_report --data-dir $(ROUTING_DATA) --docs docs
 
 # Deploying: the CDK CLI and Node 22 (jsii warns on Node 20) come from the npm registry into .tools/, pinned.
 NODE_VERSION := 22.23.3

@@ -25,13 +25,20 @@ MANAGED_DEPENDENCIES = ("aws-lambda-powertools", "pydantic", "pydantic-core", "t
 
 
 def _excluded(relative: Path, patterns: Iterable[str]) -> bool:
+    """As CDK's glob excludes: the last pattern that matches decides, and a `!` pattern brings a file back."""
     text = relative.as_posix()
+    excluded = False
     for pattern in patterns:
-        if text == pattern or text.startswith(pattern + "/"):
-            return True
-        if any(fnmatch.fnmatch(part, pattern) for part in relative.parts):
-            return True
-    return False
+        negated = pattern.startswith("!")
+        body = pattern.removeprefix("!")
+        if (
+            text == body
+            or text.startswith(body + "/")
+            or ("/" in body and fnmatch.fnmatch(text, body))
+            or any(fnmatch.fnmatch(part, body) for part in relative.parts)
+        ):
+            excluded = not negated
+    return excluded
 
 
 def asset_files(folder: Path, excludes: Iterable[str]) -> Iterator[Path]:

@@ -133,3 +133,86 @@ def stream_config(rules: dict[str, Any], base_url: str) -> dict[str, Any]:
         entry = {k: v for k, v in model.items() if k not in ("provider", "model_id")}
         models.append({**entry, "provider": "openai", "model_id": MODEL_PREFIX + model["id"], "base_url": base_url})
     return {**rules, "models": models}
+
+
+def _variant(rules: dict[str, Any], variant: str) -> dict[str, Any]:
+    """The benchmark's rules (`bench`), the same with its PII rule made a policy (`pii-policy`: evaluated for every
+    request, before any other rule), or with no rule that needs PII detection (`plain`)."""
+    if variant == "bench":
+        return rules
+    kept = []
+    for rule in rules["rules"]:
+        if rule["id"] == "pii-stays-in-eu":
+            if variant == "plain":
+                continue
+            rule = {**rule, "enforce": "always"}
+        kept.append(rule)
+    return {**rules, "rules": kept}
+
+
+def main() -> None:
+    """The streaming measurement alone, repeated: `.venv-bench/bin/python bench/streaming.py --runs 5`.
+
+    Each run is one worker process (bench/workers.py `stream`), as in `make bench`; the medians over the runs are
+    printed last. Imports of the benchmark's other modules stay here: the workers import this module."""
+    import argparse
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    import run
+    import workload
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--streams", type=int, default=100, help="streams per gateway and run")
+    parser.add_argument("--interval-ms", type=float, default=INTERVAL_MS)
+    parser.add_argument("--variant", choices=("bench", "plain", "pii-policy"), default="bench")
+    args = parser.parse_args()
+
+    from llm_router.local.runtime import LocalStack
+    from llm_router.stores.config_admin import ConfigAdmin, validate_document
+    from llm_router.stores.tables import table_definition
+
+    workdir = Path(tempfile.mkdtemp(prefix="llm-router-stream-"))
+    stack = LocalStack(config_path=workload.CONFIG_PATH, simulate=True, project_dir=workdir, write_endpoint_file=False)
+    stack.start()
+    upstream = StreamingUpstream(interval_ms=args.interval_ms).start()
+    rows: list[dict[str, float]] = []
+    try:
+        runner = run.Runner(workdir, run.child_environment(stack))
+        config = validate_document(_variant(stream_config(workload.rules_config(), upstream.base_url), args.variant))
+        if not config.ok:
+            raise SystemExit("streaming config is invalid: " + "; ".join(config.errors))
+        ddb = stack.clients.get("dynamodb")
+        ddb.create_table(**table_definition(run.STREAM_CONFIG_TABLE))
+        ConfigAdmin(run.STREAM_CONFIG_TABLE, dynamodb=ddb).apply(config)
+        env = {**runner.env, "CONFIG_TABLE_NAME": run.STREAM_CONFIG_TABLE, "LLM_ROUTER_SIMULATE": "false"}
+        for index in range(args.runs):
+            result = runner.run(
+                "stream", "--requests", str(args.streams), "--warmup", "5", "--upstream", upstream.base_url, env=env
+            )
+            if result is None:
+                raise SystemExit("; ".join(runner.errors))
+            ours, theirs = result["ours"], result["litellm"]
+            row = {
+                "ours_p50": ours["ttfb_overhead"]["p50_ms"],
+                "ours_p99": ours["ttfb_overhead"]["p99_ms"],
+                "litellm_p50": theirs["ttfb_overhead"]["p50_ms"],
+                "litellm_p99": theirs["ttfb_overhead"]["p99_ms"],
+                "chunk_p50_us": ours["chunk_overhead_us"]["p50_us"],
+                "litellm_chunk_p50_us": theirs["chunk_overhead_us"]["p50_us"],
+                "direct_p50": result["direct"]["ttfb_overhead"]["p50_ms"],
+            }
+            row["ratio_p50"] = row["ours_p50"] / row["litellm_p50"]
+            row["ratio_p99"] = row["ours_p99"] / row["litellm_p99"]
+            rows.append(row)
+            print(f"run {index + 1}: " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
+    finally:
+        upstream.stop()
+        stack.stop()
+    print("median: " + "  ".join(f"{k} {statistics.median(r[k] for r in rows):.3f}" for k in rows[0]))
+
+
+if __name__ == "__main__":
+    main()

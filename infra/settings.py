@@ -45,6 +45,7 @@ LOG_LEVELS = ("DEBUG", "INFO")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _PRODUCT_ID = re.compile(r"^prod-[a-z0-9]+$")
+_SCHEDULE = re.compile(r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$")
 POWERTOOLS_LAYERS = ("managed", "bundled")
 # A streamed REST API response may last 15 minutes; a Lambda function may run as long, and the router needs
 # its margin on top.
@@ -90,6 +91,8 @@ class StackSettings:
     # Usage counters of tenants without a budget are written at most this often per tenant and day (0: with
     # every answer); budgets always see every answer.
     usage_flush_seconds: int = _key("usageFlushSeconds", 5)
+    # How long routing outcomes (routes with `learn.collect`: records, feedback, shadow judgements) are kept.
+    outcome_retention_days: int = _key("outcomeRetentionDays", 90)
     bedrock_model_arns: tuple[str, ...] = _key("bedrockModelArns", ())
     # Besides the router's role, the only principals the fallback queue's policy lets send: roles operators use to
     # re-drive dead-lettered requests (`llm-router dlq replay`). Messages name only a request the router recorded.
@@ -117,6 +120,10 @@ class StackSettings:
     cost_per_hour_alarm_usd: float = _key("costPerHourAlarmUsd", 5.0)
     error_5xx_rate_alarm_percent: float = _key("error5xxRateAlarmPercent", 5.0)
     fallback_max_receive_count: int = _key("fallbackMaxReceiveCount", 5)
+    # Opt-in: an EventBridge schedule expression (`rate(1 day)`, `cron(0 3 * * ? *)`) on which a function re-fits
+    # every route with `learn` settings from its outcomes and promotes what beats the version in service. Empty:
+    # no function and no schedule (`llm-router adapt ROUTE` still works from a laptop).
+    adapt_schedule: str = _key("adaptSchedule", "")
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -145,6 +152,7 @@ class StackSettings:
             (128 <= self.router_memory_mb <= 10240, "routerMemoryMb: 128..10240"),
             (self.rules_ttl_seconds >= 0, "rulesTtlSeconds: >= 0"),
             (0 <= self.usage_flush_seconds <= 300, "usageFlushSeconds: 0..300"),
+            (1 <= self.outcome_retention_days <= 3650, "outcomeRetentionDays: 1..3650"),
             (_SEMVER.match(self.powertools_version), "powertoolsVersion: a release such as 3.37.0"),
             (self.powertools_layer in POWERTOOLS_LAYERS, f"powertoolsLayer: one of {POWERTOOLS_LAYERS}"),
             (
@@ -165,6 +173,10 @@ class StackSettings:
             (self.cost_per_hour_alarm_usd > 0, "costPerHourAlarmUsd: > 0"),
             (0 < self.error_5xx_rate_alarm_percent <= 100, "error5xxRateAlarmPercent: 0..100"),
             (1 <= self.fallback_max_receive_count <= 1000, "fallbackMaxReceiveCount: 1..1000"),
+            (
+                self.adapt_schedule == "" or _SCHEDULE.match(self.adapt_schedule),
+                "adaptSchedule: empty, or an EventBridge schedule such as rate(1 day) or cron(0 3 * * ? *)",
+            ),
         ]
         return [message for ok, message in checks if not ok]
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, App, CfnOutput, Duration, Stack, Tags, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct, IConstruct
@@ -23,12 +26,17 @@ from infra.constructs.tables import Tables
 from infra.constructs.waf import ApiFirewall
 from infra.powertools_layer import build_powertools_layer
 from infra.settings import StackSettings
-from llm_router.schemas.records import CONFIG_KINDS, KEY_PARTITION
+from llm_router.schemas.records import ADAPTATION_PARTITION, CONFIG_KINDS, KEY_PARTITION
 from llm_router.settings import Env
 
-# The Config partitions the router reads: the catalog and rules, and the tenant and price items it reads as
-# they are added. Never `apikey`: only the authorizer sees key hashes.
-ROUTER_CONFIG_PARTITIONS = (*CONFIG_KINDS, "tenant", "price")
+# The Config partitions the router reads: the catalog and rules, the routes' active adaptations, and the tenant and
+# price items it reads as they are added. Never `apikey`: only the authorizer sees key hashes.
+ROUTER_CONFIG_PARTITIONS = (*CONFIG_KINDS, ADAPTATION_PARTITION, "tenant", "price")
+# The State-table partitions of outcome records (`outcomes#<route>#<day>`, stores/outcome_store.py): all the
+# scheduled adapt function may read there.
+OUTCOME_PARTITIONS = "outcomes#*"
+# Fitting is pure Python over at most a few thousand outcomes per route, a few seconds each.
+ADAPT_TIMEOUT = Duration.minutes(5)
 # Time the router keeps after API Gateway has given up, to queue the request instead of losing it.
 ROUTER_TIMEOUT_MARGIN = Duration.seconds(3)
 # One message per replay invocation: each gets the whole deadline, and a slow one cannot time out a batch whose
@@ -91,6 +99,7 @@ class RouterStack(Stack):
             Env.FALLBACK_QUEUE_URL: self.fallback.queue.queue_url,
             Env.RULES_TTL_SECONDS: str(settings.rules_ttl_seconds),
             Env.USAGE_FLUSH_SECONDS: str(settings.usage_flush_seconds),
+            Env.OUTCOME_RETENTION_DAYS: str(settings.outcome_retention_days),
             Env.METRICS_SINK: "stdout",
             Env.REQUEST_TIMEOUT_SECONDS: str(timeout),
         }
@@ -153,6 +162,7 @@ class RouterStack(Stack):
         assert self.router.role is not None
         self.fallback.grant_send(self.router.role, settings.queue_operator_role_arns)
         self.tables.grant_config_read(self.authorizer, [KEY_PARTITION], actions=["dynamodb:GetItem"])
+        self.adapt = self._adapt_on_schedule(settings) if settings.adapt_schedule else None
 
         self.api = RouterApi(self, "Api", settings=settings, router=self.router, authorizer=self.authorizer)
         self.firewall = (
@@ -178,6 +188,36 @@ class RouterStack(Stack):
         Tags.of(self).add("project", "llm-router")
         self._outputs()
         self._acknowledge_findings()
+
+    def _adapt_on_schedule(self, settings: StackSettings) -> lambda_.Function:
+        """The opt-in scheduled adapt function: it reads routes and outcome records, and may write only adaptation
+        items (new versions, the active pointer) in the Config table."""
+        function = self.functions.add_function(
+            "Adapt",
+            folder="adapt",
+            description="llm-router: re-fits learning routes from their outcomes, promotes what beats the current",
+            timeout=ADAPT_TIMEOUT,
+            memory_size=settings.router_memory_mb,
+            environment={
+                Env.CONFIG_TABLE_NAME: self.tables.config_table.table_name,
+                Env.STATE_TABLE_NAME: self.tables.state_table.table_name,
+                # Outcomes are read as far back as the router keeps them.
+                Env.OUTCOME_RETENTION_DAYS: str(settings.outcome_retention_days),
+            },
+        )
+        self.tables.grant_config_read(function, (*CONFIG_KINDS, ADAPTATION_PARTITION))
+        self.tables.grant_config_write(function, [ADAPTATION_PARTITION])
+        self.tables.grant_state_query(function, OUTCOME_PARTITIONS, self.data_key)
+        # A failed run is not retried by Lambda: the next scheduled run starts from the data as it is then.
+        events.Rule(
+            self,
+            "AdaptSchedule",
+            description="llm-router: scheduled adaptation of routes with learn settings",
+            schedule=events.Schedule.expression(settings.adapt_schedule),
+            targets=[events_targets.LambdaFunction(function, retry_attempts=0)],
+        )
+        function.configure_async_invoke(retry_attempts=0)
+        return function
 
     def _outputs(self) -> None:
         outputs = {

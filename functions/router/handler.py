@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from llm_router.api import Response
 from llm_router.observability import logger
+from llm_router.runtime import AFTER_RESPONSE_HOOK
 from llm_router.settings import RouterSettings
 from llm_router.wiring import build_router_api
 
@@ -24,3 +25,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Response:
         gc.freeze()
         _frozen = True
     return response
+
+
+def _after_response() -> None:
+    """Run by the runtime loop once the response is out: outcome records are written before the next invocation."""
+    if api.gateway.outcomes is not None:
+        api.gateway.outcomes.flush()
+
+
+setattr(lambda_handler, AFTER_RESPONSE_HOOK, _after_response)

@@ -293,6 +293,25 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             graph("Response cache hits by route per hour", [metric_by(Dimension.ROUTE, Metric.CACHE_HITS)], width=24),
         )
+        # Routes with `learn`: shadow evaluations judged, skipped (budget, residency, ...) and failed, what they
+        # cost, and outcome records that could not be written.
+        self.dashboard.add_widgets(
+            graph(
+                "Shadow evaluation and outcome records per hour",
+                [
+                    router_metric(Metric.SHADOW_EVALUATIONS, label="Judged"),
+                    router_metric(Metric.SHADOW_SKIPPED, label="Skipped"),
+                    router_metric(Metric.SHADOW_FAILED, label="Failed"),
+                    router_metric(Metric.OUTCOME_WRITE_FAILED, label="Outcome writes failed"),
+                ],
+                width=12,
+            ),
+            graph(
+                "Shadow evaluation cost by route per hour (USD)",
+                [metric_by(Dimension.ROUTE, Metric.SHADOW_COST_USD)],
+                width=12,
+            ),
+        )
         self.dashboard.add_widgets(
             graph("Function errors and throttles", lambda_metrics, width=12),
             graph("Queue depths", queue_metrics, width=12),

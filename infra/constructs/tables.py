@@ -17,6 +17,8 @@ from llm_router.stores.tables import PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
 # Reads that name their partition key, so the `dynamodb:LeadingKeys` condition can hold them to the allowed
 # partitions (a Scan could not be held to any).
 PARTITION_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query")
+# Single-item writes, which name their partition key too.
+PARTITION_WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:DeleteItem")
 
 
 class Tables(Construct):
@@ -67,3 +69,25 @@ class Tables(Construct):
             resource_arns=[self.config_table.table_arn],
             conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": sorted(partitions)}},
         )
+
+    def grant_config_write(self, grantee: iam.IGrantable, partitions: Sequence[str]) -> iam.Grant:
+        """Single-item writes to the Config table, limited to items whose partition key is one of `partitions`."""
+        if not partitions:
+            raise ValueError("grant_config_write: at least one partition")
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=list(PARTITION_WRITE_ACTIONS),
+            resource_arns=[self.config_table.table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": sorted(partitions)}},
+        )
+
+    def grant_state_query(self, grantee: iam.IGrantable, partition_pattern: str, key: kms.IKey) -> None:
+        """Queries of the State table limited to partitions matching `partition_pattern` (`outcomes#*`), and the
+        decryption of what they return."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["dynamodb:Query"],
+            resource_arns=[self.state_table.table_arn],
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [partition_pattern]}},
+        )
+        key.grant_decrypt(grantee)

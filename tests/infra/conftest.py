@@ -25,6 +25,7 @@ BEDROCK_ARNS = (
 ALARM_EMAIL = "ops@example.com"
 OPERATOR_ROLE_ARN = "arn:aws:iam::123456789012:role/llm-router-operators"
 MARKETPLACE_PRODUCT_IDS = ("prod-abc123example",)
+ADAPT_SCHEDULE = "rate(1 day)"
 
 
 class FakeLayerBuilder:
@@ -50,7 +51,8 @@ class Synth:
 
     outdir: Path
     default: Any  # aws_cdk.assertions.Template of the stack built from cdk.json as it is
-    full: Any  # ... with WAF, tracing, Bedrock models, an alarm email, the bundled layer, reserved concurrency
+    full: Any  # ... with WAF, tracing, Bedrock models, an alarm email, the bundled layer, reserved concurrency,
+    # the adapt schedule
     default_json: dict[str, Any]
     full_json: dict[str, Any]
     minimal_json: dict[str, Any]  # ... with the API Gateway role and the Marketplace rights switched off
@@ -92,6 +94,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         replay_reserved_concurrency=5,
         cors_allowed_origins=("https://app.example.com",),
         queue_operator_role_arns=(OPERATOR_ROLE_ARN,),
+        adapt_schedule=ADAPT_SCHEDULE,
     )
     minimal = replace(
         defaults,

@@ -91,9 +91,11 @@ def test_shared_layer_is_the_library_without_cli_local_ml_or_caches(synth: Synth
     # Then it holds the library the functions import
     assert (package / "api.py").is_file()
     assert (package / "authorizer.py").is_file()
-    # And nothing that runs only on a laptop, and no byte-code caches
-    for excluded in ("cli", "local", "ml"):
+    # And nothing that runs only on a laptop, and no byte-code caches: of `ml`, only the pure-Python fitting
+    # the scheduled adapt function runs
+    for excluded in ("cli", "local"):
         assert not (package / excluded).exists(), excluded
+    assert sorted(p.name for p in (package / "ml").iterdir()) == ["__init__.py", "adapt.py", "metrics.py"]
     assert not list(layer_dirs[0].rglob("__pycache__"))
     assert not list(layer_dirs[0].rglob("*.egg-info"))
     # And the shutdown extension, executable, where Lambda looks for extensions (/opt/extensions)
@@ -104,7 +106,7 @@ def test_shared_layer_is_the_library_without_cli_local_ml_or_caches(synth: Synth
 
 def test_function_code_is_the_handler_folder(synth: Synth) -> None:
     handlers = [p for p in synth.outdir.glob("asset.*") if (p / "handler.py").is_file()]
-    assert len(handlers) == 3  # router, authorizer, replay
+    assert len(handlers) == 4  # router, authorizer, replay, and adapt (on a schedule, in the full stack)
     for folder in handlers:
         assert sorted(p.name for p in folder.iterdir()) == ["handler.py"]
 
@@ -151,6 +153,7 @@ def test_router_is_told_its_tables_secret_queue_and_limits(synth: Synth) -> None
     assert env["MAX_BODY_BYTES"] == str(cdk_json_context()["maxRequestBytes"])
     assert env["RULES_TTL_SECONDS"] == "30"
     assert env["USAGE_FLUSH_SECONDS"] == str(cdk_json_context()["usageFlushSeconds"])
+    assert env["OUTCOME_RETENTION_DAYS"] == str(cdk_json_context()["outcomeRetentionDays"])
     assert env["LLM_ROUTER_METRICS_SINK"] == "stdout"
 
 

@@ -556,3 +556,22 @@ def test_a_failing_runtime_api_stops_the_loop(monkeypatch: pytest.MonkeyPatch) -
             run(RuntimeApiClient(api.address), lambda event, context: {"statusCode": 200}, True, max_invocations=1)
 
     assert raised.value.status == 500
+
+
+def test_the_router_handlers_hook_runs_after_each_response_and_before_the_next_invocation(
+    api: FakeRuntimeAPI,
+) -> None:
+    # Given a handler with an `after_response` hook (as the router function writes outcome records there)
+    from llm_router.runtime import AFTER_RESPONSE_HOOK
+
+    seen: list[tuple[int, int]] = []
+
+    def handler(event: Any, context: Any) -> dict[str, Any]:
+        return {"statusCode": 200, "headers": {}, "body": "ok"}
+
+    setattr(handler, AFTER_RESPONSE_HOOK, lambda: seen.append((len(api.posts), api.next_requests)))
+    api.invoke("req-a", {})
+    api.invoke("req-b", {})
+    serve(api, handler, streaming=True, invocations=2)
+    # Then it ran once per invocation, each time after that invocation's response and before the next poll
+    assert seen == [(1, 1), (2, 2)]

@@ -25,7 +25,18 @@ def test_eval_json_has_exactly_the_documented_keys(mmlu: Path, capsys: pytest.Ca
     capsys.readouterr()
     assert main(["eval", "--data", str(mmlu), *PAIR, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert list(summary) == ["apgr", "cpt50", "cpt80", "aiq", "savings_at_95", "random_apgr", "oracle_apgr", "n"]
+    assert list(summary) == [
+        "apgr",
+        "cpt50",
+        "cpt80",
+        "aiq",
+        "savings_at_95",
+        "random_apgr",
+        "oracle_apgr",
+        "n",
+        "operating_point",
+    ]
+    assert list(summary["operating_point"]) == ["threshold", "strong_share", "quality_ratio"]
     assert summary["n"] == 6
 
 

@@ -396,6 +396,35 @@ def test_sse_without_include_usage_has_no_usage_chunk_and_a_stream_without_finis
     assert all("usage" not in c for c in events[:-1])
 
 
+def test_sse_chunks_are_byte_for_byte_the_compact_json_of_the_whole_chunk_object() -> None:
+    logprobs = {"content": [{"token": "é", "logprob": -0.25, "bytes": [195, 169], "top_logprobs": []}]}
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    play = [
+        StreamDelta(content='Ünïcode \u2028 "quoted" \\ </script>'),
+        StreamDelta(content="x", logprobs=logprobs),
+        StreamDelta(tool_calls=[call]),
+        StreamDelta(content="last", finish_reason="length"),
+    ]
+    h = Harness([priced("a")], a=ScriptedProvider(play))
+    streaming = h.stream()
+
+    raw = list(sse_stream(streaming.start, streaming.events, include_usage=False))
+
+    base = {"id": "chatcmpl-r1", "object": "chat.completion.chunk", "created": streaming.start.created, "model": "a"}
+    expected = [
+        ({"role": "assistant", "content": play[0].content}, None, None),
+        ({"content": "x"}, logprobs, None),
+        ({"tool_calls": [call]}, None, None),
+        ({"content": "last"}, None, None),
+        ({}, None, "length"),
+    ]
+    for piece, (delta, chunk_logprobs, finish) in zip(raw, expected, strict=False):
+        choice = {"index": 0, "delta": delta, "logprobs": chunk_logprobs, "finish_reason": finish}
+        body = json.dumps({**base, "choices": [choice]}, separators=(",", ":"), ensure_ascii=False)
+        assert piece == b"data: " + body.encode() + b"\n\n"
+    assert raw[len(expected) :] == [DONE]
+
+
 def test_sse_ends_a_broken_stream_with_an_openai_error_event() -> None:
     cut = RetryableError("a: timed out", kind="timeout")
     h = Harness([priced("a")], a=ScriptedProvider([StreamDelta(content="so far"), cut]))

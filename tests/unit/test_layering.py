@@ -47,6 +47,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
 # function loads neither the gateway nor the providers, which the composition root would import.
 CONCRETE_STORES = frozenset(
     {
+        "AdaptationStore",
         "ConfigStore",
         "ConfigAdmin",
         "FallbackQueue",

@@ -25,7 +25,7 @@ NOT_IN_LAMBDA = (
 )
 
 
-@pytest.mark.parametrize("function", ["router", "authorizer", "replay"])
+@pytest.mark.parametrize("function", ["router", "authorizer", "replay", "adapt"])
 def test_handler_imports_nothing_the_layer_leaves_out(function: str) -> None:
     code = (
         "import json, sys\n"
@@ -92,3 +92,26 @@ def test_runtime_loop_needs_only_the_standard_library() -> None:
     roots = {m.split(".")[0] for m in loaded}
     assert roots - sys.stdlib_module_names - {"llm_router"} == set()
     assert [m for m in loaded if m.startswith("llm_router.") and not m.startswith("llm_router.runtime")] == []
+
+
+def test_the_layer_holds_everything_the_adapt_function_runs(tmp_path: Path) -> None:
+    # Given the layer staged the way CDK stages it, with the stack's exclusions
+    cdk = pytest.importorskip("aws_cdk", reason="the CDK is a dev tool, absent from the runtime-Python environment")
+
+    from infra.assets import LAYER_EXCLUDES
+
+    cdk.FileSystem.copy_directory(
+        str(ROOT / "layers" / "common"), str(tmp_path), cdk.CopyOptions(exclude=LAYER_EXCLUDES)
+    )
+    # When the fitting code a scheduled run calls is imported from it alone (the library found first on the path)
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(tmp_path / 'python')!r})\n"
+        "import llm_router.adapting, llm_router.ml.adapt\n"
+        "print(json.dumps([m.__file__ for n, m in sys.modules.items() if n.startswith('llm_router.ml')]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    files = json.loads(result.stdout.strip().splitlines()[-1])
+    # Then it loads, from the staged layer, and nothing of the training code came with it
+    assert files and all(f.startswith(str(tmp_path)) for f in files)
+    assert not (tmp_path / "python" / "llm_router" / "ml" / "train.py").exists()

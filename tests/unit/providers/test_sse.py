@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import gc
+import gzip
+import io
 
-from llm_router.providers.http import ServerSentEvent, SSEParser
+import pytest
+import urllib3
+
+from llm_router.providers.base import Deadline
+from llm_router.providers.http import EventSource, ServerSentEvent, SSEParser
 
 STREAM = (
     b": keep-alive comment\r\n"
@@ -76,3 +82,51 @@ def test_the_event_name_applies_to_one_event_only() -> None:
     events = parse([b"event: ping\ndata: {}\n\ndata: {}\n\n"])
 
     assert [e.event for e in events] == ["ping", "message"]
+
+
+LF_ONLY = STREAM.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+@pytest.mark.parametrize("cut", range(1, len(LF_ONLY)))
+def test_line_feeds_only_cut_anywhere_give_the_same_events(cut: int) -> None:
+    assert parse([LF_ONLY[:cut], LF_ONLY[cut:]]) == EXPECTED
+
+
+@pytest.mark.parametrize("encoding", [None, "identity", "gzip"])
+def test_an_event_stream_is_read_as_sent_or_decompressed_when_the_server_compressed_it(encoding: str | None) -> None:
+    body = gzip.compress(LF_ONLY) if encoding == "gzip" else LF_ONLY
+    headers = {"content-type": "text/event-stream"} | ({"content-encoding": encoding} if encoding else {})
+    response = urllib3.HTTPResponse(io.BytesIO(body), headers=headers, status=200, preload_content=False)
+
+    events = EventSource(response, Deadline(5), label="m", idle_seconds=5)
+
+    assert list(events) == EXPECTED
+
+
+def test_the_youngest_generation_is_collected_after_the_request_and_before_the_first_read() -> None:
+    collected_before_read: list[int] = []
+    collections: list[int] = []
+
+    class Body(io.BytesIO):
+        def read1(self, size: int | None = -1, /) -> bytes:
+            collected_before_read.append(len(collections))
+            return super().read1(size)
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    response = urllib3.HTTPResponse(Body(LF_ONLY), headers={}, status=200, preload_content=False)
+    events = iter(EventSource(response, Deadline(5), label="m", idle_seconds=5))
+    was_enabled = gc.isenabled()
+    gc.disable()  # no collection but the one asked for
+    gc.callbacks.append(seen)
+    try:
+        first = next(events)
+    finally:
+        gc.callbacks.remove(seen)
+        if was_enabled:
+            gc.enable()
+
+    assert first == EXPECTED[0]
+    assert collections == [0] and collected_before_read[0] == 1

@@ -46,8 +46,10 @@ from llm_router.runtime import StreamingResponse
 from llm_router.schemas import anthropic, responses
 from llm_router.schemas.anthropic import MessagesRequest
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
+from llm_router.schemas.feedback import FeedbackRequest
 from llm_router.schemas.openai import ChatCompletionRequest, EmbeddingRequest
 from llm_router.schemas.responses import ResponsesRequest
+from llm_router.stores.outcome_store import Feedback
 from llm_router.stores.request_store import RequestRecord
 
 JSON = "application/json"
@@ -126,6 +128,14 @@ class RequestReader(Protocol):
     def get(self, request_id: str) -> RequestRecord | None: ...
 
 
+class FeedbackStore(Protocol):
+    """Where ratings go (stores/outcome_store.py): None when the tenant has no such answer on record."""
+
+    def set_feedback(
+        self, request_id: str, tenant: str, score: float, thumbs: str | None, comment: str | None
+    ) -> Feedback | None: ...
+
+
 Response = dict[str, Any] | StreamingResponse
 
 
@@ -163,12 +173,14 @@ class RouterApi:
         idempotency: Idempotency | None = None,
         requests: RequestReader | None = None,
         cors_origins: tuple[str, ...] = (),
+        feedback: FeedbackStore | None = None,
     ) -> None:
         self.gateway = gateway
         self.max_body_bytes = max_body_bytes
         self.idempotency = idempotency
         self.requests = requests
         self.cors_origins = cors_origins
+        self.feedback_store = feedback
         self._routes: dict[tuple[str, str], Callable[[HttpRequest], Response]] = {
             ("POST", "/v1/chat/completions"): self.chat_completions,
             ("POST", "/v1/messages"): self.messages,
@@ -176,6 +188,7 @@ class RouterApi:
             ("POST", "/v1/responses"): self.responses,
             ("POST", "/v1/completions"): self.legacy_completions,
             ("POST", "/v1/route"): self.route_dry_run,
+            ("POST", "/v1/feedback"): self.feedback,
             ("GET", "/v1/models"): self.list_models,
             ("GET", "/openapi.json"): self.openapi,
             ("GET", "/health"): self.health,
@@ -261,6 +274,26 @@ class RouterApi:
                 f"No request {request_id!r} (it may have expired).", param="request_id", code="request_not_found"
             )
         return json_response(200, record.public(), {"x-router-request-id": request_id})
+
+    def feedback(self, http: HttpRequest) -> Response:
+        """A rating of one of the caller's answers, on a route that collects outcomes. Repeating it changes
+        nothing; a different rating of the same answer replaces the first (the latest counts). Another tenant's
+        request, and one whose route keeps no outcomes, are reported exactly like a missing one."""
+        ctx = http.context()
+        rating = validated(FeedbackRequest, self._body(http))
+        stored = None
+        if self.feedback_store is not None:
+            stored = self.feedback_store.set_feedback(
+                rating.request_id, ctx.tenant, rating.value, rating.thumbs, rating.comment
+            )
+        if stored is None:
+            raise NotFoundError(
+                f"No answer {rating.request_id!r} of yours to rate: it does not exist, it has expired, or its route "
+                "does not collect outcomes (learn.collect).",
+                param="request_id",
+                code="request_not_found",
+            )
+        return json_response(200, {"object": "feedback", "request_id": rating.request_id, **stored.as_dict()})
 
     def route_dry_run(self, http: HttpRequest) -> Response:
         """The routing decision for a request, no model called. Only admin keys see why (the trace names other
@@ -577,6 +610,8 @@ def stream_headers(start: StreamStart) -> dict[str, str]:
         "x-router-request-id": start.request_id,
         "x-router-attempts": str(len(start.attempts)),
     }
+    if start.decision.adaptation is not None:
+        headers["x-router-adaptation"] = start.decision.adaptation
     if start.simulated:
         headers["x-router-simulated"] = "true"
     return headers
@@ -590,6 +625,8 @@ def answer_headers(answer: Priced) -> dict[str, str]:
         "x-router-request-id": answer.request_id,
         "x-router-attempts": str(len(answer.attempts)),
     }
+    if answer.decision.adaptation is not None:
+        headers["x-router-adaptation"] = answer.decision.adaptation
     if answer.saved_usd is not None:
         headers["x-router-saved-usd"] = f"{answer.saved_usd:.8f}"
     if answer.usage.estimated:
@@ -705,6 +742,7 @@ def iter_body(response: Response) -> Iterator[bytes]:
 # which the official SDKs raise as an API error.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 DONE = b"data: [DONE]\n\n"
+_PLAIN_CHUNK_END = b',"logprobs":null,"finish_reason":null}]}\n\n'
 
 
 def _event(body: dict[str, Any]) -> bytes:
@@ -726,10 +764,16 @@ def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage
         "model": start.model.id,
     }
 
+    # Every chunk starts with the same bytes: serialised once, each chunk encodes only its delta.
+    head = b"data: " + _ENCODER.encode(base)[:-1].encode() + b',"choices":[{"index":0,"delta":'
+
     def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> bytes:
-        return _event(
-            {**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]}
-        )
+        """What `_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason":
+        finish}]})` writes, byte for byte."""
+        if finish is None and logprobs is None:
+            return head + _ENCODER.encode(delta).encode() + _PLAIN_CHUNK_END
+        tail = _ENCODER.encode({"logprobs": logprobs, "finish_reason": finish})[1:].encode()
+        return head + _ENCODER.encode(delta).encode() + b"," + tail + b"]}\n\n"
 
     role_sent = finished = False
     try:

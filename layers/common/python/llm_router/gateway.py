@@ -36,6 +36,7 @@ from llm_router.errors import (
 )
 from llm_router.metrics import COUNT, MS, NONE, Dimension, Metric, MetricsRecorder
 from llm_router.observability import logger
+from llm_router.outcomes import Observed, OutcomeRecorder
 from llm_router.pricing import cost_usd
 from llm_router.providers.base import (
     ContentFiltered,
@@ -303,6 +304,7 @@ class Gateway:
         requests: RequestRecords | None = None,
         regex_scan_chars: int = REGEX_SCAN_CHARS,
         cache: ResponseCache | None = None,
+        outcomes: OutcomeRecorder | None = None,
     ) -> None:
         self.config = config
         self.providers = providers
@@ -316,6 +318,7 @@ class Gateway:
         self.requests = requests
         self.regex_scan_chars = regex_scan_chars
         self.cache = cache
+        self.outcomes = outcomes
 
     # -- dry run -------------------------------------------------------------------------------------------
     def explain(self, request: ChatCompletionRequest, ctx: RequestContext) -> dict[str, Any]:
@@ -417,6 +420,7 @@ class Gateway:
         self._record(ctx, answer, chain, trail, response.answered_by)
         if self.accounting is not None:
             self.accounting.after_answer(ctx, answer)
+        self._observe(ctx, request, snapshot, answer, streamed=False)
         return answer
 
     def embed(self, request: EmbeddingRequest, ctx: RequestContext) -> Embedded:
@@ -764,6 +768,7 @@ class Gateway:
                 self._record(ctx, answer, chain, trail, collected.answered_by, streamed=True, interrupted=interrupted)
                 if self.accounting is not None:
                     self.accounting.after_answer(ctx, answer)
+                self._observe(ctx, request, snapshot, answer, streamed=True, whole=not interrupted)
                 settled.append(answer)
             return settled[0]
 
@@ -813,6 +818,20 @@ class Gateway:
         completion = build_completion(ctx, start.model, response, usage, created=start.created)
         priced = self._priced(ctx, snapshot, start.decision, start.model, trail, usage, start.simulated)
         return Answer(**priced, completion=completion)
+
+    # -- learning ------------------------------------------------------------------------------------------
+    def _observe(
+        self, ctx: RequestContext, request: ChatCompletionRequest, snapshot: ConfigSnapshot, answer: Answer, *,
+        streamed: bool, whole: bool = True,
+    ) -> None:  # fmt: skip
+        """Hand a whole answer (not a stream that broke off) of a route that collects outcomes to the recorder;
+        other routes pay one lookup."""
+        route_id = answer.decision.route
+        route = snapshot.routes.get(route_id) if route_id is not None and self.outcomes is not None and whole else None
+        if route is None or route.learn is None or not route.learn.collect:
+            return
+        assert self.outcomes is not None
+        self.outcomes.observe(Observed(ctx.tenant, request, route, snapshot, answer, streamed, time.time()))
 
     # -- pricing and the request's metrics -------------------------------------------------------------------
     @staticmethod
@@ -880,6 +899,7 @@ class Gateway:
                 "tenant": ctx.tenant,
                 "request_id": ctx.request_id,
                 "rule": decision.rule,
+                "adaptation": decision.adaptation,
                 "attempts": len(trail.attempts),
                 "skipped": [f"{m}: {why}" for m, why in chain.skipped] or None,
                 "cost_estimated": usage.estimated,

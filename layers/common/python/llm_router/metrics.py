@@ -43,6 +43,15 @@ class Metric(StrEnum):
     STREAM_INTERRUPTED = "StreamInterrupted"
     # Answered from the response cache, without calling a model (under the [Route] dimension).
     CACHE_HITS = "CacheHits"
+    # Outcome records (routes with `learn.collect`) that could not be written; the answers were not affected.
+    OUTCOME_WRITE_FAILED = "OutcomeWriteFailed"
+    # Shadow evaluation (routes with `learn.shadow`), under [Route]: requests judged, requests sampled but skipped
+    # (also under [Reason]: budget, residency, tenant_models, no_candidate, no_text, unknown_model, not_queued),
+    # evaluations that failed (also under [Reason]), and what shadow answers and judging cost.
+    SHADOW_EVALUATIONS = "ShadowEvaluations"
+    SHADOW_SKIPPED = "ShadowSkipped"
+    SHADOW_FAILED = "ShadowFailed"
+    SHADOW_COST_USD = "ShadowCostUSD"
 
 
 class Dimension(StrEnum):
@@ -53,6 +62,7 @@ class Dimension(StrEnum):
     ROUTE = "Route"
     PROVIDER = "Provider"
     ERROR_KIND = "ErrorKind"
+    REASON = "Reason"
 
 
 # CloudWatch's unit names (as Powertools' MetricUnit values).

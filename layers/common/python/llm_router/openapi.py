@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 
 from llm_router import __version__
 from llm_router.schemas.anthropic import MessagesRequest
+from llm_router.schemas.feedback import FeedbackRequest
 from llm_router.schemas.openai import ChatCompletion, ChatCompletionRequest, EmbeddingRequest
 from llm_router.schemas.responses import ResponsesRequest
 
@@ -69,6 +70,7 @@ def document() -> dict[str, Any]:
         (MessagesRequest, "validation"),
         (EmbeddingRequest, "validation"),
         (ResponsesRequest, "validation"),
+        (FeedbackRequest, "validation"),
     ]
     _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
     components = {**schemas.get("$defs", {}), "Error": ERROR, "Model": MODEL}
@@ -109,6 +111,14 @@ def document() -> dict[str, Any]:
                 **_operation("A queued request and, once answered, its result", None, {"type": "object"}),
                 "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             }
+        },
+        "/v1/feedback": {
+            "post": _operation(
+                "Rate one of your answers (routes with learn.collect); repeating a rating changes nothing, a "
+                "different one replaces it",
+                "FeedbackRequest",
+                {"type": "object"},
+            )
         },
         "/v1/route": {
             "post": _operation(

@@ -19,7 +19,7 @@ from llm_router.errors import AllModelsFailedError, RouterError
 from llm_router.gateway import Gateway, RequestContext
 from llm_router.observability import logger
 from llm_router.schemas.openai import ChatCompletionRequest
-from llm_router.stores.fallback_queue import message_request_id
+from llm_router.stores.fallback_queue import SHADOW_KIND, parse_message
 from llm_router.stores.request_store import RequestRecord
 
 MAX_VISIBILITY_SECONDS = 900
@@ -59,6 +59,12 @@ class ReplayRecords(Protocol):
     def mark_failed(self, request_id: str, errors: list[dict[str, Any]], decision: dict[str, Any] | None) -> None: ...
 
 
+class ShadowWork(Protocol):
+    """Shadow evaluation of an answered request (shadow.py); never raises."""
+
+    def evaluate(self, request_id: str) -> None: ...
+
+
 class Replayer:
     def __init__(
         self,
@@ -69,6 +75,7 @@ class Replayer:
         max_receive_count: int,
         backoff_seconds: float,
         sqs: Any,
+        shadow: ShadowWork | None = None,
     ) -> None:
         self.gateway = gateway
         self.queue = queue
@@ -76,15 +83,22 @@ class Replayer:
         self.max_receive_count = max_receive_count
         self.backoff_seconds = backoff_seconds
         self._sqs = sqs
+        self.shadow = shadow
 
     def process(self, record: SQSRecord) -> None:
         """Handle one message; raising leaves it on the queue for another try."""
         receive_count = int(record.attributes.approximate_receive_count or 1)
         try:
-            request_id = message_request_id(record.body)
+            message = parse_message(record.body)
         except ValueError as exc:
             logger.warning("replay_message_ignored", reason=str(exc))
             return  # not a message the router wrote: nothing to run
+        request_id = message.request_id
+        if message.kind == SHADOW_KIND:
+            # Consumed whatever happens: shadow work is never retried into the dead-letter queue.
+            if self.shadow is not None:
+                self.shadow.evaluate(request_id)
+            return
         existing = self.requests.get(request_id)
         if existing is None:
             logger.warning("replay_without_record", request_id=request_id)
@@ -137,6 +151,11 @@ class Replayer:
         # Report every failure item by item, even when the whole batch failed: each message keeps its own
         # receive count and back-off instead of the whole batch being retried as one.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(  # type: ignore[return-value]
-            event=event, record_handler=self.process, processor=processor, context=context
-        )
+        try:
+            return process_partial_response(  # type: ignore[return-value]
+                event=event, record_handler=self.process, processor=processor, context=context
+            )
+        finally:
+            # Outcome records of replayed answers are written before Lambda may freeze the environment.
+            if self.gateway.outcomes is not None:
+                self.gateway.outcomes.flush()

@@ -43,6 +43,7 @@ class Env(StrEnum):
     CIRCUIT_FAILURE_THRESHOLD = "CIRCUIT_FAILURE_THRESHOLD"
     CIRCUIT_COOLDOWN_SECONDS = "CIRCUIT_COOLDOWN_SECONDS"
     USAGE_FLUSH_SECONDS = "USAGE_FLUSH_SECONDS"
+    OUTCOME_RETENTION_DAYS = "OUTCOME_RETENTION_DAYS"
     SIMULATE = "LLM_ROUTER_SIMULATE"
     METRICS_SINK = "LLM_ROUTER_METRICS_SINK"
     STREAMING_RESPONSES = "LLM_ROUTER_STREAMING_RESPONSES"
@@ -142,6 +143,9 @@ class GatewaySettings(ObservabilitySettings):
     # Usage counters of tenants without a budget are written at most this often (per tenant and day) instead of
     # with every answer; 0 writes them with every answer (stores/usage_buffer.py).
     usage_flush_seconds: float = Field(0.0, ge=0, alias=Env.USAGE_FLUSH_SECONDS)
+    # How long routing outcomes (records of requests on routes with `learn.collect`, their feedback and shadow
+    # judgements) are kept in the State table.
+    outcome_retention_days: int = Field(90, ge=1, le=3650, alias=Env.OUTCOME_RETENTION_DAYS)
     local_mode: bool = Field(False, alias=Env.LOCAL_MODE)
     # How many characters of a request's text a `regex` condition searches (a bound on backtracking time).
     regex_scan_chars: int = Field(16_384, ge=1, alias=Env.REGEX_SCAN_CHARS)
@@ -175,6 +179,15 @@ class ReplaySettings(GatewaySettings):
     max_receive_count: int = Field(5, ge=1, alias=Env.MAX_RECEIVE_COUNT)
     # First visibility back-off of a message whose replay failed; doubles with each receive (capped at 15 min).
     replay_backoff_seconds: float = Field(30.0, ge=0, alias=Env.REPLAY_BACKOFF_SECONDS)
+
+
+class AdaptSettings(ObservabilitySettings):
+    """The scheduled adapt function: it reads routes and outcomes, and writes adaptation versions."""
+
+    config_table_name: str = Field(alias=Env.CONFIG_TABLE_NAME)
+    state_table_name: str = Field(alias=Env.STATE_TABLE_NAME)
+    # How far back outcome records are read (they expire after it anyway): the router's setting.
+    outcome_retention_days: int = Field(90, ge=1, le=3650, alias=Env.OUTCOME_RETENTION_DAYS)
 
 
 class AuthorizerSettings(ObservabilitySettings):

@@ -19,14 +19,18 @@ from llm_router.breaker import CircuitBreaker
 from llm_router.cache import ResponseCache
 from llm_router.gateway import Gateway
 from llm_router.metrics import COUNT, Emitter, Metric, MetricsRecorder, emitter_for
-from llm_router.providers.base import Provider
+from llm_router.outcomes import OutcomeRecorder
+from llm_router.providers.base import Deadline, Provider, ProviderResponse
 from llm_router.providers.registry import ProviderRegistry
 from llm_router.routing.snapshot import InvalidItem
-from llm_router.settings import AuthorizerSettings, GatewaySettings, ReplaySettings, RouterSettings
+from llm_router.schemas.catalog import ModelSpec
+from llm_router.schemas.openai import ChatCompletionRequest
+from llm_router.settings import AdaptSettings, AuthorizerSettings, GatewaySettings, ReplaySettings, RouterSettings
 from llm_router.stores.aws import AWS_CONFIG, new_client
 from llm_router.stores.config_store import ConfigStore
 from llm_router.stores.fallback_queue import FallbackQueue
 from llm_router.stores.key_store import KeyStore
+from llm_router.stores.outcome_store import OutcomeStore
 from llm_router.stores.payload_store import PayloadStore
 from llm_router.stores.request_store import RequestStore
 from llm_router.stores.response_cache import DynamoResponseCache
@@ -35,8 +39,10 @@ from llm_router.stores.tenant_store import TenantStore
 from llm_router.stores.usage_store import UsageStore
 
 if TYPE_CHECKING:
+    from llm_router.adapting import Adapter, OutcomeSource
     from llm_router.idempotency import IdempotentRunner
     from llm_router.replay import Replayer
+    from llm_router.stores.adaptation_store import AdaptationStore
 
 _UNSET: Any = object()
 
@@ -124,10 +130,14 @@ def build_gateway(
     accounting: bool = True,
     key_environ: Mapping[str, str] | None = None,
     cache: ResponseCache | None = _UNSET,
+    shadow: bool = True,
+    outcomes: OutcomeRecorder | None = _UNSET,
 ) -> Gateway:
     """The gateway and everything it calls. `emit` receives each EMF document (default: the settings' sink);
     `providers` replaces adapters by provider name (`simulated`, `openai`, `bedrock`, ...); `cache` replaces the
-    response cache in the State table (None: no caching, whatever the config says)."""
+    response cache in the State table (None: no caching, whatever the config says); `shadow` False leaves
+    shadow evaluation out (the replay function, which may not send to the queue); `outcomes` replaces the
+    recorder of routing outcomes."""
     clients = clients or AwsClients()
     ddb = clients.get("dynamodb")
     metrics = MetricsRecorder(emitter_for(settings.metrics_sink) if emit is _UNSET else emit, settings.service_name)
@@ -152,6 +162,13 @@ def build_gateway(
         tenants = TenantStore(settings.config_table_name, ttl_seconds=settings.rules_ttl_seconds, dynamodb=ddb)
         usage = UsageStore(settings.state_table_name, dynamodb=ddb)
         usage_accounting = UsageAccounting(tenants, usage, metrics, buffer_seconds=settings.usage_flush_seconds)
+    if outcomes is _UNSET:
+        outcomes = OutcomeRecorder(
+            build_outcome_store(settings, clients),
+            metrics,
+            queue=queue if shadow and queue is not None else None,
+            permitted=usage_accounting.permitted_models if usage_accounting is not None else None,
+        )
     return Gateway(
         config,
         registry,
@@ -164,6 +181,14 @@ def build_gateway(
         accounting=usage_accounting,
         regex_scan_chars=settings.regex_scan_chars,
         cache=DynamoResponseCache(settings.state_table_name, dynamodb=ddb) if cache is _UNSET else cache,
+        outcomes=outcomes,
+    )
+
+
+def build_outcome_store(settings: GatewaySettings | AdaptSettings, clients: AwsClients) -> OutcomeStore:
+    """Routing outcomes in the State table, kept for the configured retention."""
+    return OutcomeStore(
+        settings.state_table_name, retention_days=settings.outcome_retention_days, dynamodb=clients.get("dynamodb")
     )
 
 
@@ -198,6 +223,7 @@ def build_router_api(
         ),
         requests=build_request_store(settings, clients),
         cors_origins=settings.cors_origins,
+        feedback=build_outcome_store(settings, clients),
     )
 
 
@@ -223,19 +249,79 @@ class LazyIdempotency:
 def build_replayer(settings: ReplaySettings, *, clients: AwsClients | None = None, **overrides: Any) -> Replayer:
     """The replay worker over the fallback queue (the same gateway logic as a live request)."""
     from llm_router.replay import Replayer
+    from llm_router.shadow import ShadowEvaluator
 
     clients = clients or AwsClients()
-    gateway = build_gateway(settings, clients=clients, **overrides)
+    gateway = build_gateway(settings, clients=clients, shadow=False, **overrides)
+    queue = build_fallback_queue(settings, settings.fallback_queue_url, clients)
+    shadow = ShadowEvaluator(
+        build_outcome_store(settings, clients),
+        queue,
+        GatewayModels(gateway),
+        UsageStore(settings.state_table_name, dynamodb=clients.get("dynamodb")),
+        gateway.metrics,
+        budget_usd=GatewayModels(gateway).shadow_budget,
+        deadline_seconds=settings.deadline_seconds / 2,
+    )
     return Replayer(
         gateway,
-        build_fallback_queue(settings, settings.fallback_queue_url, clients),
+        queue,
         build_request_store(settings, clients),
         max_receive_count=settings.max_receive_count,
         backoff_seconds=settings.replay_backoff_seconds,
         sqs=clients.get("sqs"),
+        shadow=shadow,
     )
+
+
+class GatewayModels:
+    """The catalog and providers of a gateway, as shadow evaluation calls them: one model, no routing."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def snapshot_models(self) -> dict[str, ModelSpec]:
+        return self._gateway.config.snapshot().models
+
+    def shadow_budget(self, route_id: str) -> float | None:
+        """The route's daily shadow budget, or None when the route no longer evaluates in shadow."""
+        route = self._gateway.config.snapshot().routes.get(route_id)
+        shadow = route.learn.shadow if route is not None and route.learn is not None else None
+        return shadow.daily_budget_usd if shadow is not None else None
+
+    def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
+        return self._gateway.providers.for_model(model).complete(request, model, deadline)
 
 
 def build_key_store(settings: AuthorizerSettings | GatewaySettings, *, clients: AwsClients | None = None) -> KeyStore:
     """What the authorizer checks keys against."""
     return KeyStore(settings.config_table_name, dynamodb=(clients or AwsClients()).get("dynamodb"))
+
+
+def build_adaptation_store(
+    settings: AdaptSettings | GatewaySettings, *, clients: AwsClients | None = None
+) -> AdaptationStore:
+    """The versioned adaptations of routes in the Config table (`adapt list`, `adapt rollback`)."""
+    from llm_router.stores.adaptation_store import AdaptationStore
+
+    return AdaptationStore(settings.config_table_name, dynamodb=(clients or AwsClients()).get("dynamodb"))
+
+
+def build_adapter(
+    settings: AdaptSettings | GatewaySettings,
+    *,
+    clients: AwsClients | None = None,
+    outcomes: OutcomeSource | None = None,
+    seed: int = 0,
+) -> Adapter:
+    """Online adaptation (`llm-router adapt ROUTE`, the scheduled adapt function): the routes as the router reads
+    them (uncached), the outcome records collected in the State table (`outcomes` replaces them) and the
+    adaptation versions."""
+    from llm_router.adapting import Adapter
+
+    clients = clients or AwsClients()
+    ddb = clients.get("dynamodb")
+    if outcomes is None:
+        outcomes = build_outcome_store(settings, clients)
+    config = ConfigStore(settings.config_table_name, ttl_seconds=0, dynamodb=ddb)
+    return Adapter(config.snapshot, build_adaptation_store(settings, clients=clients), outcomes, seed=seed)

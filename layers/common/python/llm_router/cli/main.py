@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "tenants",
     "prices",
     "usage",
+    "experiments",
     "dlq",
     "cache",
     "simulate",

@@ -139,6 +139,7 @@ class BedrockProvider:
         client = self.client(region_for(model), deadline.remaining())
         with _call_errors(model):
             stream = client.converse_stream(**params)["stream"]
+        http.collect_while_waiting()
         translator = StreamTranslator(model, json_tool=formats.json_schema_tool(request, model) is not None)
         events = iter(stream)
         started = False

@@ -231,29 +231,38 @@ class ChunkTranslator:
             raise RetryableError(f"{self._model.id}: a stream chunk was not a JSON object", kind="malformed_response")
         if chunk.get("error") is not None:
             raise self._error(chunk)
-        choices = chunk.get("choices") or []
-        choice = http.as_dict(choices[0] if choices else None)
-        delta = http.as_dict(choice.get("delta"))
-        calls = [_tool_call_delta(call, i) for i, call in enumerate(delta.get("tool_calls") or [])] or None
-        self._tool_calls = self._tool_calls or calls is not None
+        choices = chunk.get("choices")
+        choice = choices[0] if choices else None
+        if not isinstance(choice, dict):
+            choice = {}
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            delta = {}
+        calls = None
+        if raw_calls := delta.get("tool_calls"):
+            calls = [_tool_call_delta(call, i) for i, call in enumerate(raw_calls)]
+            self._tool_calls = True
         finish = None
-        if choice.get("finish_reason"):
-            finish = FINISH_REASONS.get(str(choice["finish_reason"]), "stop")
-            if choice["finish_reason"] == "function_call" or (self._tool_calls and finish == "stop"):
+        if reason := choice.get("finish_reason"):
+            finish = FINISH_REASONS.get(str(reason), "stop")
+            if reason == "function_call" or (self._tool_calls and finish == "stop"):
                 finish = "tool_calls"
             self.finished = True
-        content = _text(delta.get("content")) or None
-        usage = _usage(chunk.get("usage"))
-        if content is None and calls is None and finish is None and usage is None:
+        content = delta.get("content")
+        if content is not None and not isinstance(content, str):
+            content = _text(content)
+        usage = _usage(chunk["usage"]) if "usage" in chunk else None
+        if not content and calls is None and finish is None and usage is None:
             return None
         model = chunk.get("model")
+        logprobs = choice.get("logprobs")
         return StreamDelta(
-            content=content,
-            tool_calls=calls,
-            finish_reason=finish,
-            usage=usage,
-            answered_by=model if isinstance(model, str) and model else None,
-            logprobs=choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None,
+            content or None,
+            calls,
+            finish,
+            usage,
+            answered_by=model if model and isinstance(model, str) else None,
+            logprobs=logprobs if isinstance(logprobs, dict) else None,
         )
 
 

@@ -28,6 +28,8 @@ from llm_router.schemas.catalog import ModelSpec, Simulation
 from llm_router.schemas.openai import ChatCompletionRequest, FunctionDef
 
 _NO_SIMULATION = Simulation()
+# The reply format a shadow judge's rubric asks for (llm_router.shadow.RUBRIC ends with it).
+_JUDGE_FORMAT = '{"answer_1": <1-10>, "answer_2": <1-10>}'
 _WORDS = [
     "routing",
     "keeps",
@@ -155,6 +157,12 @@ class SimulatedProvider:
             return json.dumps(minimal_instance(response_format.json_schema.schema_ or {}))
         if request.needs_json():
             return json.dumps({"model": model.id, "answer": "simulated", "prompt_chars": len(prompt)})
+        if _JUDGE_FORMAT in (request.messages[0].text() if request.messages else ""):
+            # A shadow judge's rubric (llm_router.shadow): grades from a hash of each answer, so local mode shows
+            # scores end to end.
+            answers = prompt.split("[Answer ")[1:]
+            grades = [1 + int(_fraction(model.id, answer) * 10) % 10 for answer in answers[:2]] or [5]
+            return json.dumps({f"answer_{i}": g for i, g in enumerate(grades, start=1)})
         seed = int.from_bytes(hashlib.sha256(f"{model.id}\x00{prompt}".encode()).digest()[:4], "big")
         count = 12 + seed % 24
         words = [_WORDS[(seed >> (i % 24) ^ i * 7) % len(_WORDS)] for i in range(count)]

@@ -27,7 +27,7 @@ from llm_router.errors import InvalidRequestError, NotFoundError, PolicyUnavaila
 from llm_router.routing.conditions import evaluate
 from llm_router.routing.features import Features
 from llm_router.routing.snapshot import ConfigSnapshot
-from llm_router.schemas.catalog import ModelSpec, RouteSpec
+from llm_router.schemas.catalog import ModelSpec, RouteSpec, ThresholdStrategy
 from llm_router.schemas.rules import Reject, Rule, SplitArm
 
 DEFAULT_RULE = "default"
@@ -77,6 +77,8 @@ class Decision:
     arm: int | None = None
     baseline: str | None = None
     policies: tuple[PolicyHold, ...] = ()
+    # The version of the route's adaptation that decided (threshold strategy), e.g. "v3"; None: the shipped model.
+    adaptation: str | None = None
 
     def public(self) -> dict[str, Any]:
         """What any caller may see of the decision: no trace (rule conditions, keywords, PII found are for admin
@@ -99,6 +101,8 @@ class Decision:
             out["split_arm"] = self.arm
         if self.policies:
             out["policies"] = [p.rule for p in self.policies]
+        if self.adaptation is not None:
+            out["adaptation"] = self.adaptation
         return out
 
 
@@ -208,21 +212,48 @@ def _route_decision(
 
     strategy = route.strategy
     if strategy is not None:
-        score = features.difficulty
-        if score is not None:
-            strong = score >= strategy.threshold
+        scored = _threshold_score(route, strategy, features, config)
+        if scored is not None:
+            score, threshold, version, note = scored
+            strong = score >= threshold
             first, other = (strategy.strong, strategy.weak) if strong else (strategy.weak, strategy.strong)
             # Fallbacks follow the route's default order, so an easy prompt whose cheap model is unavailable goes
             # to the next cheapest model rather than straight to the strong one.
             rest = tuple(m for m in route.default if m != first)
             chain = (first, *rest) if other in rest else (first, *rest, other)
-            why = f"difficulty={score:.3f} {'>=' if strong else '<'} threshold {strategy.threshold}"
+            shown = threshold if version is None else round(threshold, 4)
+            name = "difficulty" if version is None else "adapted difficulty"
+            why = f"{name}={score:.3f} {'>=' if strong else '<'} threshold {shown}{note}"
             trace.append(TraceStep(THRESHOLD_RULE, True, why))
-            return Decision(requested, route.id, THRESHOLD_RULE, chain, trace=tuple(trace), baseline=route.baseline)
+            return Decision(
+                requested, route.id, THRESHOLD_RULE, chain, trace=tuple(trace), baseline=route.baseline,
+                adaptation=version,
+            )  # fmt: skip
         trace.append(TraceStep(THRESHOLD_RULE, False, "no difficulty classifier installed"))
 
     trace.append(TraceStep(DEFAULT_RULE, True, f"no rule matched: route {route.id!r} default"))
     return Decision(requested, route.id, DEFAULT_RULE, route.default, trace=tuple(trace), baseline=route.baseline)
+
+
+def _threshold_score(
+    route: RouteSpec, strategy: ThresholdStrategy, features: Features, config: ConfigSnapshot
+) -> tuple[float, float, str | None, str] | None:
+    """(score, threshold, adaptation version, a note for the trace) for the threshold strategy, or None without a
+    classifier. The route's active adaptation decides when it was fitted for the strategy's two models; otherwise
+    (none, or a strategy edited to other models since) the shipped difficulty and the strategy's threshold do."""
+    adaptation = config.adaptations.get(route.id)
+    if adaptation is not None and adaptation.weak == strategy.weak and adaptation.strong == strategy.strong:
+        values = features.outcome_features
+        if values is None:
+            return None
+        return adaptation.score(values), adaptation.threshold, adaptation.version, f" (adaptation {adaptation.version})"
+    score = features.difficulty
+    if score is None:
+        return None
+    note = ""
+    if adaptation is not None:
+        note = f" (adaptation {adaptation.version} is for {adaptation.weak}/{adaptation.strong}: not used)"
+    return score, strategy.threshold, None, note
 
 
 def _region_allowed(model: ModelSpec, patterns: tuple[str, ...]) -> bool:
@@ -236,6 +267,14 @@ def _policy_refusal(decision: Decision, model: ModelSpec) -> str | None:
         if why:
             return why
     return None
+
+
+def residency_refusal(decision: Decision, model: ModelSpec) -> str | None:
+    """Why the request's rule regions or policies keep `model` from receiving it at all, or None (what shadow
+    evaluation checks before sending a prompt to a second model or a judge)."""
+    if decision.regions is not None and not _region_allowed(model, decision.regions):
+        return f"region {model.region} outside {list(decision.regions)}"
+    return _policy_refusal(decision, model)
 
 
 def plan(  # noqa: C901 - one filter per line; split, the reasons a model is skipped would scatter

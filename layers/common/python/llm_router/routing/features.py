@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from llm_router.routing.adaptation import outcome_features
 from llm_router.routing.pii import IMAGE_KIND, detect_pii
 from llm_router.schemas.openai import ChatCompletionRequest
 
@@ -108,6 +109,16 @@ class Features:
         self.computed.append("difficulty")
         clf = self._get_classifier()
         return clf.difficulty(self.last_user_text) if clf is not None else None
+
+    @cached_property
+    def outcome_features(self) -> dict[str, float] | None:
+        """What an adaptation scores (and an outcome record keeps): computed once per request from the last user
+        message, as the shipped difficulty is; None when no classifier is installed."""
+        self.computed.append("outcome_features")
+        clf = self._get_classifier()
+        if clf is None:
+            return None
+        return outcome_features(self.last_user_text, clf)
 
     def scores(self) -> dict[str, Any]:
         """The classifier scores computed so far, for the trace."""

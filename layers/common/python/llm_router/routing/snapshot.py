@@ -1,4 +1,5 @@
-"""The loaded configuration routing reads: the model catalog, routes and rules, with a rule index per route.
+"""The loaded configuration routing reads: the model catalog, routes and rules, with a rule index per route, and
+the adaptation each route serves.
 
 Built from plain Config-table items (as `stores.config_store` reads them, or as tests and tools write them);
 validating them does no I/O, so routing never needs the store.
@@ -11,10 +12,16 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from llm_router.routing.adaptation import Adaptation
 from llm_router.routing.index import RuleIndex
 from llm_router.schemas.catalog import ModelSpec, RouteSpec
-from llm_router.schemas.records import CONFIG_KINDS, SCHEMAS, entry_from_item, error_summary
+from llm_router.schemas.records import ADAPTATION_PARTITION, CONFIG_KINDS, SCHEMAS, entry_from_item, error_summary
 from llm_router.schemas.rules import Rule
+
+
+def version_key(route: str, version: str) -> str:
+    """The sort key of one stored version of a route's adaptation."""
+    return f"{route}#{version}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class ConfigSnapshot:
     invalid: tuple[InvalidItem, ...] = ()
     # Policy rules with no valid version, and their route (None: every route): requests they cover are refused.
     unenforceable: tuple[tuple[str, str | None], ...] = ()
+    # The active adaptation of each route that has one (route id -> artifact).
+    adaptations: dict[str, Adaptation] = field(default_factory=dict)
     _by_route: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
     _indexes: dict[str, RuleIndex] = field(default_factory=dict, compare=False, repr=False)
     _policies: dict[str | None, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
@@ -48,11 +57,12 @@ class ConfigSnapshot:
         rules: list[Rule],
         invalid: tuple[InvalidItem, ...] = (),
         unenforceable: tuple[tuple[str, str | None], ...] = (),
+        adaptations: dict[str, Adaptation] | None = None,
     ) -> ConfigSnapshot:
         ordered = tuple(sorted(rules, key=lambda r: (r.priority, r.id)))
         route_map = {r.id: r for r in routes}
         by_route = {rid: tuple(r for r in ordered if r.route in (None, rid)) for rid in route_map}
-        return cls({m.id: m for m in models}, route_map, ordered, invalid, unenforceable, by_route)
+        return cls({m.id: m for m in models}, route_map, ordered, invalid, unenforceable, adaptations or {}, by_route)
 
     @classmethod
     def from_items(
@@ -85,7 +95,8 @@ class ConfigSnapshot:
         models = [m for m in parsed["model"] if isinstance(m, ModelSpec)]
         routes = [r for r in parsed["route"] if isinstance(r, RouteSpec)]
         rules = [r for r in parsed["rule"] if isinstance(r, Rule)]
-        return cls.build(models, routes, rules, tuple(invalid), tuple(unenforceable))
+        adaptations = _active_adaptations(raw_items.get(ADAPTATION_PARTITION, []), previous, invalid)
+        return cls.build(models, routes, rules, tuple(invalid), tuple(unenforceable), adaptations)
 
     def policies_for(self, route_id: str | None) -> tuple[Rule, ...]:
         """The enabled policy rules a request obeys: those of its route, or every one when it names a model."""
@@ -113,3 +124,44 @@ class ConfigSnapshot:
         if index is None:
             index = self._indexes[route_id] = RuleIndex.build(self.rules_for(route_id))
         return index
+
+
+def _active_adaptations(
+    items: list[dict[str, Any]], previous: ConfigSnapshot | None, invalid: list[InvalidItem]
+) -> dict[str, Adaptation]:
+    """The adaptation each route's pointer names. A version item that does not load, or a pointer naming a version
+    that does not exist or does not load, is reported in `invalid`; the route keeps the adaptation `previous`
+    served (its last valid version), or serves the shipped model when there was none."""
+    versions: dict[str, Adaptation] = {}
+    broken: set[str] = set()  # version items reported already: a pointer to one is not reported again
+    pointers: dict[str, Any] = {}
+    for item in items:
+        key = str(item.get("sk", "?"))
+        route, sep, version = key.partition("#")
+        if not sep:
+            pointers[route] = item.get("active")
+            continue
+        try:
+            adaptation = Adaptation.from_dict({k: v for k, v in item.items() if k not in ("pk", "sk")})
+            if adaptation.route != route or adaptation.version != version:
+                raise ValueError(
+                    f"the artifact says route {adaptation.route!r} version {adaptation.version!r}, its key {key!r}"
+                )
+        except (ValueError, TypeError, KeyError) as exc:
+            invalid.append(InvalidItem(ADAPTATION_PARTITION, key, str(exc)))
+            broken.add(key)
+            continue
+        versions[key] = adaptation
+    active: dict[str, Adaptation] = {}
+    for route, version in pointers.items():
+        if version is None:
+            continue  # a pointer without `active`: the shipped model, by an operator's rollback
+        key = version_key(route, version) if isinstance(version, str) else ""
+        served = versions.get(key)
+        if served is None:
+            if key not in broken:
+                invalid.append(InvalidItem(ADAPTATION_PARTITION, route, f"active version {version!r} does not exist"))
+            served = previous.adaptations.get(route) if previous is not None else None
+        if served is not None:
+            active[route] = served
+    return active

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+# A handler's attribute the loop calls, when present, once each response has been posted (runtime/deferred.py).
+AFTER_RESPONSE_HOOK = "after_response"
+
 
 @dataclass
 class StreamingResponse:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from llm_router.runtime import StreamingResponse
+from llm_router.runtime import AFTER_RESPONSE_HOOK, StreamingResponse
 from llm_router.runtime.client import PRELUDE_DELIMITER, Invocation, RuntimeApiClient, RuntimeApiError, error_trailers
 from llm_router.runtime.context import LambdaContext, parse_json_header
 
@@ -289,6 +289,19 @@ def handle_invocation(client: RuntimeApiClient, handler: Handler, invocation: In
         raise
     except Exception as error:  # noqa: BLE001 - the handler's failure is the invocation's result, not the loop's
         _report(client, error_from_exception(error, request_id))
+    finally:
+        after_response(handler, request_id)
+
+
+def after_response(handler: Handler, request_id: str) -> None:
+    """The response is out: what the handler deferred runs now, before the environment can be frozen."""
+    hook = getattr(handler, AFTER_RESPONSE_HOOK, None)
+    if not callable(hook):
+        return
+    try:
+        hook()
+    except Exception as error:  # noqa: BLE001 - the response is already out; the loop goes on
+        log_error(error_from_exception(error, request_id))
 
 
 def run(client: RuntimeApiClient, handler: Handler, streaming: bool, max_invocations: int | None = None) -> None:

@@ -131,6 +131,54 @@ class ThresholdStrategy(BaseModel):
     threshold: float = Field(ge=0, le=1)
 
 
+class ShadowSpec(BaseModel):
+    """Shadow evaluation of a route: a sample of its requests is also answered by another candidate, after the
+    caller has its answer (through the fallback queue), and a judge model grades both answers.
+
+    `rate`: the share of the route's requests sampled (deterministic by request id). `judge`: the catalog model
+    that grades. `daily_budget_usd`: what shadow answers and judging may spend per UTC day on this route (further
+    samples that day are skipped). `candidate`: the model to compare with; by default the route strategy's other
+    model (`weak` when `strong` answered, `strong` otherwise)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate: float = Field(gt=0, le=1)
+    judge: str = Field(pattern=ID_PATTERN)
+    daily_budget_usd: float = Field(gt=0)
+    candidate: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class LearnSpec(BaseModel):
+    """What a route learns from its own traffic (off when absent).
+
+    `collect`: write an outcome record per answered request (prompt features, never the prompt unless
+    `keep_prompts`; model, cost, rule, split arm) that feedback and shadow scores are added to. `target_quality` and
+    `min_samples` are what `llm-router adapt` aims for and the fewest outcomes it promotes an adaptation on."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    collect: bool = False
+    target_quality: float = Field(0.95, gt=0, le=1)
+    min_samples: int = Field(200, ge=1)
+    # Keep the last user message in the outcome record (off: only its features are kept).
+    keep_prompts: bool = False
+    shadow: ShadowSpec | None = None
+
+    @model_validator(mode="after")
+    def _shadow_needs_records(self) -> LearnSpec:
+        if self.shadow is not None and not self.collect:
+            raise ValueError("shadow needs collect: true (shadow scores are written into the outcome records)")
+        if self.keep_prompts and not self.collect:
+            raise ValueError("keep_prompts needs collect: true (prompts are kept in the outcome records)")
+        return self
+
+    def models(self) -> set[str]:
+        """The catalog models this section names."""
+        if self.shadow is None:
+            return set()
+        return {self.shadow.judge} | ({self.shadow.candidate} if self.shadow.candidate else set())
+
+
 class RouteSpec(BaseModel):
     """A name callers put in `model` (e.g. `auto`): rules for it run first, then its strategy, then `default`."""
 
@@ -147,3 +195,14 @@ class RouteSpec(BaseModel):
     on_budget_exceeded: Literal["refuse", "degrade"] | None = None
     # Caches answers to this route's requests (see CacheSpec).
     cache: CacheSpec | None = None
+    # Outcome collection and shadow evaluation (see LearnSpec).
+    learn: LearnSpec | None = None
+
+    @model_validator(mode="after")
+    def _shadow_has_a_candidate(self) -> RouteSpec:
+        shadow = self.learn.shadow if self.learn is not None else None
+        if shadow is not None and shadow.candidate is None and self.strategy is None:
+            raise ValueError(
+                "learn.shadow needs a candidate, or a threshold strategy whose weak and strong models it compares"
+            )
+        return self

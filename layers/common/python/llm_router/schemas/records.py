@@ -19,6 +19,9 @@ KeyScope = Literal["user", "admin"]
 CONFIG_KINDS: tuple[ConfigKind, ...] = ("model", "route", "rule")
 # The partition key of API keys in the Config table (only the authorizer may read it).
 KEY_PARTITION = "apikey"
+# The Config-table partition of route adaptations: `<route>#<version>` items hold the versioned artifacts, the
+# `<route>` item names the active one (stores/adaptation_store.py).
+ADAPTATION_PARTITION = "adaptation"
 
 SCHEMAS: dict[str, type[BaseModel]] = {"model": ModelSpec, "route": RouteSpec, "rule": Rule}
 

@@ -138,6 +138,8 @@ def dependents(entries: dict[str, dict[str, BaseModel]], kind: str, item_id: str
             named = set(route.default) | ({route.baseline} if route.baseline else set())
             if route.strategy is not None:
                 named |= {route.strategy.weak, route.strategy.strong}
+            if route.learn is not None:
+                named |= route.learn.models()
             if item_id in named:
                 found.append(f"route {route.id}")
         found += [
@@ -167,6 +169,8 @@ def reference_errors(entries: dict[str, dict[str, BaseModel]], models: set[str])
         named = set(route.default) | ({route.baseline} if route.baseline else set())
         if route.strategy is not None:
             named |= {route.strategy.weak, route.strategy.strong}
+        if route.learn is not None:
+            named |= route.learn.models()
         errors += [f"route {route.id}: unknown model {m!r}" for m in sorted(named - models)]
     for rule in entries.get("rule", {}).values():
         assert isinstance(rule, Rule)

@@ -9,14 +9,15 @@ from typing import Any
 
 from llm_router.observability import logger
 from llm_router.routing.snapshot import ConfigSnapshot, InvalidItem
-from llm_router.schemas.records import CONFIG_KINDS
+from llm_router.schemas.records import ADAPTATION_PARTITION, CONFIG_KINDS
 from llm_router.stores.aws import client
 from llm_router.stores.cache import TtlCache
 from llm_router.stores.dynamo import query_partition
 
 
 class ConfigStore:
-    """Reads the Config table by partition (`model`, `route`, `rule`) and caches the validated snapshot."""
+    """Reads the Config table by partition (`model`, `route`, `rule`, `adaptation`) and caches the validated
+    snapshot."""
 
     def __init__(
         self,
@@ -43,7 +44,9 @@ class ConfigStore:
         self.cache.invalidate()
 
     def _load(self) -> ConfigSnapshot:
-        raw: dict[str, list[dict[str, Any]]] = {kind: self._query(kind) for kind in CONFIG_KINDS}
+        raw: dict[str, list[dict[str, Any]]] = {
+            kind: self._query(kind) for kind in (*CONFIG_KINDS, ADAPTATION_PARTITION)
+        }
         snapshot = ConfigSnapshot.from_items(raw, self._last)
         if snapshot.invalid:
             snapshot = self._keep_last_valid(raw, snapshot)

@@ -37,8 +37,20 @@ class QueuedRequest:
     deadline_seconds: float = 0.0
 
 
-def message_request_id(raw: str) -> str:
-    """The request id a message names; raises ValueError for anything else."""
+# What a message asks for: a request to answer (the default), or a shadow evaluation of an answered one.
+REQUEST_KIND = "request"
+SHADOW_KIND = "shadow"
+SHADOW_PAYLOAD_PREFIX = "shadow"
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str
+    request_id: str
+
+
+def parse_message(raw: str) -> Message:
+    """What a message asks for and the request it names; raises ValueError for anything else."""
     try:
         message = json.loads(raw)
     except json.JSONDecodeError:
@@ -46,7 +58,15 @@ def message_request_id(raw: str) -> str:
     request_id = message.get("request_id") if isinstance(message, dict) else None
     if not isinstance(request_id, str) or not request_id.isalnum():
         raise ValueError("the message names no request id")
-    return request_id
+    kind = message.get("kind", REQUEST_KIND)
+    if kind not in (REQUEST_KIND, SHADOW_KIND):
+        raise ValueError(f"unknown message kind {kind!r}")
+    return Message(kind, request_id)
+
+
+def message_request_id(raw: str) -> str:
+    """The request id a message names; raises ValueError for anything else."""
+    return parse_message(raw).request_id
 
 
 class FallbackQueue:
@@ -70,6 +90,17 @@ class FallbackQueue:
         except Exception as exc:  # any failure to persist means "not queued", whatever its type
             raise QueueUnavailableError(type(exc).__name__) from exc
 
+    def send_shadow(self, request_id: str, payload: dict[str, Any]) -> None:
+        """Keep a shadow evaluation's prompt and answer in the State table and send a message naming only the
+        request (the queue never holds a prompt); raises QueueUnavailableError."""
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        message = {"v": MESSAGE_VERSION, "kind": SHADOW_KIND, "request_id": request_id}
+        try:
+            self._payloads.put(SHADOW_PAYLOAD_PREFIX + request_id, data)
+            self._client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(message, separators=(",", ":")))
+        except Exception as exc:  # any failure to persist means "not queued", whatever its type
+            raise QueueUnavailableError(type(exc).__name__) from exc
+
     def body(self, request_id: str) -> dict[str, Any]:
         """The stored body of a queued request; LookupError when it is gone (expired or never written)."""
         return dict(json.loads(self._payloads.get_all(request_id)))
@@ -77,3 +108,10 @@ class FallbackQueue:
     def release(self, request_id: str) -> None:
         """Delete a queued request's stored body once the request has ended."""
         self._payloads.delete_all(request_id)
+
+    def shadow_payload(self, request_id: str) -> dict[str, Any]:
+        """A shadow evaluation's prompt and answer; LookupError when they are gone."""
+        return dict(json.loads(self._payloads.get_all(SHADOW_PAYLOAD_PREFIX + request_id)))
+
+    def release_shadow(self, request_id: str) -> None:
+        self._payloads.delete_all(SHADOW_PAYLOAD_PREFIX + request_id)
