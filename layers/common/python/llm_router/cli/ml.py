@@ -22,6 +22,11 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument("--out", type=Path, help="weights file to write (default: the one the library ships)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--embed-dims", type=int, help="dimensions of the distilled term embeddings (0: none)")
+    train.add_argument("--embed-scale", type=float, help="weight of the term embeddings against the sparse terms")
+    train.add_argument(
+        "--cv-only", action="store_true", help="print the cross-validated figures only (model selection); write nothing"
+    )
     train.set_defaults(handler=handle_train)
 
     calibrate = subparsers.add_parser("calibrate", help="the difficulty threshold that meets a quality or cost target")
@@ -108,7 +113,12 @@ def handle_train(args: argparse.Namespace) -> int:
 
     if not (args.data_dir / "routellm").is_dir() or not (args.data_dir / "dcrouter").is_dir():
         raise CliError(f"{args.data_dir} needs routellm/ and dcrouter/ folders")
-    train(TrainConfig(data_dir=args.data_dir, out=args.out or DEFAULT_WEIGHTS, seed=args.seed))
+    overrides: dict[str, Any] = {"cv_only": args.cv_only}
+    if args.embed_dims is not None:
+        overrides["embed_dims"] = args.embed_dims
+    if args.embed_scale is not None:
+        overrides["embed_scale"] = args.embed_scale
+    train(TrainConfig(data_dir=args.data_dir, out=args.out or DEFAULT_WEIGHTS, seed=args.seed, **overrides))
     return 0
 
 

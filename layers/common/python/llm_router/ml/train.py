@@ -12,7 +12,9 @@ Two layers, mirrored in pure Python by `llm_router.routing.classifier`:
      reads like (the subject itself is never an input);
    - `outcome:<w0s0|w0s1|w1s0|w1s1>`: multinomial logistic regression on the joint outcome of the two models;
    - `dc:<small|gap>`: ridge regressions onto dcrouter's mean score of its small (7-9B) models and the gain of its
-     large (49-70B) models over them, a second opinion on difficulty from other model families.
+     large (49-70B) models over them, a second opinion on difficulty from other model families;
+   - `embed:<w|s>`: ridge regressions onto the weak and the strong model being right, on the prompt's pooled term
+     embeddings distilled from all-MiniLM-L6-v2 (`llm_router.ml.embed`), folded into per-term weights.
 2. The difficulty head: a multinomial logistic regression over the layer-1 outputs and a few shape features
    (length, digits, lines, lettered choices; for open questions also sentences, percentages, decimals, fractions
    and money) predicting the joint outcome of the two models; difficulty is the strong model's win rate
@@ -58,6 +60,7 @@ from llm_router.ml.datasets import (
     read_routellm_mmlu,
     read_routellm_mt_bench,
 )
+from llm_router.ml.embed import MINILM, Encoder, Features, encode_terms, lazy_minilm_encoder, reduce, scaled
 from llm_router.routing.classifier import WEIGHTS_FORMAT, Classifier, dense_features, terms
 
 OUTCOMES = ("w0s0", "w0s1", "w1s0", "w1s1")
@@ -98,6 +101,17 @@ class TrainConfig:
     dc_alpha: float = 1.0
     head_c: float = 1.0
     prior_shrink: float = 20.0
+    # Static term embeddings distilled from the sentence encoder (0 dimensions: none), folded into the sparse layer.
+    embed_dims: int = 384
+    embed_scale: float = 1.0
+    embed_bigrams: bool = False
+    # "outputs": ridge regressions on the pooled embeddings as extra outputs the difficulty head reads; "joint": the
+    # pooled embeddings fitted alongside the terms by every output's model.
+    embed_mode: str = "outputs"
+    embed_alpha: float = 10.0
+    embed_cache: Path | None = Path("build/embeddings")
+    # Stop after the cross-validated figures (model selection): no final fit, no held-out figures, no file.
+    cv_only: bool = False
 
 
 @dataclass
@@ -179,6 +193,7 @@ class Layer1:
     outputs: list[str]
     coef: np.ndarray
     bias: np.ndarray
+    domain_cv_f1: float | None = None
 
     def apply(self, x: sparse.csr_matrix) -> np.ndarray:
         return np.asarray(x @ self.coef) + self.bias
@@ -214,12 +229,16 @@ def dc_targets(e: Example) -> tuple[float, float]:
     return small, large - small
 
 
-def fit_domain(domain: Sequence[Example], x: sparse.csr_matrix, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+def fit_domain(
+    domain: Sequence[Example], x: sparse.csr_matrix, cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Domain logits as one linear map (terms x labels, and biases). Ridge classifiers (balanced classes) score each
     fine-grained group (MMLU subject, dcrouter task, MT-Bench category, GSM8K), and a multinomial logistic
     regression fitted on their out-of-fold scores maps the group scores to calibrated domain logits; both are
     linear, so they fold into one map. dcrouter's training questions weigh `domain_dcrouter_weight` each.
-    Chosen by cross-validation on the training portions over a multinomial logistic regression on the domains."""
+    Chosen by cross-validation on the training portions over a multinomial logistic regression on the domains.
+    Also returns the weighted macro-F1 of the out-of-fold domain logits before the offsets (cross-validation's
+    figure for model selection), when the offsets are on."""
     y = np.array([DOMAINS.index(e.domain or "general") for e in domain])
     names = sorted({f"{e.source}/{e.group}" for e in domain})
     groups = np.array([names.index(f"{e.source}/{e.group}") for e in domain])
@@ -246,6 +265,7 @@ def fit_domain(domain: Sequence[Example], x: sparse.csr_matrix, cfg: TrainConfig
     calibration = calibrate(np.arange(len(y)))
     coef, bias = ridge(np.arange(len(y)))
     offsets = np.zeros(len(DOMAINS))
+    cv_f1: float | None = None
     if cfg.domain_offsets:
         # Out-of-fold domain logits: the group scores are out of fold already, and the calibration of each fold is
         # fitted on the other folds' scores.
@@ -253,8 +273,9 @@ def fit_domain(domain: Sequence[Example], x: sparse.csr_matrix, cfg: TrainConfig
         for fit_idx, held_idx in splits:
             logits[held_idx] = calibrate(fit_idx).decision_function(oof[held_idx])
         score_weight = np.array([cfg.domain_offset_dcrouter_weight if e.source == "dcrouter" else 1.0 for e in domain])
+        cv_f1 = weighted_macro_f1(y, logits.argmax(axis=1), score_weight)
         offsets = domain_offsets(logits, y, score_weight)
-    return coef @ calibration.coef_.T, bias @ calibration.coef_.T + calibration.intercept_ + offsets
+    return coef @ calibration.coef_.T, bias @ calibration.coef_.T + calibration.intercept_ + offsets, cv_f1
 
 
 def weighted_macro_f1(y: np.ndarray, pred: np.ndarray, weight: np.ndarray) -> float:
@@ -288,7 +309,7 @@ def domain_offsets(
 
 
 def fit_layer1(
-    vec: Vectorizer,
+    feats: Features,
     cfg: TrainConfig,
     routellm: Sequence[Example],
     domain: Sequence[Example],
@@ -296,43 +317,53 @@ def fit_layer1(
     with_domain: bool = True,
 ) -> Layer1:
     """Fit every sparse-layer output on the given examples (the domain outputs left at zero without
-    `with_domain`: the difficulty head does not read them)."""
+    `with_domain`: the difficulty head does not read them). Each model is fitted on the features of `feats` and its
+    coefficients folded back to one weight per term."""
     outputs: list[str] = []
     coefs: list[np.ndarray] = []
     biases: list[float] = []
 
+    domain_cv_f1: float | None = None
     if with_domain:
-        coef, bias = fit_domain(domain, vec.transform([e.prompt for e in domain]), cfg)
+        coef, bias, domain_cv_f1 = fit_domain(domain, feats.transform([e.prompt for e in domain]), cfg)
+        coef = feats.fold(coef)
     else:
-        coef, bias = np.zeros((len(vec.vocab), len(DOMAINS))), np.zeros(len(DOMAINS))
+        coef, bias = np.zeros((feats.terms, len(DOMAINS))), np.zeros(len(DOMAINS))
     for k, label in enumerate(DOMAINS):
         outputs.append(f"domain:{label}")
         coefs.append(coef[:, k])
         biases.append(float(bias[k]))
 
-    xr = vec.transform([e.prompt for e in routellm])
+    xr = feats.transform([e.prompt for e in routellm])
     priors = subject_priors(routellm, cfg.prior_shrink)
     for target in PRIOR_TARGETS:
         reg = Ridge(alpha=cfg.prior_alpha).fit(xr, [priors[e.group][target] for e in routellm])
         outputs.append(f"prior:{target}")
-        coefs.append(reg.coef_)
+        coefs.append(feats.fold(reg.coef_))
         biases.append(float(reg.intercept_))
 
     out = LogisticRegression(C=cfg.outcome_c, max_iter=3000)
     out.fit(xr, [outcome_class(e) for e in routellm])
     for k, name in enumerate(OUTCOMES):
         outputs.append(f"outcome:{name}")
-        coefs.append(out.coef_[list(out.classes_).index(k)])
+        coefs.append(feats.fold(out.coef_[list(out.classes_).index(k)]))
         biases.append(float(out.intercept_[list(out.classes_).index(k)]))
 
-    xc = vec.transform([e.prompt for e in dc])
+    xc = feats.transform([e.prompt for e in dc])
     targets = np.array([dc_targets(e) for e in dc])
     for j, name in enumerate(("small", "gap")):
         reg = Ridge(alpha=cfg.dc_alpha).fit(xc, targets[:, j])
         outputs.append(f"dc:{name}")
-        coefs.append(reg.coef_)
+        coefs.append(feats.fold(reg.coef_))
         biases.append(float(reg.intercept_))
-    return Layer1(outputs, np.column_stack(coefs), np.array(biases))
+    if feats.table is not None and not feats.joint:
+        pooled = feats.pooled([e.prompt for e in routellm])
+        for name, model in (("w", ROUTELLM_WEAK), ("s", ROUTELLM_STRONG)):
+            reg = Ridge(alpha=cfg.embed_alpha).fit(pooled, [e.outcomes[model] for e in routellm])
+            outputs.append(f"embed:{name}")
+            coefs.append(feats.table @ reg.coef_)
+            biases.append(float(reg.intercept_))
+    return Layer1(outputs, np.column_stack(coefs), np.array(biases), domain_cv_f1)
 
 
 def head_inputs(layer1: Layer1, values: np.ndarray, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -414,6 +445,18 @@ def domain_report(true: Sequence[str], pred: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def embedding_metadata(cfg: TrainConfig, feats: Features, encoder_name: str) -> dict[str, Any] | None:
+    if feats.table is None:
+        return None
+    return {
+        "encoder": encoder_name,
+        "terms_embedded": int((np.abs(feats.table).sum(axis=1) > 0).sum()),
+        "dims": int(feats.table.shape[1]),
+        "scale": cfg.embed_scale,
+        "pooling": "binary TF x IDF, L2-normalised (the sparse layer's own weighting), folded into its weights",
+    }
+
+
 def _quantise(values: np.ndarray) -> tuple[np.ndarray, float]:
     top = float(np.max(np.abs(values))) or 1.0
     scale = top / QUANT
@@ -457,8 +500,26 @@ def export(vec: Vectorizer, layer1: Layer1, head: Head, metadata: dict[str, Any]
     }
 
 
-def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
-    """Fit, cross-validate, measure on the held-out halves, and write the weights file; returns its metadata."""
+def term_features(
+    vec: Vectorizer, texts: Sequence[str], cfg: TrainConfig, encoder: Encoder | None, encoder_name: str, log: Any
+) -> Features:
+    """The vectoriser's features, widened by pooled term embeddings when `embed_dims` asks for them (`encoder`:
+    all-MiniLM-L6-v2 unless given; its raw vectors are cached under `embed_cache`)."""
+    if not cfg.embed_dims:
+        return Features(vec.transform, len(vec.vocab))
+    started = time.monotonic()
+    raw = encode_terms(vec.vocab, encoder or lazy_minilm_encoder(), encoder_name, cfg.embed_cache, cfg.embed_bigrams)
+    table = scaled(reduce(raw, cfg.embed_dims), vec.transform(texts), cfg.embed_scale)
+    embedded = int((np.abs(table).sum(axis=1) > 0).sum())
+    log(f"term embeddings: {embedded} terms, {table.shape[1]} dimensions ({time.monotonic() - started:.0f} s)")
+    return Features(vec.transform, len(vec.vocab), table, joint=cfg.embed_mode == "joint")
+
+
+def train(
+    cfg: TrainConfig, log: Any = print, encoder: Encoder | None = None, encoder_name: str = MINILM
+) -> dict[str, Any]:
+    """Fit, cross-validate, measure on the held-out halves, and write the weights file; returns its metadata.
+    `encoder` replaces the sentence encoder the term embeddings are distilled from (tests pass a small fake)."""
     started = time.monotonic()
     np.random.seed(cfg.seed)
     corpus = load_corpus(cfg.data_dir)
@@ -469,6 +530,7 @@ def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
     vocab_texts = sorted({e.prompt for e in corpus.routellm_train + corpus.domain_train + corpus.dc_train})
     vec = Vectorizer(vocab_texts, cfg.min_df, cfg.max_terms, cfg.word_prefix)
     log(f"vocabulary: {len(vec.vocab)} terms")
+    feats = term_features(vec, vocab_texts, cfg, encoder, encoder_name, log)
 
     # Out-of-fold layer-1 outputs for every RouteLLM training prompt: the head learns from outputs on prompts the
     # layer did not see, as it will meet them in production.
@@ -489,7 +551,7 @@ def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
         # head would learn to trust them too much.
         held_keys = {overlap_key(train_rl[i].prompt) for i in held_idx}
         dc = [e for e in corpus.dc_train if overlap_key(e.prompt) not in held_keys]
-        layer1 = fit_layer1(vec, cfg, fit_rl, domain, dc, with_domain=False)
+        layer1 = fit_layer1(feats, cfg, fit_rl, domain, dc, with_domain=False)
         values = layer1.apply(x_rl[held_idx])
         if oof is None:
             oof = np.zeros((len(texts), values.shape[1]))
@@ -507,7 +569,12 @@ def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
     cv = benchmark(train_rl, cv_scores.tolist())
     log(f"cross-validation on the training halves: {json.dumps(cv)}")
 
-    final = fit_layer1(vec, cfg, train_rl, corpus.domain_train, corpus.dc_train)
+    if cfg.cv_only:
+        *_, domain_cv = fit_domain(corpus.domain_train, feats.transform([e.prompt for e in corpus.domain_train]), cfg)
+        log(f"cross-validated domain macro-F1 (weighted, before offsets): {_r(domain_cv)}")
+        return {"metrics": {"cv_train": cv, "domain_cv_macro_f1": domain_cv}}
+    final = fit_layer1(feats, cfg, train_rl, corpus.domain_train, corpus.dc_train)
+    log(f"cross-validated domain macro-F1 (weighted, before offsets): {_r(final.domain_cv_f1)}")
     head = fit_head(names, head_x, y, cfg.head_c)
     metadata: dict[str, Any] = {
         "created_by": "llm-router train",
@@ -536,7 +603,8 @@ def train(cfg: TrainConfig, log: Any = print) -> dict[str, Any]:
             },
         },
         "vocabulary": len(vec.vocab),
-        "metrics": {"cv_train": cv},
+        "embeddings": embedding_metadata(cfg, feats, encoder_name),
+        "metrics": {"cv_train": cv, "domain_cv_macro_f1": _r(final.domain_cv_f1)},
     }
     weights = export(vec, final, head, metadata)
 
