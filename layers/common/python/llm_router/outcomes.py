@@ -177,8 +177,7 @@ class OutcomeRecorder:
                 created_at=observed.at,
                 features=self._features(text),
                 arm=answer.decision.arm,
-                # The adaptation version that decided, once the decision names one.
-                adaptation=getattr(answer.decision, "adaptation", None),
+                adaptation=answer.decision.adaptation,
                 prompt=text if learn.keep_prompts and not _bound(answer) else None,
                 streamed=observed.streamed,
             )
