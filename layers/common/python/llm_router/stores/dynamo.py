@@ -6,9 +6,15 @@ that the functions need only botocore (boto3 would add its import, and s3transfe
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+
+# JSON documents above this size are kept zlib-compressed in a binary attribute.
+COMPRESS_ABOVE_BYTES = 2048
+# An item holds at most 400 KB; a document that does not fit even compressed is not stored.
+MAX_STORED_BYTES = 350_000
 
 
 def attribute(value: Any) -> dict[str, Any]:
@@ -108,3 +114,20 @@ def query_partition(
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def document_attributes(data: bytes, name: str, too_large: type[ValueError]) -> dict[str, Any]:
+    """A JSON document as one attribute: text under `name`, or above `COMPRESS_ABOVE_BYTES` zlib under `name_z`;
+    `too_large` is raised when even the compressed form would not fit in an item."""
+    if len(data) <= COMPRESS_ABOVE_BYTES:
+        return {name: {"S": data.decode()}}
+    packed = zlib.compress(data, 6)
+    if len(packed) > MAX_STORED_BYTES:
+        raise too_large(f"{len(packed)} bytes compressed")
+    return {name + "_z": {"B": packed}}
+
+
+def document_bytes(raw: Mapping[str, Any], name: str) -> bytes:
+    """The document `document_attributes` stored under `name`, as bytes."""
+    compressed = raw.get(name + "_z")
+    return zlib.decompress(compressed["B"]) if compressed is not None else str(raw[name]["S"]).encode()

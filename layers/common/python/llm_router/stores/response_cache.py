@@ -10,7 +10,6 @@ checked against the caller's even though the key already includes it.
 from __future__ import annotations
 
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,13 +17,10 @@ from typing import Any
 
 from llm_router.cache import CachedAnswer
 from llm_router.stores.aws import client
-from llm_router.stores.dynamo import plain_item
+from llm_router.stores.dynamo import document_attributes, document_bytes, plain_item
 
 PREFIX = "cache#"
 SORT_KEY = "entry"
-COMPRESS_ABOVE_BYTES = 2048
-# An item holds at most 400 KB; a larger answer is simply not cached.
-MAX_STORED_BYTES = 350_000
 
 
 class AnswerTooLarge(ValueError):
@@ -58,17 +54,11 @@ class DynamoResponseCache:
             return None
         if int(item["expires_at"]["N"]) <= self._clock():
             return None
-        data = zlib.decompress(item["answer_z"]["B"]) if "answer_z" in item else item["answer"]["S"].encode()
-        return CachedAnswer.from_json(data)
+        return CachedAnswer.from_json(document_bytes(item, "answer"))
 
     def put(self, key: str, entry: CachedAnswer, ttl_seconds: int) -> None:
         data = entry.to_json()
-        stored: dict[str, Any] = {"answer": {"S": data.decode()}}
-        if len(data) > COMPRESS_ABOVE_BYTES:
-            packed = zlib.compress(data, 6)
-            if len(packed) > MAX_STORED_BYTES:
-                raise AnswerTooLarge(f"{len(packed)} bytes compressed")
-            stored = {"answer_z": {"B": packed}}
+        stored = document_attributes(data, "answer", AnswerTooLarge)
         now = int(self._clock())
         self._ddb.put_item(
             TableName=self._table,

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from llm_router.stores.aws import client
+from llm_router.stores.dynamo import document_attributes, document_bytes
 
 PREFIX = "response#"
 SORT_KEY = "response"
-COMPRESS_ABOVE_BYTES = 2048
-# An item holds at most 400 KB: a longer conversation is not kept (its follow-ups send their history in `input`).
-MAX_STORED_BYTES = 350_000
 
 
 class ConversationTooLarge(ValueError):
@@ -50,12 +47,8 @@ class ResponseStore:
 
     def put(self, tenant: str, response: dict[str, Any], items: list[dict[str, Any]]) -> None:
         data = json.dumps({"response": response, "items": items}, separators=(",", ":"), ensure_ascii=False).encode()
-        stored: dict[str, Any] = {"body": {"S": data.decode()}}
-        if len(data) > COMPRESS_ABOVE_BYTES:
-            packed = zlib.compress(data, 6)
-            if len(packed) > MAX_STORED_BYTES:
-                raise ConversationTooLarge(f"{len(packed)} bytes compressed")
-            stored = {"body_z": {"B": packed}}
+        # A conversation too large for one item is not kept (its follow-ups send their history in `input`).
+        stored = document_attributes(data, "body", ConversationTooLarge)
         now = int(self._clock())
         self._ddb.put_item(
             TableName=self._table,
@@ -75,8 +68,7 @@ class ResponseStore:
             return None
         if int(item["expires_at"]["N"]) <= self._clock():
             return None
-        data = zlib.decompress(item["body_z"]["B"]) if "body_z" in item else item["body"]["S"].encode()
-        document = json.loads(data)
+        document = json.loads(document_bytes(item, "body"))
         return StoredResponse(document["response"], document["items"])
 
     def delete(self, tenant: str, response_id: str) -> bool:
