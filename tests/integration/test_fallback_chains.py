@@ -225,3 +225,26 @@ def test_images_survive_translation(fakes: dict[str, Any], target: str) -> None:
         response = router.call({"model": "auto", "messages": [{"role": "user", "content": content}]})
 
     assert router.json(response)["choices"][0]["message"]["content"].endswith("What is this? (and saw 1 image)")
+
+
+@pytest.mark.parametrize(("mode", "kind"), [("stream_cut", "connection"), ("stream_error", "server_error")])
+def test_a_stream_that_breaks_after_its_status_but_before_its_first_token_falls_back(
+    router: Router, fakes: dict[str, Any], mode: str, kind: str
+) -> None:
+    # The primary says 200 and the router prepares the stream's headers and chunks for it while it waits; the
+    # primary then fails before any text. Nothing of that preparation may show: the secondary's stream is sent.
+    fakes["primary"].mode, fakes["primary"].stream_cut_after = mode, 1  # its opening (role-only) chunk, then not
+
+    response = router.chat("Hello!", stream=True, stream_options={"include_usage": True})
+
+    assert response["statusCode"] == 200
+    assert header(response, "x-router-model") == "secondary"
+    assert header(response, "x-router-attempts") == "3"  # primary, primary once more, secondary
+    events = [json.loads(line[6:]) for line in response["body"].split("\n") if line.startswith("data: {")]
+    assert {event["model"] for event in events} == {"secondary"}
+    assert len({event["id"] for event in events}) == 1
+    assert "".join(c["delta"].get("content") or "" for e in events for c in e["choices"]) == (
+        "gpt-4o-mini heard: Hello!"
+    )
+    assert len(fakes["primary"].requests) == 2
+    assert provider_errors(router)[:2] == [("openai", kind), ("openai", kind)]

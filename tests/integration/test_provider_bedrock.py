@@ -13,7 +13,14 @@ import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
-from llm_router.providers.base import Deadline, InvalidRequest, ProviderAuthError, ProviderError, RetryableError
+from llm_router.providers.base import (
+    Deadline,
+    InvalidRequest,
+    ProviderAuthError,
+    ProviderError,
+    RetryableError,
+    waiting_with,
+)
 from llm_router.providers.bedrock import BedrockProvider
 from llm_router.schemas.catalog import ModelSpec
 from llm_router.schemas.openai import ChatCompletionRequest
@@ -317,3 +324,16 @@ def test_after_the_first_delta_converse_stream_reads_wait_for_the_idle_timeout(u
         next(deltas)
 
     assert caught.value.kind == "timeout"
+
+
+def test_the_caller_prepares_once_bedrock_accepted_the_stream_and_before_its_first_event(upstream: FakeBedrock) -> None:
+    upstream.stream_chunks, upstream.stream_interval = 5, 0.05
+    seen: list[int] = []
+    deltas = loopback_provider(upstream).stream(chat(), STREAM_MODEL, Deadline(10))
+
+    with waiting_with(lambda: seen.append(len(upstream.requests))):
+        first = next(deltas)
+
+    assert seen == [1]  # once, with the request at the server
+    assert first.content
+    deltas.close()

@@ -23,6 +23,7 @@ from llm_router.gateway import (
     StreamEnd,
     StreamEvent,
     Streaming,
+    StreamStart,
 )
 from llm_router.metrics import MetricsRecorder
 from llm_router.pricing import cost_usd
@@ -35,6 +36,7 @@ from llm_router.providers.base import (
     RetryableError,
     StreamDelta,
     Usage,
+    while_waiting,
 )
 from llm_router.routing.engine import Decision, Plan
 from llm_router.routing.features import estimate_tokens
@@ -44,13 +46,15 @@ from llm_router.schemas.openai import ChatCompletionRequest
 from llm_router.stores.fallback_queue import QueuedRequest
 from tests.helpers import chat, model, snapshot
 
-Play = Sequence[StreamDelta | Exception]
+# In a script: the request is out and the provider waits for its first event (`while_waiting`).
+WAIT = "wait"
+Play = Sequence[StreamDelta | Exception | str]
 USAGE = Usage(input_tokens=12, output_tokens=3)
 PRICE = {"input_per_mtok": 1.0, "output_per_mtok": 4.0}
 
 
-def words(*texts: str, finish: str = "stop", usage: Usage | None = USAGE) -> list[StreamDelta | Exception]:
-    out: list[StreamDelta | Exception] = [StreamDelta(content=t) for t in texts]
+def words(*texts: str, finish: str = "stop", usage: Usage | None = USAGE) -> list[StreamDelta | Exception | str]:
+    out: list[StreamDelta | Exception | str] = [StreamDelta(content=t) for t in texts]
     out.append(StreamDelta(finish_reason=finish))
     if usage is not None:
         out.append(StreamDelta(usage=usage))
@@ -68,6 +72,7 @@ class ScriptedProvider:
     def __init__(self, *plays: Play) -> None:
         self.plays: deque[Play] = deque(plays)
         self.calls = 0
+        self.yielded = 0  # deltas handed out, over all calls
         self.closed = 0  # streams whose generator finished or was closed
 
     def complete(self, request: ChatCompletionRequest, model: ModelSpec, deadline: Deadline) -> ProviderResponse:
@@ -84,6 +89,11 @@ class ScriptedProvider:
             for item in play:
                 if isinstance(item, Exception):
                     raise item
+                if item == WAIT:
+                    while_waiting()
+                    continue
+                assert isinstance(item, StreamDelta)
+                self.yielded += 1
                 yield item
         finally:
             self.closed += 1
@@ -154,8 +164,9 @@ class Harness:
             requests=self.queue,
         )
 
-    def stream(self, request: ChatCompletionRequest | None = None) -> Streaming:
-        return self.gateway.stream(request or chat("Hello!", stream=True), RequestContext(tenant="t", request_id="r1"))
+    def stream(self, request: ChatCompletionRequest | None = None, prepare: Any = None) -> Streaming:
+        request = request or chat("Hello!", stream=True)
+        return self.gateway.stream(request, RequestContext(tenant="t", request_id="r1"), prepare)
 
     def request_line(self) -> dict[str, Any]:
         (line,) = [doc for doc in self.emitted if "Requests" in doc]
@@ -259,6 +270,74 @@ def test_a_refusal_before_the_first_delta_goes_to_the_caller_and_no_other_model_
 
 
 # -- after the first delta: committed, accounted once -----------------------------------------------------------
+class Preparations:
+    """A `prepare` that notes each start it was given, with how far its model's script had got by then."""
+
+    def __init__(self, *providers: ScriptedProvider) -> None:
+        self.providers = providers
+        self.seen: list[tuple[str, list[str | None], int]] = []
+
+    def __call__(self, start: StreamStart) -> str:
+        self.seen.append((start.model.id, [x.kind for x in start.attempts], sum(p.yielded for p in self.providers)))
+        return f"prepared for {start.model.id}"
+
+
+def test_what_the_stream_needs_is_prepared_while_the_model_works_on_its_first_token() -> None:
+    a = ScriptedProvider([WAIT, *words("Hel", "lo")])
+    prepare = Preparations(a)
+    h = Harness([priced("a")], a=a)
+
+    streaming = h.stream(prepare=prepare)
+
+    # Prepared once, before the provider had produced anything; the start it was given is the stream's own,
+    # with the attempt that succeeded added once the first delta was in.
+    assert prepare.seen == [("a", [], 0)]
+    assert streaming.prepared == "prepared for a"
+    assert [(x.model, x.ok) for x in streaming.start.attempts] == [("a", True)]
+    deltas, end = split(streaming.events)
+    assert text(deltas) == "Hello" and end.error is None
+
+
+def test_a_model_that_fails_after_the_preparation_is_prepared_for_again_and_so_is_the_one_that_answers() -> None:
+    down = RetryableError("a: the stream broke before its first event", kind="connection")
+    a = ScriptedProvider([WAIT, down], [WAIT, down])
+    b = ScriptedProvider([WAIT, *words("from b")])
+    prepare = Preparations(a, b)
+    h = Harness([priced("a"), priced("b")], a=a, b=b)
+
+    streaming = h.stream(prepare=prepare)
+
+    assert [(model_id, kinds) for model_id, kinds, _ in prepare.seen] == [
+        ("a", []),
+        ("a", ["connection"]),
+        ("b", ["connection", "connection"]),
+    ]
+    assert streaming.prepared == "prepared for b" and streaming.start.model.id == "b"
+    assert [(x.model, x.ok) for x in streaming.start.attempts] == [("a", False), ("a", False), ("b", True)]
+    assert text(split(streaming.events)[0]) == "from b"
+
+
+def test_a_provider_that_does_not_say_it_waits_is_prepared_for_once_its_first_delta_is_in() -> None:
+    a = ScriptedProvider(words("no wait"))
+    prepare = Preparations(a)
+    h = Harness([priced("a")], a=a)
+
+    streaming = h.stream(prepare=prepare)
+
+    assert prepare.seen == [("a", [None], 1)]
+    assert streaming.prepared == "prepared for a"
+    assert [(x.model, x.ok) for x in streaming.start.attempts] == [("a", True)]
+
+
+def test_a_simulated_first_delta_marks_a_prepared_start_simulated() -> None:
+    a = ScriptedProvider([WAIT, StreamDelta(content="sim", simulated=True), StreamDelta(finish_reason="stop")])
+    h = Harness([priced("a")], a=a)
+
+    streaming = h.stream(prepare=Preparations(a))
+
+    assert streaming.start.simulated and [(x.model, x.ok) for x in streaming.start.attempts] == [("a", True)]
+
+
 def test_nothing_is_accounted_until_the_stream_ends_then_once_with_the_reported_usage() -> None:
     h = Harness([priced("a")], a=ScriptedProvider(words("one", " two", usage=USAGE)))
 

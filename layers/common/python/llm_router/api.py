@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -257,7 +258,10 @@ class RouterApi:
             ctx,
             raw,
             lambda: self.render(
-                self.gateway.serve(request, ctx, raw, prefer_async=prefer_async, cache_control=cache_control), request
+                self.gateway.serve(
+                    request, ctx, raw, prefer_async=prefer_async, cache_control=cache_control, prepare=stream_head
+                ),
+                request,
             ),
         )
 
@@ -495,10 +499,11 @@ class RouterApi:
             return {"status": 200, "content_type": JSON, "body": body, "headers": headers}
         if isinstance(outcome, Streaming):
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            headers = stream_headers(outcome.start)
+            head = outcome.prepared if isinstance(outcome.prepared, StreamHead) else stream_head(outcome.start)
+            headers = head.headers_for(outcome.start)
             if outcome.cache is not None:
                 headers["x-router-cache"] = outcome.cache
-            return StreamingResponse(200, headers, sse_stream(outcome.start, outcome.events, include_usage))
+            return StreamingResponse(200, headers, sse_stream(outcome.start, outcome.events, include_usage, head))
         if isinstance(outcome, Queued):
             return _json_result(*queued(outcome))
         if isinstance(outcome, NotKept):
@@ -697,19 +702,58 @@ def anthropic_stream(start: StreamStart, events: Iterator[StreamEvent]) -> Itera
 
 
 def stream_headers(start: StreamStart) -> dict[str, str]:
+    return _fixed_stream_headers(start) | _stream_outcome_headers(start)
+
+
+def _fixed_stream_headers(start: StreamStart) -> dict[str, str]:
+    """The headers known before the first token: they name the model, not how getting to it went."""
     headers = {
         "Content-Type": EVENT_STREAM,
         "Cache-Control": "no-cache",
         "x-router-model": start.model.id,
         "x-router-rule": start.decision.rule,
         "x-router-request-id": start.request_id,
-        "x-router-attempts": str(len(start.attempts)),
     }
     if start.decision.adaptation is not None:
         headers["x-router-adaptation"] = start.decision.adaptation
+    return headers
+
+
+def _stream_outcome_headers(start: StreamStart) -> dict[str, str]:
+    """The headers known once the first delta is in: the attempts it took, and whether it was simulated."""
+    headers = {"x-router-attempts": str(len(start.attempts))}
     if start.simulated:
         headers["x-router-simulated"] = "true"
     return headers
+
+
+@dataclass(frozen=True)
+class StreamHead:
+    """What a chat stream's response needs before its first chunk, made from the stream's start while the model
+    works on its first token (`Gateway.serve`'s `prepare`): the headers known by then, a chunk's fixed fields,
+    and the bytes every chunk starts with."""
+
+    headers: dict[str, str]
+    base: dict[str, Any]
+    chunk_head: bytes
+
+    def headers_for(self, start: StreamStart) -> dict[str, str]:
+        """The response's headers once the first delta is in (this response's own dict: it may be added to)."""
+        headers = self.headers
+        headers.update(_stream_outcome_headers(start))
+        return headers
+
+
+def stream_head(start: StreamStart) -> StreamHead:
+    base = {
+        "id": start.completion_id,
+        "object": "chat.completion.chunk",
+        "created": start.created,
+        "model": start.model.id,
+    }
+    # Every chunk starts with the same bytes: serialised once, each chunk encodes only its delta.
+    head = b"data: " + _ENCODER.encode(base)[:-1].encode() + b',"choices":[{"index":0,"delta":'
+    return StreamHead(_fixed_stream_headers(start), base, head)
 
 
 def answer_headers(answer: Priced) -> dict[str, str]:
@@ -838,29 +882,31 @@ def iter_body(response: Response) -> Iterator[bytes]:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 DONE = b"data: [DONE]\n\n"
 _PLAIN_CHUNK_END = b',"logprobs":null,"finish_reason":null}]}\n\n'
+_FIRST_TEXT_DELTA = b'{"role":"assistant","content":'
+_TEXT_DELTA = b'{"content":'
+_TEXT_CHUNK_END = b"}" + _PLAIN_CHUNK_END
 
 
 def _event(body: dict[str, Any]) -> bytes:
     return b"data: " + _ENCODER.encode(body).encode() + b"\n\n"
 
 
-def sse_stream(start: StreamStart, events: Iterator[StreamEvent], include_usage: bool) -> Iterator[bytes]:
+def sse_stream(
+    start: StreamStart, events: Iterator[StreamEvent], include_usage: bool, head: StreamHead | None = None
+) -> Iterator[bytes]:
     """`text/event-stream` chunks: content and tool-call deltas, the finish chunk, usage, then `[DONE]`. Closing
     it, even before the first read, closes `events` (which accounts for the stream)."""
     close = getattr(events, "close", None)
-    return ClosingIterator(_sse_events(start, events, include_usage), close if close is not None else lambda: None)
+    head = stream_head(start) if head is None else head
+    return ClosingIterator(
+        _sse_events(start, events, include_usage, head), close if close is not None else lambda: None
+    )
 
 
-def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage: bool) -> Generator[bytes, None, None]:
-    base = {
-        "id": start.completion_id,
-        "object": "chat.completion.chunk",
-        "created": start.created,
-        "model": start.model.id,
-    }
-
-    # Every chunk starts with the same bytes: serialised once, each chunk encodes only its delta.
-    head = b"data: " + _ENCODER.encode(base)[:-1].encode() + b',"choices":[{"index":0,"delta":'
+def _sse_events(
+    start: StreamStart, events: Iterator[StreamEvent], include_usage: bool, prepared: StreamHead
+) -> Generator[bytes, None, None]:
+    base, head = prepared.base, prepared.chunk_head
 
     def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> bytes:
         """What `_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason":
@@ -876,6 +922,13 @@ def _sse_events(start: StreamStart, events: Iterator[StreamEvent], include_usage
             if isinstance(event, StreamEnd):
                 yield from _ending(base, chunk, event, include_usage, finished)
                 return
+            content = event.content
+            if content and event.tool_calls is None and event.logprobs is None and not event.finish_reason:
+                # Text alone, as nearly every chunk is: written straight out, the bytes `chunk` would write.
+                text = (_TEXT_DELTA if role_sent else _FIRST_TEXT_DELTA) + encode_basestring(content).encode()
+                role_sent = True
+                yield head + text + _TEXT_CHUNK_END
+                continue
             delta = _chunk_delta(event, first=not role_sent)
             role_sent = True
             if delta:

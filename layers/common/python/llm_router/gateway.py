@@ -51,6 +51,7 @@ from llm_router.providers.base import (
     RetryableError,
     StreamDelta,
     Usage,
+    waiting_with,
 )
 from llm_router.routing.engine import Decision, Plan, decide, plan
 from llm_router.routing.features import REGEX_SCAN_CHARS, Features, estimate_tokens
@@ -227,6 +228,8 @@ class Streaming:
     start: StreamStart
     events: Iterator[StreamEvent]
     cache: CacheStatus | None = None
+    # What the caller's `prepare` made of `start` (see `serve`), while the model worked on its first token.
+    prepared: object = None
 
 
 Outcome = Answered | Streaming | Queued | NotKept | Refused
@@ -366,9 +369,14 @@ class Gateway:
         *,
         prefer_async: bool = False,
         cache_control: CacheControl = USE_CACHE,
+        prepare: Callable[[StreamStart], object] | None = None,
     ) -> Outcome:
         """Answer the request (streamed when it asks), from the cache when its route caches and holds the answer,
-        or queue it: straight away when asked to (async), or when every candidate failed before producing anything."""
+        or queue it: straight away when asked to (async), or when every candidate failed before producing anything.
+
+        `prepare`, for a live stream: called with the stream's start as soon as it is known (while the model works
+        on its first token, when the provider says it is waiting), its result handed back in `Streaming.prepared`,
+        so that the caller does its share of the work before the first byte, not after it."""
         try:
             if prefer_async:
                 return self._queue_now(request, ctx, body)
@@ -380,7 +388,7 @@ class Gateway:
                     return hit
             status = caching.status if caching is not None else None
             if request.stream:
-                streaming = self._stream(request, ctx, routed)
+                streaming = self._stream(request, ctx, routed, prepare)
                 if caching is not None and caching.store:
                     streaming.events = self._storing(streaming.events, ctx, caching)
                 streaming.cache = status
@@ -449,36 +457,72 @@ class Gateway:
             self.accounting.after_answer(ctx, answer)
         return answer
 
-    def stream(self, request: ChatCompletionRequest, ctx: RequestContext) -> Streaming:
+    def stream(
+        self,
+        request: ChatCompletionRequest,
+        ctx: RequestContext,
+        prepare: Callable[[StreamStart], object] | None = None,
+    ) -> Streaming:
         """Fall back exactly as `complete` does until a provider has produced its first delta; from then on the
-        stream is committed to that model. Raises AllModelsFailedError when no candidate produced anything."""
-        return self._stream(request, ctx, self._route(request, ctx))
+        stream is committed to that model. Raises AllModelsFailedError when no candidate produced anything.
+        `prepare` as for `serve`."""
+        return self._stream(request, ctx, self._route(request, ctx), prepare)
 
-    def _stream(self, request: ChatCompletionRequest, ctx: RequestContext, routed: Routed) -> Streaming:
+    def _stream(
+        self,
+        request: ChatCompletionRequest,
+        ctx: RequestContext,
+        routed: Routed,
+        prepare: Callable[[StreamStart], object] | None = None,
+    ) -> Streaming:
         snapshot, decision, chain = routed
+        trail = Trail()
+        # Made while a model works on its first token (providers call `while_waiting` once the request is out):
+        # the stream's start as it will be if that model's first delta arrives, and what `prepare` makes of it.
+        # From the first byte to the first chunk handed on, only what depends on that byte is left to do.
+        ready: list[Any] = []
 
         def call(
             provider: Provider, model: ModelSpec, deadline: Deadline
         ) -> tuple[StreamDelta, Generator[StreamDelta, None, None]]:
+            def get_ready() -> None:
+                start = self._stream_start(ctx, decision, model, list(trail.attempts), simulated=False)
+                ready[:] = [start, None if prepare is None else prepare(start)]
+
+            ready.clear()
             deltas = provider.stream(request, model, deadline)
             try:
-                first = next(deltas)
+                with waiting_with(get_ready):
+                    first = next(deltas)
             except StopIteration:
                 raise RetryableError(f"{model.id}: the stream ended before any output", kind="empty_stream") from None
             return first, deltas
 
-        model, (first, deltas), trail = self._first_success(request, ctx, decision, chain, call)
-        start = StreamStart(
+        model, (first, deltas), trail = self._first_success(request, ctx, decision, chain, call, trail)
+        if ready and ready[0].model is model and len(ready[0].attempts) + 1 == len(trail.attempts):
+            start, prepared = ready
+            start.attempts.append(trail.attempts[-1])  # this model's success, the one attempt it lacked
+            if first.simulated:
+                start = replace(start, simulated=True)
+        else:  # a provider that does not wait (the simulation), or one that did not say it was waiting
+            start = self._stream_start(ctx, decision, model, list(trail.attempts), simulated=first.simulated)
+            prepared = None if prepare is None else prepare(start)
+        events = self._stream_events(request, ctx, snapshot, chain, start, trail, first, deltas)
+        return Streaming(start, events, prepared=prepared)
+
+    @staticmethod
+    def _stream_start(
+        ctx: RequestContext, decision: Decision, model: ModelSpec, attempts: list[Attempt], *, simulated: bool
+    ) -> StreamStart:
+        return StreamStart(
             request_id=ctx.request_id,
             completion_id=f"chatcmpl-{ctx.request_id}",
             created=int(time.time()),
             model=model,
             decision=decision,
-            attempts=list(trail.attempts),
-            simulated=first.simulated,
+            attempts=attempts,
+            simulated=simulated,
         )
-        events = self._stream_events(request, ctx, snapshot, chain, start, trail, first, deltas)
-        return Streaming(start, events)
 
     # -- the response cache ----------------------------------------------------------------------------------
     def _cache_plan(
@@ -657,10 +701,12 @@ class Gateway:
         decision: Decision,
         chain: Plan,
         call: Callable[[Provider, ModelSpec, Deadline], T],
+        trail: Trail | None = None,
     ) -> tuple[ModelSpec, T, Trail]:
-        """The candidate loop: the first model whose `call` succeeds, with what was tried before it."""
+        """The candidate loop: the first model whose `call` succeeds, with what was tried before it (in `trail`,
+        a new one unless given)."""
         deadline = Deadline(self.deadline_seconds)
-        trail = Trail()
+        trail = Trail() if trail is None else trail
         overflowed: ModelSpec | None = None  # the largest model whose context window the prompt did not fit
         for model in chain.models:
             if overflowed is not None and model.context_window <= overflowed.context_window:

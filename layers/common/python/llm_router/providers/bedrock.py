@@ -45,6 +45,7 @@ from llm_router.providers.base import (
     RetryableError,
     StreamDelta,
     Usage,
+    while_waiting,
 )
 from llm_router.routing.features import estimate_tokens
 from llm_router.schemas.catalog import ModelSpec
@@ -139,7 +140,7 @@ class BedrockProvider:
         client = self.client(region_for(model), deadline.remaining())
         with _call_errors(model):
             stream = client.converse_stream(**params)["stream"]
-        http.collect_while_waiting()
+        while_waiting()
         translator = StreamTranslator(model, json_tool=formats.json_schema_tool(request, model) is not None)
         events = iter(stream)
         started = False

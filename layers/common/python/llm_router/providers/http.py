@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import email.utils
-import gc
 import ipaddress
 import json
 import re
@@ -34,6 +33,7 @@ from llm_router.providers.base import (
     ProviderAuthError,
     ProviderError,
     RetryableError,
+    while_waiting,
 )
 from llm_router.schemas.catalog import ModelSpec
 
@@ -314,7 +314,10 @@ class SSEParser:
             # Line feeds only, as nearly every server sends: split at once, the unfinished line stays buffered.
             *lines, self._buffer = buffer.split("\n")
             for line in lines:
-                self._line(line, events)
+                if line[:6] == "data: ":  # nearly every line: taken in here, without a call
+                    self._data.append(line[6:])
+                else:
+                    self._line(line, events)
             return events
         start = 0
         while (match := _LINE_END.search(buffer, start)) is not None:
@@ -373,7 +376,7 @@ class EventSource:
 
     def __iter__(self) -> Iterator[ServerSentEvent]:
         parser = SSEParser()
-        collect_while_waiting()
+        while_waiting()
         while True:
             data = self._read(self._wait())
             if not data:
@@ -410,16 +413,6 @@ class EventSource:
         if not self._ended:
             self._response.close()
         self._response.release_conn()
-
-
-def collect_while_waiting() -> None:
-    """Collect the youngest generation once the request is sent, while the model works on its first token.
-
-    The collector runs after a fixed number of allocations, wherever the program is then; the way from the first
-    byte to the first chunk handed on allocates enough that it would often be there (and every tenth time the older
-    generation's collection too, a millisecond in a large process). Emptied now, the youngest generation has room
-    for that whole way, and the time is spent waiting anyway."""
-    gc.collect(0)
 
 
 def set_read_timeout(response: Any, seconds: float) -> None:

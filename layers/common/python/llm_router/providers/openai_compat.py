@@ -287,7 +287,17 @@ def _tool_call_delta(call: Any, position: int) -> dict[str, Any]:
     return out
 
 
+# The decoder's own scanner: what `json.loads` ends up calling, without its two Python frames in between.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def _json(data: str, model: ModelSpec) -> Any:
+    try:
+        value, end = _SCAN(data, 0)
+        if end == len(data):
+            return value
+    except (StopIteration, ValueError):
+        pass  # leading white space or not JSON: json.loads says which
     try:
         return json.loads(data)
     except json.JSONDecodeError:
