@@ -39,6 +39,7 @@ from llm_router.observability import logger
 from llm_router.outcomes import Observed, OutcomeRecorder
 from llm_router.pricing import cost_usd
 from llm_router.providers.base import (
+    WHILE_WAITING,
     ContentFiltered,
     ContextWindowExceeded,
     Deadline,
@@ -51,7 +52,6 @@ from llm_router.providers.base import (
     RetryableError,
     StreamDelta,
     Usage,
-    waiting_with,
 )
 from llm_router.routing.engine import Decision, Plan, decide, plan
 from llm_router.routing.features import REGEX_SCAN_CHARS, Features, estimate_tokens
@@ -478,8 +478,9 @@ class Gateway:
         snapshot, decision, chain = routed
         trail = Trail()
         # Made while a model works on its first token (providers call `while_waiting` once the request is out):
-        # the stream's start as it will be if that model's first delta arrives, and what `prepare` makes of it.
-        # From the first byte to the first chunk handed on, only what depends on that byte is left to do.
+        # the stream's start as it will be if that model's first delta arrives, what `prepare` makes of it, and
+        # the stream's bookkeeping. From the first byte to the first chunk handed on, only what depends on that
+        # byte is left to do.
         ready: list[Any] = []
 
         def call(
@@ -487,28 +488,31 @@ class Gateway:
         ) -> tuple[StreamDelta, Generator[StreamDelta, None, None]]:
             def get_ready() -> None:
                 start = self._stream_start(ctx, decision, model, list(trail.attempts), simulated=False)
-                ready[:] = [start, None if prepare is None else prepare(start)]
+                live = _LiveStream(self, request, ctx, snapshot, chain, trail)
+                ready[:] = [start, None if prepare is None else prepare(start), live]
 
             ready.clear()
             deltas = provider.stream(request, model, deadline)
+            waiting = WHILE_WAITING.set(get_ready)
             try:
-                with waiting_with(get_ready):
-                    first = next(deltas)
+                first = next(deltas)
             except StopIteration:
                 raise RetryableError(f"{model.id}: the stream ended before any output", kind="empty_stream") from None
+            finally:
+                WHILE_WAITING.reset(waiting)
             return first, deltas
 
         model, (first, deltas), trail = self._first_success(request, ctx, decision, chain, call, trail)
         if ready and ready[0].model is model and len(ready[0].attempts) + 1 == len(trail.attempts):
-            start, prepared = ready
+            start, prepared, live = ready
             start.attempts.append(trail.attempts[-1])  # this model's success, the one attempt it lacked
             if first.simulated:
                 start = replace(start, simulated=True)
         else:  # a provider that does not wait (the simulation), or one that did not say it was waiting
             start = self._stream_start(ctx, decision, model, list(trail.attempts), simulated=first.simulated)
             prepared = None if prepare is None else prepare(start)
-        events = self._stream_events(request, ctx, snapshot, chain, start, trail, first, deltas)
-        return Streaming(start, events, prepared=prepared)
+            live = _LiveStream(self, request, ctx, snapshot, chain, trail)
+        return Streaming(start, live.begin(start, first, deltas), prepared=prepared)
 
     @staticmethod
     def _stream_start(
@@ -800,62 +804,6 @@ class Gateway:
         )
 
     # -- streaming -----------------------------------------------------------------------------------------
-    def _stream_events(
-        self,
-        request: ChatCompletionRequest,
-        ctx: RequestContext,
-        snapshot: ConfigSnapshot,
-        chain: Plan,
-        start: StreamStart,
-        trail: Trail,
-        first: StreamDelta,
-        deltas: Generator[StreamDelta, None, None],
-    ) -> ClosingIterator[StreamEvent]:
-        """Pass the deltas on as they come; account for what was received once, however the stream ends: to its
-        end, broken off by the provider, or closed by the client (even before its first read)."""
-        collected = _Collected()
-        collected.add(first)  # received, so charged, even if the client never reads it
-        streaming_since = time.perf_counter()
-        settled: list[Answer] = []
-
-        def settle(error: ProviderError | None, completed: bool) -> Answer:
-            if not settled:
-                with contextlib.suppress(Exception):
-                    deltas.close()
-                trail.provider_ms += (time.perf_counter() - streaming_since) * 1000
-                answer = self._stream_answer(request, ctx, snapshot, start, trail, collected)
-                interrupted = error is not None or not completed
-                self._record(ctx, answer, chain, trail, collected.answered_by, streamed=True, interrupted=interrupted)
-                if self.accounting is not None:
-                    self.accounting.after_answer(ctx, answer)
-                self._observe(ctx, request, snapshot, answer, streamed=True, whole=not interrupted)
-                settled.append(answer)
-            return settled[0]
-
-        def events() -> Generator[StreamEvent, None, None]:
-            error: ProviderError | None = None
-            completed = False
-            try:
-                delta: StreamDelta | None = first
-                while delta is not None:
-                    if delta.content or delta.tool_calls or delta.finish_reason:
-                        yield delta
-                    delta = next(deltas, None)
-                    if delta is not None:
-                        collected.add(delta)
-                completed = True
-            except ProviderError as exc:
-                error = exc
-                self._provider_error(start.model, exc)
-            finally:
-                # Also reached when the client goes away (GeneratorExit): the tokens it got are still charged.
-                answer = settle(error, completed)
-            if error is not None:
-                logger.warning("stream_interrupted", request_id=ctx.request_id, model=start.model.id, kind=error.kind)
-            yield StreamEnd(answer, error)
-
-        return ClosingIterator(events(), lambda: settle(None, completed=False))
-
     def _stream_answer(
         self,
         request: ChatCompletionRequest,
@@ -979,6 +927,80 @@ def _replayed(entry: CachedAnswer, answer: Answer) -> Iterator[StreamEvent]:
         yield StreamDelta(tool_calls=[{"index": i, **call} for i, call in enumerate(entry.tool_calls)])
     yield StreamDelta(finish_reason=entry.finish_reason, usage=entry.usage)
     yield StreamEnd(answer)
+
+
+class _LiveStream:
+    """A stream's way through the gateway: its deltas passed on as they come, and what was received accounted
+    once, however the stream ends: to its end, broken off by the provider, or closed by the client (even before
+    its first read). Made before the first delta (while the model works on it); `begin` starts it."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        request: ChatCompletionRequest,
+        ctx: RequestContext,
+        snapshot: ConfigSnapshot,
+        chain: Plan,
+        trail: Trail,
+    ) -> None:
+        self.gateway, self.request, self.ctx, self.snapshot, self.chain, self.trail = (
+            gateway, request, ctx, snapshot, chain, trail,
+        )  # fmt: skip
+        self.collected = _Collected()
+        self.settled: Answer | None = None
+        self.completed = False
+
+    def begin(
+        self, start: StreamStart, first: StreamDelta, deltas: Generator[StreamDelta, None, None]
+    ) -> ClosingIterator[StreamEvent]:
+        self.start, self.first, self.deltas = start, first, deltas
+        self.collected.add(first)  # received, so charged, even if the client never reads it
+        self.since = time.perf_counter()
+        return ClosingIterator(self._events(), self._closed)
+
+    def _closed(self) -> None:
+        self._settle(None)
+
+    def _settle(self, error: ProviderError | None) -> Answer:
+        if self.settled is None:
+            gateway, ctx, trail, collected = self.gateway, self.ctx, self.trail, self.collected
+            with contextlib.suppress(Exception):
+                self.deltas.close()
+            trail.provider_ms += (time.perf_counter() - self.since) * 1000
+            answer = gateway._stream_answer(self.request, ctx, self.snapshot, self.start, trail, collected)
+            interrupted = error is not None or not self.completed
+            gateway._record(
+                ctx, answer, self.chain, trail, collected.answered_by, streamed=True, interrupted=interrupted
+            )
+            if gateway.accounting is not None:
+                gateway.accounting.after_answer(ctx, answer)
+            gateway._observe(ctx, self.request, self.snapshot, answer, streamed=True, whole=not interrupted)
+            self.settled = answer
+        return self.settled
+
+    def _events(self) -> Generator[StreamEvent, None, None]:
+        error: ProviderError | None = None
+        deltas, collected = self.deltas, self.collected
+        try:
+            delta: StreamDelta | None = self.first
+            while delta is not None:
+                if delta.content or delta.tool_calls or delta.finish_reason:
+                    yield delta
+                delta = next(deltas, None)
+                if delta is not None:
+                    collected.add(delta)
+            self.completed = True
+        except ProviderError as exc:
+            error = exc
+            self.gateway._provider_error(self.start.model, exc)
+        finally:
+            # Also reached when the client goes away (GeneratorExit): the tokens it got are still charged.
+            answer = self._settle(error)
+        if error is not None:
+            logger.warning(
+                "stream_interrupted", request_id=self.ctx.request_id, model=self.start.model.id, kind=error.kind
+            )
+        yield StreamEnd(answer, error)
 
 
 class _Collected:

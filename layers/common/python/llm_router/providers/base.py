@@ -33,8 +33,8 @@ class Deadline:
         return self.remaining() <= 0
 
 
-# What the caller of a provider does while the model works on its first token (see `waiting_with`).
-_WHILE_WAITING: ContextVar[Callable[[], object] | None] = ContextVar("llm_router_while_waiting", default=None)
+# What the caller of a provider does while the model works on its first token (`waiting_with` sets it).
+WHILE_WAITING: ContextVar[Callable[[], object] | None] = ContextVar("llm_router_while_waiting", default=None)
 
 
 def while_waiting() -> None:
@@ -46,7 +46,7 @@ def while_waiting() -> None:
     enough that it would often be there (and every tenth time the older generation's collection too, a millisecond
     in a large process). Emptied now, the youngest generation has room for that whole way. The time is spent
     waiting anyway: a model takes far longer to its first token than either."""
-    hook = _WHILE_WAITING.get()
+    hook = WHILE_WAITING.get()
     if hook is not None:
         hook()
     gc.collect(0)
@@ -55,11 +55,11 @@ def while_waiting() -> None:
 @contextlib.contextmanager
 def waiting_with(hook: Callable[[], object]) -> Iterator[None]:
     """Have `hook` run by `while_waiting` in the calls made inside this block (this thread's, or this task's)."""
-    token = _WHILE_WAITING.set(hook)
+    token = WHILE_WAITING.set(hook)
     try:
         yield
     finally:
-        _WHILE_WAITING.reset(token)
+        WHILE_WAITING.reset(token)
 
 
 @dataclass(frozen=True)
