@@ -15,7 +15,9 @@ from llm_router.breaker import CircuitBreaker
 from llm_router.errors import InvalidRequestError
 from llm_router.gateway import (
     Answer,
+    ClosingIterator,
     Gateway,
+    Prepare,
     Priced,
     Queued,
     Refused,
@@ -164,7 +166,7 @@ class Harness:
             requests=self.queue,
         )
 
-    def stream(self, request: ChatCompletionRequest | None = None, prepare: Any = None) -> Streaming:
+    def stream(self, request: ChatCompletionRequest | None = None, prepare: Prepare | None = None) -> Streaming:
         request = request or chat("Hello!", stream=True)
         return self.gateway.stream(request, RequestContext(tenant="t", request_id="r1"), prepare)
 
@@ -276,9 +278,11 @@ class Preparations:
     def __init__(self, *providers: ScriptedProvider) -> None:
         self.providers = providers
         self.seen: list[tuple[str, list[str | None], int]] = []
+        self.events: list[Iterator[StreamEvent]] = []
 
-    def __call__(self, start: StreamStart) -> str:
+    def __call__(self, start: StreamStart, events: Iterator[StreamEvent]) -> str:
         self.seen.append((start.model.id, [x.kind for x in start.attempts], sum(p.yielded for p in self.providers)))
+        self.events.append(events)
         return f"prepared for {start.model.id}"
 
 
@@ -292,7 +296,7 @@ def test_what_the_stream_needs_is_prepared_while_the_model_works_on_its_first_to
     # Prepared once, before the provider had produced anything; the start it was given is the stream's own,
     # with the attempt that succeeded added once the first delta was in.
     assert prepare.seen == [("a", [], 0)]
-    assert streaming.prepared == "prepared for a"
+    assert streaming.prepared == "prepared for a" and prepare.events == [streaming.events]
     assert [(x.model, x.ok) for x in streaming.start.attempts] == [("a", True)]
     deltas, end = split(streaming.events)
     assert text(deltas) == "Hello" and end.error is None
@@ -313,6 +317,11 @@ def test_a_model_that_fails_after_the_preparation_is_prepared_for_again_and_so_i
         ("b", ["connection", "connection"]),
     ]
     assert streaming.prepared == "prepared for b" and streaming.start.model.id == "b"
+    assert prepare.events[-1] is streaming.events  # the failed model's events were never started
+    for unused in prepare.events[:-1]:
+        assert isinstance(unused, ClosingIterator)
+        unused.close()  # closing them settles nothing: nothing was received
+    assert h.accounting.answers == []
     assert [(x.model, x.ok) for x in streaming.start.attempts] == [("a", False), ("a", False), ("b", True)]
     assert text(split(streaming.events)[0]) == "from b"
 

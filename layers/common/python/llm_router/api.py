@@ -221,7 +221,8 @@ class RouterApi:
         """An API Gateway REST proxy event -> a proxy result, or a StreamingResponse for a streamed answer."""
         try:
             request = HttpRequest.from_event(event).with_lambda_context(context)
-            return with_cors(self._dispatch(request), request, self.cors_origins)
+            response = self._dispatch(request)
+            return with_cors(response, request, self.cors_origins) if self.cors_origins else response
         except RouterError as exc:
             return error_response(exc)
         except Exception:  # noqa: BLE001 - the caller sees a plain message; operators get the stack trace in the log
@@ -253,13 +254,17 @@ class RouterApi:
         request, raw = self._parse(http)
         prefer_async = prefers_async(http)
         cache_control = cache_control_of(http.headers.get("cache-control", ""))
+
+        def prepare(start: StreamStart, events: Iterator[StreamEvent]) -> PreparedStream:
+            return PreparedStream.of(start, events, request)
+
         return self._once(
             http,
             ctx,
             raw,
             lambda: self.render(
                 self.gateway.serve(
-                    request, ctx, raw, prefer_async=prefer_async, cache_control=cache_control, prepare=stream_head
+                    request, ctx, raw, prefer_async=prefer_async, cache_control=cache_control, prepare=prepare
                 ),
                 request,
             ),
@@ -498,12 +503,14 @@ class RouterApi:
                 headers["x-router-cache"] = outcome.cache
             return {"status": 200, "content_type": JSON, "body": body, "headers": headers}
         if isinstance(outcome, Streaming):
-            include_usage = bool(request.stream_options and request.stream_options.include_usage)
-            head = outcome.prepared if isinstance(outcome.prepared, StreamHead) else stream_head(outcome.start)
-            headers = head.headers_for(outcome.start)
+            prepared = outcome.prepared
+            if not isinstance(prepared, PreparedStream) or prepared.events is not outcome.events:
+                prepared = PreparedStream.of(outcome.start, outcome.events, request)
+            response = prepared.response
+            response.headers.update(_stream_outcome_headers(outcome.start))
             if outcome.cache is not None:
-                headers["x-router-cache"] = outcome.cache
-            return StreamingResponse(200, headers, sse_stream(outcome.start, outcome.events, include_usage, head))
+                response.headers["x-router-cache"] = outcome.cache
+            return response
         if isinstance(outcome, Queued):
             return _json_result(*queued(outcome))
         if isinstance(outcome, NotKept):
@@ -729,19 +736,11 @@ def _stream_outcome_headers(start: StreamStart) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class StreamHead:
-    """What a chat stream's response needs before its first chunk, made from the stream's start while the model
-    works on its first token (`Gateway.serve`'s `prepare`): the headers known by then, a chunk's fixed fields,
-    and the bytes every chunk starts with."""
+    """A chat stream's fixed chunk fields, and the bytes every chunk starts with (serialised once: each chunk
+    encodes only its delta)."""
 
-    headers: dict[str, str]
     base: dict[str, Any]
     chunk_head: bytes
-
-    def headers_for(self, start: StreamStart) -> dict[str, str]:
-        """The response's headers once the first delta is in (this response's own dict: it may be added to)."""
-        headers = self.headers
-        headers.update(_stream_outcome_headers(start))
-        return headers
 
 
 def stream_head(start: StreamStart) -> StreamHead:
@@ -751,9 +750,22 @@ def stream_head(start: StreamStart) -> StreamHead:
         "created": start.created,
         "model": start.model.id,
     }
-    # Every chunk starts with the same bytes: serialised once, each chunk encodes only its delta.
-    head = b"data: " + _ENCODER.encode(base)[:-1].encode() + b',"choices":[{"index":0,"delta":'
-    return StreamHead(_fixed_stream_headers(start), base, head)
+    return StreamHead(base, b"data: " + _ENCODER.encode(base)[:-1].encode() + b',"choices":[{"index":0,"delta":')
+
+
+@dataclass(frozen=True)
+class PreparedStream:
+    """A chat stream's response, made from the stream's start and its events while the model works on its first
+    token (`Gateway.serve`'s `prepare`): once the first delta is in, only the headers that depend on it are added."""
+
+    events: Iterator[StreamEvent]
+    response: StreamingResponse
+
+    @classmethod
+    def of(cls, start: StreamStart, events: Iterator[StreamEvent], request: ChatCompletionRequest) -> PreparedStream:
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        body = sse_stream(start, events, include_usage, stream_head(start))
+        return cls(events, StreamingResponse(200, _fixed_stream_headers(start), body))
 
 
 def answer_headers(answer: Priced) -> dict[str, str]:

@@ -233,6 +233,9 @@ class Streaming:
 
 
 Outcome = Answered | Streaming | Queued | NotKept | Refused
+# What a caller makes of a live stream before its first delta: given the stream's start and its events (not read
+# yet), while the model works on its first token (see `Gateway.serve`).
+Prepare = Callable[[StreamStart, Iterator[StreamEvent]], object]
 
 
 class ClosingIterator(Iterator[T]):
@@ -369,14 +372,15 @@ class Gateway:
         *,
         prefer_async: bool = False,
         cache_control: CacheControl = USE_CACHE,
-        prepare: Callable[[StreamStart], object] | None = None,
+        prepare: Prepare | None = None,
     ) -> Outcome:
         """Answer the request (streamed when it asks), from the cache when its route caches and holds the answer,
         or queue it: straight away when asked to (async), or when every candidate failed before producing anything.
 
-        `prepare`, for a live stream: called with the stream's start as soon as it is known (while the model works
-        on its first token, when the provider says it is waiting), its result handed back in `Streaming.prepared`,
-        so that the caller does its share of the work before the first byte, not after it."""
+        `prepare`, for a live stream: called with the stream's start and its events as soon as they are known
+        (while the model works on its first token, when the provider says it is waiting), its result handed back in
+        `Streaming.prepared`, so that the caller does its share of the work before the first byte, not after it.
+        The start's `attempts` gain the successful one, and `simulated` may change, once the first delta is in."""
         try:
             if prefer_async:
                 return self._queue_now(request, ctx, body)
@@ -388,9 +392,8 @@ class Gateway:
                     return hit
             status = caching.status if caching is not None else None
             if request.stream:
-                streaming = self._stream(request, ctx, routed, prepare)
-                if caching is not None and caching.store:
-                    streaming.events = self._storing(streaming.events, ctx, caching)
+                store = caching if caching is not None and caching.store else None
+                streaming = self._stream(request, ctx, routed, prepare, store)
                 streaming.cache = status
                 return streaming
             answer = self._complete(request, ctx, routed)
@@ -461,7 +464,7 @@ class Gateway:
         self,
         request: ChatCompletionRequest,
         ctx: RequestContext,
-        prepare: Callable[[StreamStart], object] | None = None,
+        prepare: Prepare | None = None,
     ) -> Streaming:
         """Fall back exactly as `complete` does until a provider has produced its first delta; from then on the
         stream is committed to that model. Raises AllModelsFailedError when no candidate produced anything.
@@ -473,27 +476,34 @@ class Gateway:
         request: ChatCompletionRequest,
         ctx: RequestContext,
         routed: Routed,
-        prepare: Callable[[StreamStart], object] | None = None,
+        prepare: Prepare | None = None,
+        store: CachePlan | None = None,
     ) -> Streaming:
         snapshot, decision, chain = routed
         trail = Trail()
         # Made while a model works on its first token (providers call `while_waiting` once the request is out):
-        # the stream's start as it will be if that model's first delta arrives, what `prepare` makes of it, and
-        # the stream's bookkeeping. From the first byte to the first chunk handed on, only what depends on that
-        # byte is left to do.
+        # the stream's start as it will be if that model's first delta arrives, its events (not started), and
+        # what `prepare` makes of them. From the first byte to the first chunk handed on, only what depends on
+        # that byte is left to do. A model that fails before its first delta leaves its preparation unused.
         ready: list[Any] = []
+
+        def get_ready(model: ModelSpec, simulated: bool = False) -> list[Any]:
+            start = self._stream_start(ctx, decision, model, list(trail.attempts), simulated=simulated)
+            live = _LiveStream(self, request, ctx, snapshot, chain, trail)
+            events: Iterator[StreamEvent] = live.events
+            if store is not None:
+                events = self._storing(events, ctx, store)
+            return [start, live, events, None if prepare is None else prepare(start, events)]
 
         def call(
             provider: Provider, model: ModelSpec, deadline: Deadline
         ) -> tuple[StreamDelta, Generator[StreamDelta, None, None]]:
-            def get_ready() -> None:
-                start = self._stream_start(ctx, decision, model, list(trail.attempts), simulated=False)
-                live = _LiveStream(self, request, ctx, snapshot, chain, trail)
-                ready[:] = [start, None if prepare is None else prepare(start), live]
+            def while_waiting() -> None:
+                ready[:] = get_ready(model)
 
             ready.clear()
             deltas = provider.stream(request, model, deadline)
-            waiting = WHILE_WAITING.set(get_ready)
+            waiting = WHILE_WAITING.set(while_waiting)
             try:
                 first = next(deltas)
             except StopIteration:
@@ -504,15 +514,14 @@ class Gateway:
 
         model, (first, deltas), trail = self._first_success(request, ctx, decision, chain, call, trail)
         if ready and ready[0].model is model and len(ready[0].attempts) + 1 == len(trail.attempts):
-            start, prepared, live = ready
+            start, live, events, prepared = ready
             start.attempts.append(trail.attempts[-1])  # this model's success, the one attempt it lacked
             if first.simulated:
                 start = replace(start, simulated=True)
         else:  # a provider that does not wait (the simulation), or one that did not say it was waiting
-            start = self._stream_start(ctx, decision, model, list(trail.attempts), simulated=first.simulated)
-            prepared = None if prepare is None else prepare(start)
-            live = _LiveStream(self, request, ctx, snapshot, chain, trail)
-        return Streaming(start, live.begin(start, first, deltas), prepared=prepared)
+            start, live, events, prepared = get_ready(model, first.simulated)  # its attempts include the success
+        live.begin(start, first, deltas)
+        return Streaming(start, events, prepared=prepared)
 
     @staticmethod
     def _stream_start(
@@ -947,19 +956,20 @@ class _LiveStream:
             gateway, request, ctx, snapshot, chain, trail,
         )  # fmt: skip
         self.collected = _Collected()
+        self.begun = False
         self.settled: Answer | None = None
         self.completed = False
+        # The stream's events, for the caller to hand on; they may be read only after `begin`.
+        self.events = ClosingIterator(self._events(), self._closed)
 
-    def begin(
-        self, start: StreamStart, first: StreamDelta, deltas: Generator[StreamDelta, None, None]
-    ) -> ClosingIterator[StreamEvent]:
-        self.start, self.first, self.deltas = start, first, deltas
+    def begin(self, start: StreamStart, first: StreamDelta, deltas: Generator[StreamDelta, None, None]) -> None:
+        self.start, self.first, self.deltas, self.begun = start, first, deltas, True
         self.collected.add(first)  # received, so charged, even if the client never reads it
         self.since = time.perf_counter()
-        return ClosingIterator(self._events(), self._closed)
 
     def _closed(self) -> None:
-        self._settle(None)
+        if self.begun:  # the events of a model that never produced a delta have nothing to settle
+            self._settle(None)
 
     def _settle(self, error: ProviderError | None) -> Answer:
         if self.settled is None:
