@@ -277,7 +277,8 @@ class RouterApi:
         paying twice (a streamed answer is kept whole, so that a retry replays exactly what was sent)."""
         key = http.headers.get("idempotency-key")
         if not key or self.idempotency is None:
-            return to_proxy(produce())
+            rendered = produce()
+            return rendered if isinstance(rendered, StreamingResponse) else to_proxy(rendered)
 
         def run() -> Result:
             result = drained(produce())
@@ -503,14 +504,7 @@ class RouterApi:
                 headers["x-router-cache"] = outcome.cache
             return {"status": 200, "content_type": JSON, "body": body, "headers": headers}
         if isinstance(outcome, Streaming):
-            prepared = outcome.prepared
-            if not isinstance(prepared, PreparedStream) or prepared.events is not outcome.events:
-                prepared = PreparedStream.of(outcome.start, outcome.events, request)
-            response = prepared.response
-            response.headers.update(_stream_outcome_headers(outcome.start))
-            if outcome.cache is not None:
-                response.headers["x-router-cache"] = outcome.cache
-            return response
+            return chat_stream_response(outcome, request)
         if isinstance(outcome, Queued):
             return _json_result(*queued(outcome))
         if isinstance(outcome, NotKept):
@@ -753,6 +747,21 @@ def stream_head(start: StreamStart) -> StreamHead:
     return StreamHead(base, b"data: " + _ENCODER.encode(base)[:-1].encode() + b',"choices":[{"index":0,"delta":')
 
 
+def chat_stream_response(outcome: Streaming, request: ChatCompletionRequest) -> StreamingResponse:
+    """A live chat stream's response: the one prepared while the model worked, when there is one, with the
+    headers that depend on how getting to the first delta went."""
+    prepared = outcome.prepared
+    if not isinstance(prepared, PreparedStream) or prepared.events is not outcome.events:
+        prepared = PreparedStream.of(outcome.start, outcome.events, request)
+    response, start = prepared.response, outcome.start
+    response.headers["x-router-attempts"] = str(len(start.attempts))
+    if start.simulated:
+        response.headers["x-router-simulated"] = "true"
+    if outcome.cache is not None:
+        response.headers["x-router-cache"] = outcome.cache
+    return response
+
+
 @dataclass(frozen=True)
 class PreparedStream:
     """A chat stream's response, made from the stream's start and its events while the model works on its first
@@ -919,20 +928,14 @@ def _sse_events(
     start: StreamStart, events: Iterator[StreamEvent], include_usage: bool, prepared: StreamHead
 ) -> Generator[bytes, None, None]:
     base, head = prepared.base, prepared.chunk_head
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None) -> bytes:
-        """What `_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason":
-        finish}]})` writes, byte for byte."""
-        if finish is None and logprobs is None:
-            return head + _ENCODER.encode(delta).encode() + _PLAIN_CHUNK_END
-        tail = _ENCODER.encode({"logprobs": logprobs, "finish_reason": finish})[1:].encode()
-        return head + _ENCODER.encode(delta).encode() + b"," + tail + b"]}\n\n"
+    # Read the generator under the gateway's ClosingIterator directly: `finally` below closes `events` itself.
+    source = events.items if isinstance(events, ClosingIterator) else events
 
     role_sent = finished = False
     try:
-        for event in events:
+        for event in source:
             if isinstance(event, StreamEnd):
-                yield from _ending(base, chunk, event, include_usage, finished)
+                yield from _ending(base, head, event, include_usage, finished)
                 return
             content = event.content
             if content and event.tool_calls is None and event.logprobs is None and not event.finish_reason:
@@ -944,10 +947,10 @@ def _sse_events(
             delta = _chunk_delta(event, first=not role_sent)
             role_sent = True
             if delta:
-                yield chunk(delta, logprobs=event.logprobs)
+                yield _chunk(head, delta, logprobs=event.logprobs)
             if event.finish_reason and not finished:
                 finished = True
-                yield chunk({}, event.finish_reason)
+                yield _chunk(head, {}, event.finish_reason)
     except Exception:  # noqa: BLE001 - the status line is sent: the client gets an error event, operators the trace
         logger.exception("stream_failed", request_id=start.request_id)
         yield _event(error_envelope("The router hit an internal error mid-stream.", "server_error", "internal_error"))
@@ -968,13 +971,24 @@ def _chunk_delta(event: StreamDelta, *, first: bool) -> dict[str, Any]:
     return delta
 
 
-def _ending(base: dict[str, Any], chunk: Any, end: StreamEnd, include_usage: bool, finished: bool) -> Iterator[bytes]:
+def _chunk(
+    head: bytes, delta: dict[str, Any], finish: str | None = None, logprobs: dict[str, Any] | None = None
+) -> bytes:
+    """What `_event({**base, "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason":
+    finish}]})` writes, byte for byte, given the bytes every chunk of the stream starts with (`StreamHead`)."""
+    if finish is None and logprobs is None:
+        return head + _ENCODER.encode(delta).encode() + _PLAIN_CHUNK_END
+    tail = _ENCODER.encode({"logprobs": logprobs, "finish_reason": finish})[1:].encode()
+    return head + _ENCODER.encode(delta).encode() + b"," + tail + b"]}\n\n"
+
+
+def _ending(base: dict[str, Any], head: bytes, end: StreamEnd, include_usage: bool, finished: bool) -> Iterator[bytes]:
     if end.error is not None:
         message = f"The model stopped answering mid-stream: {end.error.message}"
         yield _event(error_envelope(message, "server_error", "stream_interrupted"))
         return
     if not finished:
-        yield chunk({}, end.answer.completion.choices[0].finish_reason or "stop")
+        yield _chunk(head, {}, end.answer.completion.choices[0].finish_reason or "stop")
     if include_usage and end.answer.completion.usage is not None:
         answer = end.answer
         usage = answer.completion.usage.model_dump(exclude_none=True) if answer.completion.usage else {}

@@ -240,11 +240,16 @@ Prepare = Callable[[StreamStart, Iterator[StreamEvent]], object]
 
 class ClosingIterator(Iterator[T]):
     """A generator whose `close()` also runs `on_close`: a generator closed before its first `next()` (a client
-    gone before the first chunk was written) never runs its own `finally`. `on_close` must be safe to repeat."""
+    gone before the first chunk was written) never runs its own `finally`. `on_close` must be safe to repeat.
+    A reader that will call `close()` itself may read `items`, the generator, directly (a frame less per item)."""
 
     def __init__(self, items: Generator[T, None, None], on_close: Callable[[], object]) -> None:
         self._items = items
         self._on_close = on_close
+
+    @property
+    def items(self) -> Generator[T, None, None]:
+        return self._items
 
     def __next__(self) -> T:
         return next(self._items)
@@ -493,7 +498,7 @@ class Gateway:
             events: Iterator[StreamEvent] = live.events
             if store is not None:
                 events = self._storing(events, ctx, store)
-            return [start, live, events, None if prepare is None else prepare(start, events)]
+            return [start, live, Streaming(start, events, prepared=None if prepare is None else prepare(start, events))]
 
         def call(
             provider: Provider, model: ModelSpec, deadline: Deadline
@@ -514,14 +519,14 @@ class Gateway:
 
         model, (first, deltas), trail = self._first_success(request, ctx, decision, chain, call, trail)
         if ready and ready[0].model is model and len(ready[0].attempts) + 1 == len(trail.attempts):
-            start, live, events, prepared = ready
+            start, live, streaming = ready
             start.attempts.append(trail.attempts[-1])  # this model's success, the one attempt it lacked
             if first.simulated:
-                start = replace(start, simulated=True)
+                start = streaming.start = replace(start, simulated=True)
         else:  # a provider that does not wait (the simulation), or one that did not say it was waiting
-            start, live, events, prepared = get_ready(model, first.simulated)  # its attempts include the success
+            start, live, streaming = get_ready(model, first.simulated)  # its attempts include the success
         live.begin(start, first, deltas)
-        return Streaming(start, events, prepared=prepared)
+        return streaming
 
     @staticmethod
     def _stream_start(

@@ -114,7 +114,7 @@ class AnthropicProvider:
                     ) from None
                 delta = translator.translate(body)
                 if delta is not None:
-                    events.started()
+                    events.started = True
                     yield delta
                 if translator.stopped:
                     break

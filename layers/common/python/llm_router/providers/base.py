@@ -90,7 +90,7 @@ class ProviderResponse:
     logprobs: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made for every event of every stream, and never changed once made
 class StreamDelta:
     """One increment of a streamed answer, in the router's terms (translated from the provider's events).
 

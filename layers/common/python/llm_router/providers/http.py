@@ -16,8 +16,8 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Protocol
+from functools import cache, partial
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import urllib3
@@ -277,10 +277,13 @@ DRAIN_SECONDS = 1.0
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-@dataclass(frozen=True)
-class ServerSentEvent:
+class ServerSentEvent(NamedTuple):
     event: str
     data: str
+
+
+# ServerSentEvent((event, data)) without a Python frame: the parser makes one per event.
+_new_event = partial(tuple.__new__, ServerSentEvent)
 
 
 class SSEParser:
@@ -289,14 +292,28 @@ class SSEParser:
 
     def __init__(self) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._whole = True  # the decoder holds no part of a character: a read may be decoded on its own
         self._buffer = ""
         self._event = ""
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events that `chunk` completes."""
-        self._buffer += self._decoder.decode(chunk)
+        if self._whole:
+            try:
+                text = chunk.decode()  # nearly every read: whole characters only
+            except UnicodeDecodeError:
+                text = self._incremental(chunk)
+        else:
+            text = self._incremental(chunk)
+        self._buffer += text
         return self._lines(final=False)
+
+    def _incremental(self, chunk: bytes) -> str:
+        """A character split across reads, or bytes that are not UTF-8 (replaced): the decoder keeps what it must."""
+        text: str = self._decoder.decode(chunk)
+        self._whole = not self._decoder.getstate()[0]
+        return text
 
     def close(self) -> list[ServerSentEvent]:
         """The events left when the body ends; a last event without its blank line still counts."""
@@ -333,7 +350,7 @@ class SSEParser:
         """Take in one line; a blank line ends the event under way, appended to `events` when it has data."""
         if not line:
             if self._data:
-                events.append(ServerSentEvent(self._event or "message", "\n".join(self._data)))
+                events.append(_new_event((self._event or "message", "\n".join(self._data))))
             self._event, self._data = "", []
             return
         if line[0] == ":":
@@ -350,7 +367,7 @@ class SSEParser:
 class EventSource:
     """An open server-sent-events response.
 
-    Until `started()` each read waits no longer than the deadline allows (the deadline bounds the time to the
+    Until `started` is set each read waits no longer than the deadline allows (the deadline bounds the time to the
     first delta); after it, each read waits at most `idle_seconds`. `close()` returns a finished connection to
     the pool and closes an unfinished one, which is how an upstream learns the caller went away.
     """
@@ -362,7 +379,9 @@ class EventSource:
         self._deadline = deadline
         self._label = label
         self._idle = idle_seconds
-        self._started = False
+        # Set by the reader once the first delta went out: from then on reads wait up to the idle timeout
+        # instead of the deadline.
+        self.started = False
         self._ended = False
         self._sock = _socket_of(response)
         self._timeout: float | None = None
@@ -374,10 +393,6 @@ class EventSource:
         # connection's buffered socket file: each read is then three C calls instead of a dozen Python frames of
         # urllib3 and http.client, which matter most just after a long wait for the model.
         self._body = None if self._decode else ChunkedBody.of(response)
-
-    def started(self) -> None:
-        """The first delta went out: from now on reads wait up to the idle timeout instead of the deadline."""
-        self._started = True
 
     def __iter__(self) -> Iterator[ServerSentEvent]:
         parser = SSEParser()
@@ -391,7 +406,7 @@ class EventSource:
             yield from parser.feed(data)
 
     def _wait(self) -> float:
-        if self._started:
+        if self.started:
             return self._idle
         if self._deadline.expired:
             raise RetryableError(f"{self._label}: no answer before the deadline", kind="timeout")

@@ -112,7 +112,7 @@ class OpenAICompatProvider:
                     break
                 delta = chunks.translate(_json(event.data, model))
                 if delta is not None:
-                    events.started()
+                    events.started = True
                     yield delta
             if not finished and not chunks.finished:
                 raise RetryableError(f"{model.id}: the stream ended before the answer did", kind="connection")
