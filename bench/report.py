@@ -451,14 +451,28 @@ Above the direct read's floor (the gateways' own share, p50 minus p50): {above_t
   earlier (commit 731e8c9): keyword and regex pre-filters, per-rule check lists, no client-side parameter
   validation. On this machine a warm request went from 1.39 ms (p50) to the figure above.
 - **Streaming: the first chunk.** What a streamed request does before the upstream's first byte (parsing, the PII
-  scan, routing, sending the request) happens while the model works on its first token and is not in the first-chunk
-  overhead; what is, is the way from that byte to the first chunk out: urllib3's read, the SSE parse, the chunk's
-  translation, committing the stream to its model (the attempt, the headers) and the first chunk's encoding. On that
-  way a read takes urllib3's bytes as they are (no decoder lookup or buffer round trip unless the body is
-  compressed), the SSE parser splits a read at its line feeds, a chunk's fixed head is serialised once per stream,
-  and the youngest generation is collected right after the request is sent, so that no collection falls on that way
-  (every tenth would also collect the next generation, which took 0.9 to 1.7 ms at the median in a profiling process
-  holding the router and moto on this machine).
+  scan, routing, sending the request) is not in the first-chunk overhead; what is, is the way from that byte to the
+  first chunk out. That way is now short:
+  - Work that does not depend on the first byte is done while the model works on its first token. Once the
+    request is out, the provider calls `while_waiting()`. The gateway then builds the stream's start, its
+    bookkeeping and its events, and the API builds the whole response: headers, chunk head, SSE body. When the
+    first delta arrives, only the attempt count (and the simulated flag) are added. A model that fails after its
+    200 but before its first token leaves its preparation unused, and the next one is prepared in its turn.
+  - A chunked, uncompressed event stream is read straight from the connection's buffered socket file
+    (`providers/http.py` `ChunkedBody`): three C calls a read instead of a dozen frames of urllib3 and http.client.
+    In the same process, taking turns, that alone moved the first read 19 µs earlier at the median.
+  - Other frames came off that way: events become tuples made in C, whole-character reads are decoded without the
+    incremental decoder, JSON goes through the decoder's scanner, text chunks are written without the JSON encoder,
+    and the SSE writer reads the gateway's generator directly.
+  - The youngest generation is collected while waiting, so that no collection falls on that way. Every tenth one
+    would also collect the next generation, which took 0.9 to 1.7 ms at the median in a profiling process holding
+    the router and moto on this machine.
+  - What is left is mostly this machine's wake-up. After a 5 ms sleep, the first operation of a process here takes
+    about 30 µs (0.5 µs warm), and the code after it runs about 1.5 times slower for a while. It hits every side
+    alike, and it is why the direct reader's own first chunk takes 0.12 to 0.23 ms, depending on the machine's
+    state. The router's figure is that floor plus 0.08 to 0.14 ms of its own. LiteLLM's is that floor plus about 1.5
+    ms. The ratio therefore moves with the machine's state: across runs on the final code it was 0.17 to 0.20 at the
+    median and 0.18 to 0.22 at p99. A p99 of 100 streams is their second-largest value.
 - `make bench-profile` prints the call tree of warm requests (pyinstrument; `BENCH_ARGS=--cprofile` for cProfile's
   top functions, `--budget-tenant` for a tenant with a budget, `--stream` for streamed requests), and
   `.venv-bench/bin/python -X importtime -c "import sys; sys.path.insert(0, 'functions/router'); import handler"`

@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - start-up steps in orde
         server.stop()
         stack.stop()  # the emulation's server thread would otherwise keep the process alive
         raise CliError(str(exc)) from None
+    stop = threading.Event()
+    # SIGTERM (kill, process managers, CI) cleans up like Ctrl-C: the endpoint file goes, the emulation stops. Set
+    # before the server answers, so that a SIGTERM sent as soon as it does never meets the default action.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     replay = stack.start_replay()
     server.attach(stack.gateway()).start()
     base = server.base_url
@@ -71,9 +75,6 @@ def run(args: argparse.Namespace) -> int:  # noqa: C901 - start-up steps in orde
         f"  Ctrl-C stops everything.",
         flush=True,
     )
-    stop = threading.Event()
-    # SIGTERM (kill, process managers, CI) cleans up like Ctrl-C: the endpoint file goes, the emulation stops.
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     try:
         while not stop.wait(0.5):
             pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import sys
 import threading
 import time
 import uuid
@@ -126,6 +127,13 @@ class _HttpServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.verbose = verbose
         self.gateway: LocalGateway | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (a timed-out probe, a closed tab) is not the server's failure: no
+        trace for it. Anything else is printed as socketserver does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
