@@ -471,8 +471,9 @@ Above the direct read's floor (the gateways' own share, p50 minus p50): {above_t
     about 30 µs (0.5 µs warm), and the code after it runs about 1.5 times slower for a while. It hits every side
     alike, and it is why the direct reader's own first chunk takes 0.12 to 0.23 ms, depending on the machine's
     state. The router's figure is that floor plus 0.08 to 0.14 ms of its own. LiteLLM's is that floor plus about 1.5
-    ms. The ratio therefore moves with the machine's state: across runs on the final code it was 0.17 to 0.20 at the
-    median and 0.18 to 0.22 at p99. A p99 of 100 streams is their second-largest value.
+    ms. The ratio therefore moves with the machine's state. Across runs on the final code it was 0.155 to 0.20 at
+    the median and 0.167 to 0.22 at p99 (this run, and `bench/streaming.py` runs while the machine was slower).
+    A p99 of 100 streams is their second-largest value.
 - `make bench-profile` prints the call tree of warm requests (pyinstrument; `BENCH_ARGS=--cprofile` for cProfile's
   top functions, `--budget-tenant` for a tenant with a budget, `--stream` for streamed requests), and
   `.venv-bench/bin/python -X importtime -c "import sys; sys.path.insert(0, 'functions/router'); import handler"`
