@@ -19,7 +19,6 @@ from llm_router.providers.base import (
     ProviderAuthError,
     ProviderError,
     RetryableError,
-    waiting_with,
 )
 from llm_router.providers.bedrock import BedrockProvider
 from llm_router.schemas.catalog import ModelSpec
@@ -324,16 +323,3 @@ def test_after_the_first_delta_converse_stream_reads_wait_for_the_idle_timeout(u
         next(deltas)
 
     assert caught.value.kind == "timeout"
-
-
-def test_the_caller_prepares_once_bedrock_accepted_the_stream_and_before_its_first_event(upstream: FakeBedrock) -> None:
-    upstream.stream_chunks, upstream.stream_interval = 5, 0.05
-    seen: list[int] = []
-    deltas = loopback_provider(upstream).stream(chat(), STREAM_MODEL, Deadline(10))
-
-    with waiting_with(lambda: seen.append(len(upstream.requests))):
-        first = next(deltas)
-
-    assert seen == [1]  # once, with the request at the server
-    assert first.content
-    deltas.close()

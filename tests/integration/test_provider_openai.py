@@ -17,7 +17,6 @@ from llm_router.providers.base import (
     ProviderAuthError,
     ProviderError,
     RetryableError,
-    waiting_with,
 )
 from llm_router.providers.openai_compat import OpenAICompatProvider
 from llm_router.schemas.catalog import ModelSpec
@@ -352,27 +351,3 @@ def test_a_finished_stream_leaves_its_connection_for_the_next_call(fake: FakeOpe
     list(provider(pool=pool).stream(request(), spec(fake), Deadline(10)))
 
     assert fake.connections_seen == 1 and len(fake.requests) == 2
-
-
-def test_the_caller_prepares_once_the_request_is_accepted_and_before_the_first_event(fake: FakeOpenAI) -> None:
-    fake.stream_chunks, fake.stream_interval = 5, 0.05
-    seen: list[int] = []
-    deltas = provider().stream(request(), spec(fake), Deadline(10))
-
-    with waiting_with(lambda: seen.append(len(fake.requests))):
-        first = next(deltas)
-
-    assert seen == [1]  # once, with the request at the server
-    assert first.content
-    deltas.close()
-
-
-def test_a_request_refused_before_its_stream_is_not_prepared_for(fake: FakeOpenAI) -> None:
-    fake.mode = "server_error"
-    seen: list[int] = []
-    deltas = provider().stream(request(), spec(fake), Deadline(10))
-
-    with waiting_with(lambda: seen.append(len(fake.requests))), pytest.raises(RetryableError):
-        next(deltas)
-
-    assert seen == []
