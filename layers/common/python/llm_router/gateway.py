@@ -228,7 +228,7 @@ class Streaming:
     start: StreamStart
     events: Iterator[StreamEvent]
     cache: CacheStatus | None = None
-    # What the caller's `prepare` made of `start` (see `serve`), while the model worked on its first token.
+    # What the caller's `prepare` made of the stream (see `serve`), while the model worked on its first token.
     prepared: object = None
 
 
