@@ -753,10 +753,8 @@ def chat_stream_response(outcome: Streaming, request: ChatCompletionRequest) -> 
     prepared = outcome.prepared
     if not isinstance(prepared, PreparedStream) or prepared.events is not outcome.events:
         prepared = PreparedStream.of(outcome.start, outcome.events, request)
-    response, start = prepared.response, outcome.start
-    response.headers["x-router-attempts"] = str(len(start.attempts))
-    if start.simulated:
-        response.headers["x-router-simulated"] = "true"
+    response = prepared.response
+    response.headers.update(_stream_outcome_headers(outcome.start))
     if outcome.cache is not None:
         response.headers["x-router-cache"] = outcome.cache
     return response
